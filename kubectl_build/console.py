@@ -1,0 +1,50 @@
+"""The one place that writes to the terminal.
+
+Results go to stdout, progress and diagnostics to stderr. Everything else in the
+package receives a Console and never calls print().
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import TextIO
+
+
+@dataclass
+class Console:
+    """Streams and terminal facts, injected so tests can replace them."""
+
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+    debug: bool = False
+    quiet: bool = False
+
+    @property
+    def stderr_is_tty(self) -> bool:
+        """Whether progress can be drawn live (a terminal that understands cursor moves)."""
+        isatty = getattr(self.stderr, "isatty", None)
+        return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
+
+    def result(self, text: str) -> None:
+        """Print a result line (digest, image name...) on stdout."""
+        self.stdout.write(text + "\n")
+        self.stdout.flush()
+
+    def info(self, text: str) -> None:
+        """Print a diagnostic line on stderr unless quiet."""
+        if not self.quiet:
+            self.stderr.write(text + "\n")
+            self.stderr.flush()
+
+    def error(self, text: str) -> None:
+        """Print an error line on stderr, always."""
+        self.stderr.write(f"error: {text}\n")
+        self.stderr.flush()
+
+    def trace(self, text: str) -> None:
+        """Print a debug line on stderr when --debug is on."""
+        if self.debug:
+            self.stderr.write(f"debug: {text}\n")
+            self.stderr.flush()
