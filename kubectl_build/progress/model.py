@@ -1,0 +1,391 @@
+"""Fold BuildKit's status stream into the state every progress display draws from.
+
+BuildKit's ``Control.Status`` stream sends partial, repeated snapshots: a vertex arrives
+once when it starts and again when it completes, logs arrive as arbitrary byte chunks,
+transfers re-send their counters. :class:`ProgressModel` merges them into ordered
+:class:`Step` objects and reports what changed as :data:`Event` values, so a line-based
+renderer can print deltas and a live renderer can redraw from the state.
+
+Pure: no I/O and no clock; every time here is a server timestamp in epoch seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from kubectl_build.progress.logtail import DEFAULT_LOG_LINES, LogTail, clean_text
+
+if TYPE_CHECKING:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from kubectl_build._proto.control_pb2 import (
+        StatusResponse,
+        Vertex,
+        VertexLog,
+        VertexStatus,
+        VertexWarning,
+    )
+
+_EXIT_CODE_RE = re.compile(r"exit code: (\d+)")
+_CANCELED = ("context canceled", "canceled")
+
+
+def timestamp_seconds(ts: Timestamp) -> float:
+    """Convert a protobuf Timestamp to epoch seconds."""
+    return ts.seconds + ts.nanos / 1e9
+
+
+def parse_exit_code(error: str) -> int | None:
+    """The exit code from BuildKit's error text, if the failure was a process exit.
+
+    Example: ``process "/bin/sh -c exit 3" did not complete successfully: exit code: 3``.
+    """
+    matches = _EXIT_CODE_RE.findall(error)
+    return int(matches[-1]) if matches else None
+
+
+def is_canceled(error: str) -> bool:
+    """Whether a vertex error only says it was cancelled (a sibling failed first)."""
+    return error.strip().endswith(_CANCELED)
+
+
+class StepState(Enum):
+    """Where a step is in its life."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    CACHED = "cached"
+    ERROR = "error"
+    CANCELED = "canceled"
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One complete line of a step's output."""
+
+    timestamp: float | None
+    """Server time of the chunk that completed the line."""
+    text: str
+    """The line, decoded and free of control sequences."""
+    stream: int
+    """1 for stdout, 2 for stderr."""
+
+
+@dataclass
+class Transfer:
+    """A counter inside a step: a layer download, a context upload, an export phase."""
+
+    id: str
+    name: str = ""
+    current: int = 0
+    total: int = 0
+    timestamp: float | None = None
+    started: float | None = None
+    completed: float | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether the transfer has finished."""
+        return self.completed is not None
+
+    def elapsed(self, now: float | None = None) -> float | None:
+        """Seconds from start to completion, to the last update, or to ``now``."""
+        if self.started is None:
+            return None
+        end = self.completed if self.completed is not None else now or self.timestamp
+        return None if end is None else max(0.0, end - self.started)
+
+
+@dataclass(frozen=True)
+class BuildWarning:
+    """A warning raised by the frontend (for example a Dockerfile lint rule)."""
+
+    vertex: str
+    level: int
+    short: str
+    detail: tuple[str, ...] = ()
+    url: str = ""
+    filename: str = ""
+    line: int | None = None
+    """First line of the source range the warning points at, 1-based."""
+
+    def location(self) -> str:
+        """``Dockerfile:5``-style location, or an empty string if unknown."""
+        if not self.filename:
+            return ""
+        return f"{self.filename}:{self.line}" if self.line else self.filename
+
+
+@dataclass
+class Step:
+    """One BuildKit vertex as the user sees it: ``#N [stage i/n] RUN ...``."""
+
+    key: str
+    """The vertex digest, namespaced by the stream prefix when streams are merged."""
+    number: int
+    name: str = ""
+    cached: bool = False
+    started: float | None = None
+    completed: float | None = None
+    error: str = ""
+    group: str = ""
+    """Progress-group name; BuildKit uses it to bundle helper vertices under one label."""
+    transfers: dict[str, Transfer] = field(default_factory=dict)
+    logs: LogTail = field(default_factory=LogTail)
+    warnings: list[BuildWarning] = field(default_factory=list)
+
+    @property
+    def state(self) -> StepState:
+        """The step's current state."""
+        if self.error:
+            return StepState.CANCELED if is_canceled(self.error) else StepState.ERROR
+        if self.cached:
+            return StepState.CACHED
+        if self.completed is not None:
+            return StepState.DONE
+        return StepState.RUNNING if self.started is not None else StepState.PENDING
+
+    @property
+    def finished(self) -> bool:
+        """Whether the step will not change any more."""
+        return self.state not in (StepState.PENDING, StepState.RUNNING)
+
+    def duration(self, now: float | None = None) -> float | None:
+        """Seconds the step ran (so far, if ``now`` is given and it is still running)."""
+        if self.started is None:
+            return None
+        end = self.completed if self.completed is not None else now
+        return None if end is None else max(0.0, end - self.started)
+
+
+@dataclass(frozen=True)
+class StepChanged:
+    """A step appeared, started, was found cached, completed or failed."""
+
+    step: Step
+
+
+@dataclass(frozen=True)
+class LogAdded:
+    """A step printed a complete line."""
+
+    step: Step
+    line: LogLine
+
+
+@dataclass(frozen=True)
+class TransferChanged:
+    """A transfer of a step moved forward or completed."""
+
+    step: Step
+    transfer: Transfer
+
+
+@dataclass(frozen=True)
+class WarningAdded:
+    """The frontend reported a warning, attached to a step."""
+
+    step: Step
+    warning: BuildWarning
+
+
+Event = StepChanged | LogAdded | TransferChanged | WarningAdded
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What the user needs to see about a failed build."""
+
+    number: int
+    """The failing step's ``#N``."""
+    name: str
+    """The failing step's name, e.g. ``[3/4] RUN make``."""
+    error: str
+    """BuildKit's error text for the step."""
+    logs: tuple[str, ...]
+    """The step's last output lines."""
+    exit_code: int | None
+    """Exit code of the failing command, when the failure was a process exit."""
+
+
+class ProgressModel:
+    """The build's progress state, folded from a stream of ``StatusResponse`` messages.
+
+    Args:
+        log_lines: How many output lines to keep per step.
+    """
+
+    def __init__(self, *, log_lines: int = DEFAULT_LOG_LINES) -> None:
+        self._log_lines = log_lines
+        self._steps: dict[str, Step] = {}
+        self._warnings: list[BuildWarning] = []
+
+    @property
+    def steps(self) -> list[Step]:
+        """All steps, in the order BuildKit first mentioned them (their ``#N`` order)."""
+        return list(self._steps.values())
+
+    @property
+    def warnings(self) -> list[BuildWarning]:
+        """All warnings, in arrival order."""
+        return list(self._warnings)
+
+    def step(self, digest: str, *, prefix: str | None = None) -> Step | None:
+        """The step for a vertex digest, if BuildKit mentioned it."""
+        return self._steps.get(_key(digest, prefix))
+
+    def apply(self, resp: StatusResponse, *, prefix: str | None = None) -> list[Event]:
+        """Merge one message into the state and return what changed, in print order.
+
+        Completions come last so a step's final log lines precede its DONE line even when
+        BuildKit sends both in one message.
+
+        Args:
+            resp: The next message of the ``Control.Status`` stream.
+            prefix: Label of the stream (e.g. a platform) when several streams are merged
+                into one display; it namespaces digests and prefixes step names.
+        """
+        merged = [self._merge_vertex(v, prefix) for v in resp.vertexes]
+        changed = [(step, before) for step, before in merged if _snapshot(step) != before]
+        events: list[Event] = [StepChanged(s) for s, _ in changed if not s.finished]
+        events += [e for st in resp.statuses if (e := self._merge_status(st, prefix))]
+        for log in resp.logs:
+            events += self._merge_log(log, prefix)
+        events += [self._merge_warning(w, prefix) for w in resp.warnings]
+        for step, _ in changed:
+            if step.finished:
+                events += self._flush_logs(step)
+                events.append(StepChanged(step))
+        return events
+
+    def failure(self) -> Failure | None:
+        """The step that failed the build, or None if no step failed.
+
+        Sibling steps fail with "context canceled" once one step fails; the first step
+        with a real error is the one to report.
+        """
+        failed = [s for s in self._steps.values() if s.state is StepState.ERROR]
+        if not failed:
+            failed = [s for s in self._steps.values() if s.state is StepState.CANCELED]
+        if not failed:
+            return None
+        step = failed[0]
+        return Failure(
+            number=step.number,
+            name=step.name,
+            error=step.error,
+            logs=tuple(step.logs.tail(self._log_lines)),
+            exit_code=parse_exit_code(step.error),
+        )
+
+    def time_span(self) -> tuple[float, float] | None:
+        """Earliest start and latest known time across all steps, for a total timer."""
+        starts = [s.started for s in self._steps.values() if s.started is not None]
+        if not starts:
+            return None
+        ends = [t for s in self._steps.values() for t in _times(s)]
+        return min(starts), max(ends)
+
+    def _get(self, digest: str, prefix: str | None) -> Step:
+        key = _key(digest, prefix)
+        step = self._steps.get(key)
+        if step is None:
+            step = Step(key=key, number=len(self._steps) + 1, logs=LogTail(self._log_lines))
+            self._steps[key] = step
+        return step
+
+    def _merge_vertex(self, vertex: Vertex, prefix: str | None) -> tuple[Step, _Snapshot]:
+        step = self._get(vertex.digest, prefix)
+        before = _snapshot(step)
+        if vertex.name:
+            step.name = _prefixed(vertex.name, prefix)
+        step.cached = step.cached or vertex.cached
+        if vertex.HasField("started"):
+            started = timestamp_seconds(vertex.started)
+            if step.completed is not None and started > step.completed:
+                # A vertex BuildKit runs again (retried or shared between requests) starts
+                # over: show it as running until it reports completion anew.
+                step.completed = None
+            step.started = started
+        if vertex.HasField("completed"):
+            step.completed = timestamp_seconds(vertex.completed)
+        if vertex.error:
+            step.error = vertex.error
+        if vertex.HasField("progress_group"):
+            step.group = vertex.progress_group.name
+        return step, before
+
+    def _merge_status(self, status: VertexStatus, prefix: str | None) -> Event | None:
+        step = self._get(status.vertex, prefix)
+        transfer = step.transfers.setdefault(status.id, Transfer(id=status.id))
+        if transfer.done and not status.HasField("completed"):
+            return None
+        transfer.name = status.name or transfer.name or status.id
+        transfer.current = status.current
+        transfer.total = status.total
+        if status.HasField("timestamp"):
+            transfer.timestamp = timestamp_seconds(status.timestamp)
+        if status.HasField("started"):
+            transfer.started = timestamp_seconds(status.started)
+        if status.HasField("completed"):
+            transfer.completed = timestamp_seconds(status.completed)
+        return TransferChanged(step, transfer)
+
+    def _merge_log(self, log: VertexLog, prefix: str | None) -> list[Event]:
+        step = self._get(log.vertex, prefix)
+        when = timestamp_seconds(log.timestamp) if log.HasField("timestamp") else None
+        stream = int(log.stream)
+        return [LogAdded(step, LogLine(when, text, stream)) for text in step.logs.feed(log.msg)]
+
+    def _merge_warning(self, warning: VertexWarning, prefix: str | None) -> Event:
+        step = self._get(warning.vertex, prefix)
+        item = BuildWarning(
+            vertex=step.key,
+            level=int(warning.level),
+            short=clean_text(warning.short),
+            detail=tuple(clean_text(d) for d in warning.detail),
+            url=warning.url,
+            filename=warning.info.filename if warning.HasField("info") else "",
+            line=warning.ranges[0].start.line if warning.ranges else None,
+        )
+        step.warnings.append(item)
+        self._warnings.append(item)
+        return WarningAdded(step, item)
+
+    @staticmethod
+    def _flush_logs(step: Step) -> list[Event]:
+        text = step.logs.flush()
+        if text is None:
+            return []
+        return [LogAdded(step, LogLine(step.completed, text, 1))]
+
+
+_Snapshot = tuple[str, bool, float | None, float | None, str]
+
+
+def _snapshot(step: Step) -> _Snapshot:
+    """The fields whose change is worth an event (repeated vertices are common)."""
+    return (step.name, step.cached, step.started, step.completed, step.error)
+
+
+def _key(digest: str, prefix: str | None) -> str:
+    return f"{prefix}|{digest}" if prefix else digest
+
+
+def _prefixed(name: str, prefix: str | None) -> str:
+    """Put the stream label inside the step's bracket: ``[linux/arm64 2/4] RUN make``."""
+    if not prefix:
+        return name
+    if name.startswith("["):
+        return f"[{prefix} {name[1:]}"
+    return f"[{prefix}] {name}"
+
+
+def _times(step: Step) -> list[float]:
+    times = [t for t in (step.started, step.completed) if t is not None]
+    times += [t.timestamp for t in step.transfers.values() if t.timestamp is not None]
+    return times
