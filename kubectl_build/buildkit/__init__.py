@@ -1,0 +1,1 @@
+"""BuildKit client: the Control API, the session, and SolveRequest assembly."""

@@ -1,0 +1,173 @@
+"""The Control API of buildkitd: one channel, typed calls, errors translated here."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from kubectl_build._proto import control_pb2, control_pb2_grpc
+from kubectl_build.buildkit.errors import translate
+from kubectl_build.buildkit.wire import decode_bytes_message, identity
+from kubectl_build.errors import DaemonUnreachableError, UsageError
+
+MAX_MESSAGE = 16 << 20
+CHANNEL_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    # BuildKit puts JSON stack traces into grpc-status-details-bin; with the
+    # default 8 KiB limit the real error is replaced by RESOURCE_EXHAUSTED.
+    ("grpc.max_metadata_size", 1 << 20),
+    ("grpc.absolute_max_metadata_size", 1 << 20),
+    # A dead daemon (or pod) must end the build within seconds, never hang.
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """Client TLS material for tcp:// daemons."""
+
+    ca_cert: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    server_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where buildkitd listens, in grpc target form."""
+
+    address: str
+    target: str
+    secure: bool
+
+
+def parse_address(address: str, tls: TLSConfig | None = None) -> Endpoint:
+    """Turn unix:///path or tcp://host:port into a grpc target."""
+    if address.startswith("unix://"):
+        path = address[len("unix://") :]
+        return Endpoint(address, f"unix:{path}", False)
+    if address.startswith("tcp://"):
+        hostport = address[len("tcp://") :].rstrip("/")
+        if ":" not in hostport:
+            raise UsageError(f"buildkit host {address!r} has no port", "use tcp://HOST:PORT")
+        secure = bool(tls and (tls.ca_cert or tls.cert))
+        return Endpoint(address, hostport, secure)
+    raise UsageError(
+        f"unsupported buildkit host {address!r}",
+        "use unix:///path/to/buildkitd.sock or tcp://HOST:PORT",
+    )
+
+
+def _credentials(tls: TLSConfig) -> grpc.ChannelCredentials:
+    def read(path: str | None) -> bytes | None:
+        return Path(path).read_bytes() if path else None
+
+    try:
+        return grpc.ssl_channel_credentials(read(tls.ca_cert), read(tls.key), read(tls.cert))
+    except OSError as err:
+        raise UsageError(f"cannot read TLS file: {err}", "check --tlscacert/--tlscert/--tlskey") \
+            from err
+
+
+class BuildKitClient:
+    """Typed access to buildkitd's Control service."""
+
+    def __init__(self, endpoint: Endpoint, tls: TLSConfig | None = None) -> None:
+        self.endpoint = endpoint
+        options = list(CHANNEL_OPTIONS)
+        if endpoint.secure and tls is not None:
+            if tls.server_name:
+                options.append(("grpc.ssl_target_name_override", tls.server_name))
+            self._channel = grpc.secure_channel(endpoint.target, _credentials(tls), options)
+        else:
+            self._channel = grpc.insecure_channel(endpoint.target, options)
+        self._stub = control_pb2_grpc.ControlStub(self._channel)
+        self._session = self._channel.stream_stream(
+            "/moby.buildkit.v1.Control/Session",
+            request_serializer=identity,
+            response_deserializer=identity,
+        )
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+    def __enter__(self) -> BuildKitClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until the channel connects, or fail with a clear error."""
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError as err:
+            raise DaemonUnreachableError(
+                f"cannot reach buildkitd at {self.endpoint.address} within {timeout:.0f}s",
+                "check that buildkitd is running and --buildkit-host/BUILDKIT_HOST points at it",
+            ) from err
+
+    def _call(self, action: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except grpc.RpcError as err:
+            raise translate(err, self.endpoint.address, action) from err
+
+    def info(self, timeout: float = 30) -> control_pb2.InfoResponse:
+        """The daemon's version."""
+        req = control_pb2.InfoRequest()
+        return self._call("info", self._stub.Info, req, timeout=timeout)  # type: ignore[no-any-return]
+
+    def list_workers(self, timeout: float = 30) -> Sequence[control_pb2.WorkerRecord]:
+        """Workers with their platforms (native and emulated)."""
+        req = control_pb2.ListWorkersRequest()
+        resp = self._call("list-workers", self._stub.ListWorkers, req, timeout=timeout)
+        return list(resp.record)
+
+    def disk_usage(self, timeout: float = 60) -> Sequence[control_pb2.UsageRecord]:
+        """Build cache records."""
+        req = control_pb2.DiskUsageRequest()
+        resp = self._call("disk-usage", self._stub.DiskUsage, req, timeout=timeout)
+        return list(resp.record)
+
+    def prune(self, request: control_pb2.PruneRequest,
+              timeout: float = 600) -> list[control_pb2.UsageRecord]:
+        """Prune the build cache; returns what was removed."""
+        def run() -> list[control_pb2.UsageRecord]:
+            return list(self._stub.Prune(request, timeout=timeout))
+        return self._call("prune", run)  # type: ignore[no-any-return]
+
+    def solve(self, request: control_pb2.SolveRequest) -> grpc.Future:
+        """Start a Solve; the caller waits on (or cancels) the future."""
+        return self._stub.Solve.future(request)
+
+    def status(self, ref: str) -> Iterator[control_pb2.StatusResponse]:
+        """Progress of the build `ref` (ends by itself when the build is done)."""
+        return self._stub.Status(control_pb2.StatusRequest(ref=ref))  # type: ignore[no-any-return]
+
+    def open_session(self, requests: Iterator[bytes],
+                     metadata: Sequence[tuple[str, str]]) -> Any:
+        """Open Control.Session: raw BytesMessage frames both ways."""
+        return self._session(requests, metadata=metadata)
+
+
+def decode_session_chunk(frame: bytes) -> bytes:
+    """Payload of a raw BytesMessage frame from the Session stream."""
+    return decode_bytes_message(frame)
+
+
+def run_in_thread(target: Callable[[], None], name: str) -> threading.Thread:
+    """Start a daemon thread (used for status streaming)."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,1 @@
+"""The BuildKit session: services our client serves to the daemon."""

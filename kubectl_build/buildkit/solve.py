@@ -1,0 +1,122 @@
+"""Assemble a SolveRequest for the Dockerfile frontend. Pure: no I/O.
+
+The daemon version range we support (v0.12 .. newest) is handled here: the
+exporter list goes both into `exporters` (v0.13+) and the deprecated
+single-exporter fields, and cache imports into both the Cache message and the
+frontend's `cache-imports` attribute, as the Go client does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from kubectl_build._proto import control_pb2
+
+FRONTEND = "dockerfile.v0"
+FILE_EXPORTERS = ("oci", "docker", "tar")
+
+
+@dataclass(frozen=True)
+class ExporterSpec:
+    """One exporter of the solve, and where its FileSend stream goes (if anywhere)."""
+
+    type: str
+    attrs: Mapping[str, str]
+    dest: str | None = None  # a file ('-' = stdout) for oci/docker/tar, a dir for local
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A cache import or export: type plus attributes."""
+
+    type: str
+    attrs: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SolveSpec:
+    """Everything a Dockerfile solve needs, in wire-neutral form."""
+
+    dockerfile_name: str
+    frontend_attrs: Mapping[str, str]
+    exporters: Sequence[ExporterSpec] = ()
+    cache_imports: Sequence[CacheEntry] = ()
+    cache_exports: Sequence[CacheEntry] = ()
+    entitlements: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class FrontendInputs:
+    """The build's user-facing knobs that become frontend attributes."""
+
+    dockerfile_name: str = "Dockerfile"
+    target: str | None = None
+    platforms: Sequence[str] = ()
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    no_cache: bool = False
+    no_cache_filter: Sequence[str] = ()
+    pull: bool = False
+    add_hosts: Sequence[tuple[str, str]] = ()
+    network: str = "default"
+    remote_context: str | None = None
+    cache_imports: Sequence[CacheEntry] = ()
+    multi_platform: bool = False
+
+
+def frontend_attrs(inputs: FrontendInputs) -> dict[str, str]:
+    """The `dockerfile.v0` frontend attributes for these inputs."""
+    attrs: dict[str, str] = {"filename": inputs.dockerfile_name}
+    if inputs.remote_context:
+        attrs["context"] = inputs.remote_context
+    if inputs.target:
+        attrs["target"] = inputs.target
+    if inputs.platforms:
+        attrs["platform"] = ",".join(inputs.platforms)
+    if len(inputs.platforms) > 1 or inputs.multi_platform:
+        attrs["multi-platform"] = "true"
+    for key, value in inputs.build_args.items():
+        attrs[f"build-arg:{key}"] = value
+    for key, value in inputs.labels.items():
+        attrs[f"label:{key}"] = value
+    if inputs.no_cache:
+        attrs["no-cache"] = ""  # present-and-empty means every stage
+    elif inputs.no_cache_filter:
+        attrs["no-cache"] = ",".join(inputs.no_cache_filter)
+    if inputs.pull:
+        attrs["image-resolve-mode"] = "pull"
+    if inputs.add_hosts:
+        attrs["add-hosts"] = ",".join(f"{host}={ip}" for host, ip in inputs.add_hosts)
+    if inputs.network in ("host", "none"):
+        attrs["force-network-mode"] = inputs.network
+    if inputs.cache_imports:
+        attrs["cache-imports"] = json.dumps(
+            [{"Type": c.type, "Attrs": dict(c.attrs)} for c in inputs.cache_imports]
+        )
+    return attrs
+
+
+def _entries(entries: Sequence[CacheEntry]) -> list[control_pb2.CacheOptionsEntry]:
+    return [control_pb2.CacheOptionsEntry(type=c.type, attrs=dict(c.attrs)) for c in entries]
+
+
+def solve_request(spec: SolveSpec, ref: str, session_id: str) -> control_pb2.SolveRequest:
+    """The SolveRequest for a spec, compatible with daemons from v0.12 on."""
+    exporters = [control_pb2.Exporter(type=e.type, attrs=dict(e.attrs)) for e in spec.exporters]
+    request = control_pb2.SolveRequest(
+        ref=ref,
+        session=session_id,
+        frontend=FRONTEND,
+        frontend_attrs=dict(spec.frontend_attrs),
+        exporters=exporters,
+        entitlements=list(spec.entitlements),
+        cache=control_pb2.CacheOptions(
+            exports=_entries(spec.cache_exports), imports=_entries(spec.cache_imports)
+        ),
+    )
+    if exporters:
+        request.exporter_deprecated = exporters[0].type
+        request.exporter_attrs_deprecated.update(exporters[0].attrs)
+    return request

@@ -1,0 +1,72 @@
+"""Hand-rolled protobuf encodings for the hot paths.
+
+The byte pumps of the session move every byte of the build context; encoding the
+two one-field messages involved by hand avoids a protobuf object per chunk.
+"""
+
+from __future__ import annotations
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _read_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def encode_bytes_message(data: bytes) -> bytes:
+    """Encode `BytesMessage{1: bytes data}`."""
+    if not data:
+        return b""
+    return b"\x0a" + _varint(len(data)) + data
+
+
+def decode_bytes_message(buf: bytes) -> bytes:
+    """Decode `BytesMessage{1: bytes data}`, skipping unknown fields."""
+    view = memoryview(buf)
+    pos, data = 0, b""
+    while pos < len(view):
+        key, pos = _read_varint(view, pos)
+        wire_type = key & 7
+        if wire_type == 2:
+            length, pos = _read_varint(view, pos)
+            if key >> 3 == 1:
+                data = bytes(view[pos : pos + length])
+            pos += length
+        elif wire_type == 0:
+            _, pos = _read_varint(view, pos)
+        elif wire_type == 1:
+            pos += 8
+        elif wire_type == 5:
+            pos += 4
+        else:
+            raise ValueError(f"unsupported wire type {wire_type}")
+    return data
+
+
+def encode_data_packet(file_id: int, data: bytes) -> bytes:
+    """Encode fsutil `Packet{type=DATA, ID=file_id, data=data}`."""
+    out = b"\x08\x02"
+    if file_id:
+        out += b"\x18" + _varint(file_id)
+    if data:
+        out += b"\x22" + _varint(len(data)) + data
+    return out
+
+
+def identity(value: bytes) -> bytes:
+    """Serializer that passes pre-encoded bytes through."""
+    return value
