@@ -1,0 +1,405 @@
+"""Parsers for the structured build flags: --platform, --secret, --ssh, --output, --cache-*.
+
+Pure: the only side effects are reading the environment mapping passed in and checking
+that local files named by a flag exist, so bad input fails before any connection.
+The public names are re-exported by ``kubectl_build.options``; import them from there.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform as _host
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from kubectl_build.errors import UsageError
+
+_PLATFORM_FORMS = (
+    "use OS/ARCH[/VARIANT] such as linux/amd64, linux/arm64, linux/arm/v7, linux/arm/v6, "
+    'linux/386, linux/ppc64le, linux/s390x, windows/amd64, or "local"'
+)
+_KNOWN_OS = frozenset(
+    "aix android darwin dragonfly freebsd illumos ios js linux netbsd openbsd plan9 "
+    "solaris wasip1 windows".split()
+)
+_KNOWN_ARCH = frozenset(
+    "386 amd64 arm arm64 loong64 mips mips64 mips64le mipsle ppc64 ppc64le riscv64 "
+    "s390x wasm".split()
+)
+# Spellings from uname, Debian and image-name prefixes, with the variant they imply.
+_ARCH_ALIASES: Mapping[str, tuple[str, str]] = {
+    "x86_64": ("amd64", ""),
+    "x86-64": ("amd64", ""),
+    "i386": ("386", ""),
+    "i686": ("386", ""),
+    "aarch64": ("arm64", ""),
+    "arm64v8": ("arm64", ""),
+    "armhf": ("arm", "v7"),
+    "armv7l": ("arm", "v7"),
+    "arm32v7": ("arm", "v7"),
+    "armel": ("arm", "v6"),
+    "armv6l": ("arm", "v6"),
+    "arm32v6": ("arm", "v6"),
+    "ppc64el": ("ppc64le", ""),
+}
+_OS_ALIASES: Mapping[str, str] = {"macos": "darwin"}
+
+
+@dataclass(frozen=True)
+class Platform:
+    """A normalised target platform, as BuildKit and OCI image indexes spell it."""
+
+    os: str
+    """Operating system, e.g. ``linux`` or ``windows``."""
+    architecture: str
+    """Go-style architecture, e.g. ``amd64``, ``arm64``, ``arm``."""
+    variant: str = ""
+    """CPU variant, e.g. ``v7`` for arm; empty when the architecture has a single default."""
+
+    def __str__(self) -> str:
+        parts = [self.os, self.architecture] + ([self.variant] if self.variant else [])
+        return "/".join(parts)
+
+
+def _platform_error(value: str, why: str) -> UsageError:
+    return UsageError(f'invalid platform "{value}": {why}', _PLATFORM_FORMS)
+
+
+def _normalize_variant(value: str, arch: str, variant: str) -> str:
+    """The canonical variant for ``arch``, following containerd's normalisation."""
+    bare = variant.lower().removeprefix("v")
+    if arch == "arm":
+        if bare in ("", "7"):
+            return "v7"
+        if bare in ("5", "6", "8"):
+            return f"v{bare}"
+    elif arch == "arm64":
+        # v8 is the baseline, so it is dropped: linux/arm64/v8 and linux/arm64 are one platform.
+        if bare in ("", "8", "8.0"):
+            return ""
+        if re.fullmatch(r"(8|9)(\.[0-9])?", bare):
+            return "v9" if bare == "9.0" else f"v{bare}"
+    elif arch == "amd64":
+        if bare in ("", "1"):
+            return ""
+        if bare in ("2", "3", "4"):
+            return f"v{bare}"
+    elif re.fullmatch(r"[a-z0-9.]*", variant.lower()):
+        return variant.lower()
+    raise _platform_error(value, f'unknown variant "{variant}" for architecture {arch}')
+
+
+def _normalize_arch(value: str, arch: str, variant: str) -> tuple[str, str]:
+    arch = arch.lower()
+    if arch in _ARCH_ALIASES:
+        arch, implied = _ARCH_ALIASES[arch]
+        variant = variant or implied
+    if arch not in _KNOWN_ARCH:
+        raise _platform_error(value, f'unknown architecture "{arch}"')
+    return arch, _normalize_variant(value, arch, variant)
+
+
+def native_platform() -> Platform:
+    """The platform of this machine, as ``--platform local`` means it.
+
+    Images are built for Linux unless the client itself runs Windows: a macOS client
+    builds Linux images, as Docker Desktop does, because there are no darwin containers.
+    """
+    machine = _host.machine().lower() or "amd64"
+    os_name = "windows" if sys.platform.startswith("win") else "linux"
+    # uname spells 32-bit arm as armv5tel, armv6l, armv7l...: the digit is the variant.
+    arm = re.fullmatch(r"armv([5-8])\w*", machine)
+    if arm:
+        return Platform(os_name, "arm", f"v{arm.group(1)}")
+    arch, variant = _normalize_arch(machine, machine, "")
+    return Platform(os_name, arch, variant)
+
+
+def parse_platform(value: str) -> Platform:
+    """Parse and normalise one platform specifier.
+
+    Args:
+        value: ``local``, ``OS``, ``ARCH``, ``OS/ARCH`` or ``OS/ARCH/VARIANT``; aliases
+            such as ``aarch64``, ``x86_64`` or ``armhf`` are accepted.
+
+    Returns:
+        The normalised platform (``linux/aarch64`` becomes ``linux/arm64``).
+
+    Raises:
+        UsageError: the specifier is malformed or names an unknown OS or architecture.
+    """
+    text = value.strip()
+    if text == "local":
+        return native_platform()
+    parts = text.split("/")
+    if not text or len(parts) > 3 or any(not part for part in parts):
+        raise _platform_error(value, "expected OS/ARCH[/VARIANT]")
+    if len(parts) == 1:
+        os_name = parts[0].lower()
+        if _OS_ALIASES.get(os_name, os_name) in _KNOWN_OS:
+            native = native_platform()
+            parts = [os_name, native.architecture, native.variant]
+        else:
+            parts = ["linux", parts[0]]
+    os_name = parts[0].lower()
+    os_name = _OS_ALIASES.get(os_name, os_name)
+    if os_name not in _KNOWN_OS:
+        raise _platform_error(value, f'unknown operating system "{parts[0]}"')
+    arch, variant = _normalize_arch(value, parts[1], parts[2] if len(parts) == 3 else "")
+    return Platform(os_name, arch, variant)
+
+
+def parse_platforms(values: Sequence[str], environ: Mapping[str, str]) -> tuple[Platform, ...]:
+    """Parse repeated and comma-separated ``--platform`` values.
+
+    Args:
+        values: the flag values, each possibly a comma list.
+        environ: the environment; ``DOCKER_DEFAULT_PLATFORM`` applies when ``values`` is empty.
+
+    Returns:
+        The platforms in the order given, duplicates removed; empty means "the daemon's own".
+
+    Raises:
+        UsageError: a specifier is malformed.
+    """
+    if not values and environ.get("DOCKER_DEFAULT_PLATFORM"):
+        values = [environ["DOCKER_DEFAULT_PLATFORM"]]
+    result: dict[Platform, None] = {}
+    for item in _comma_items(values):
+        result.setdefault(parse_platform(item), None)
+    return tuple(result)
+
+
+def _comma_items(values: Iterable[str]) -> list[str]:
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+def _csv_fields(value: str, flag: str, forms: str) -> list[tuple[str, str]]:
+    """Split ``k=v,k2="v,2"`` the way Go's encoding/csv does, as docker and buildx do."""
+    try:
+        cells = next(csv.reader([value]), [])
+    except csv.Error as err:
+        raise UsageError(f'invalid {flag} "{value}": {err}', forms) from err
+    fields = []
+    for cell in cells:
+        key, sep, val = cell.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f'invalid {flag} "{value}": expected KEY=VALUE, got "{cell}"', forms)
+        fields.append((key.strip().lower(), val))
+    return fields
+
+
+_SECRET_FORMS = "use id=ID,src=FILE or id=ID,env=VARIABLE"
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    """A build secret served to ``RUN --mount=type=secret`` through the session."""
+
+    id: str
+    """The id the Dockerfile mount refers to."""
+    src: str | None
+    """Absolute path of the file holding the value; exactly one of ``src``/``env`` is set."""
+    env: str | None
+    """Name of the environment variable holding the value."""
+
+
+def _secret_fields(value: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for key, val in _csv_fields(value, "--secret", _SECRET_FORMS):
+        key = "src" if key == "source" else key
+        if key not in ("type", "id", "src", "env"):
+            raise UsageError(f'invalid --secret "{value}": unknown key "{key}"', _SECRET_FORMS)
+        fields[key] = val
+    if fields.get("type", "file") not in ("file", "env"):
+        raise UsageError(f'invalid --secret "{value}": type must be file or env', _SECRET_FORMS)
+    if not fields.get("id"):
+        raise UsageError(f'invalid --secret "{value}": missing id=', _SECRET_FORMS)
+    return fields
+
+
+def parse_secret(value: str, environ: Mapping[str, str]) -> SecretSpec:
+    """Parse one ``--secret`` value with buildx semantics.
+
+    ``id=X,src=FILE`` reads a file, ``id=X,env=VAR`` an environment variable, and
+    ``type=file|env`` may be spelled out (with ``type=env``, ``src=`` names the variable).
+    A bare ``id=X`` reads the variable ``X`` if it is set, else the file ``X``, as
+    BuildKit's secrets provider does.
+
+    Raises:
+        UsageError: the value is malformed or names a file that does not exist.
+    """
+    fields = _secret_fields(value)
+    secret_id, src, env = fields["id"], fields.get("src"), fields.get("env")
+    if fields.get("type") == "env" and env is None:
+        env, src = src or secret_id, None
+    if src is None and env is None:
+        if fields.get("type") != "file" and secret_id in environ:
+            env = secret_id
+        else:
+            src = secret_id
+    if src is not None and env is not None:
+        raise UsageError(f'invalid --secret "{value}": give src= or env=, not both', _SECRET_FORMS)
+    if src is None:
+        return SecretSpec(secret_id, None, env)
+    if not os.path.isfile(src):
+        raise UsageError(
+            f'secret file "{src}" for --secret id={secret_id} not found', _SECRET_FORMS
+        )
+    return SecretSpec(secret_id, os.path.abspath(src), None)
+
+
+_SSH_FORMS = "use default, default=SOCKET, or ID=KEYFILE[,KEYFILE...]"
+
+
+@dataclass(frozen=True)
+class SSHSpec:
+    """An SSH agent forwarded to ``RUN --mount=type=ssh``."""
+
+    id: str
+    """The id the Dockerfile mount refers to (``default`` when it names none)."""
+    paths: tuple[str, ...]
+    """Absolute paths of an agent socket or of private key files; never empty."""
+
+
+def parse_ssh(value: str, environ: Mapping[str, str]) -> SSHSpec:
+    """Parse one ``--ssh`` value: ``default``, ``default=$SSH_AUTH_SOCK``, ``ID=KEY1,KEY2``.
+
+    Without paths the agent at ``$SSH_AUTH_SOCK`` is forwarded.
+
+    Raises:
+        UsageError: the id is malformed, no socket is known, or a path does not exist.
+    """
+    ssh_id, _, rest = value.partition("=")
+    ssh_id = ssh_id.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", ssh_id):
+        raise UsageError(f'invalid --ssh "{value}": bad id "{ssh_id}"', _SSH_FORMS)
+    paths = _comma_items([rest])
+    if not paths:
+        sock = environ.get("SSH_AUTH_SOCK", "")
+        if not sock:
+            raise UsageError(
+                f"--ssh {ssh_id} needs an SSH agent but SSH_AUTH_SOCK is not set",
+                "start ssh-agent or pass --ssh ID=KEYFILE",
+            )
+        paths = [sock]
+    for path in paths:
+        if not os.path.exists(path):
+            raise UsageError(f'--ssh {ssh_id}: "{path}" not found', _SSH_FORMS)
+    return SSHSpec(ssh_id, tuple(os.path.abspath(path) for path in paths))
+
+
+_OUTPUT_FORMS = (
+    "use type=local,dest=DIR, type=tar|oci|docker,dest=FILE (or dest=- for stdout), "
+    "type=image,name=NAME[,push=true], type=registry, or a directory"
+)
+_OUTPUT_TYPES = frozenset({"local", "tar", "oci", "docker", "image", "cacheonly"})
+_FILE_OUTPUTS = frozenset({"tar", "oci", "docker"})
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One exporter of the build result (BuildKit supports several per build)."""
+
+    type: str
+    """Exporter type: ``local``, ``tar``, ``oci``, ``docker``, ``image`` or ``cacheonly``."""
+    # Left out of the hash (a mapping is unhashable) but still compared for equality.
+    attrs: Mapping[str, str] = field(hash=False)
+    """Exporter attributes (``name``, ``push``, ``compression``...), without type and dest."""
+    dest: str | None
+    """A directory for local, a file or ``-`` (stdout) for tar/oci/docker, else None."""
+
+    @property
+    def pushes(self) -> bool:
+        """Whether this output pushes to a registry."""
+        return self.type == "image" and _is_true(self.attrs.get("push", "false"))
+
+
+def _is_true(value: str) -> bool:
+    return value.strip().lower() in ("1", "t", "true", "yes", "on")
+
+
+def parse_output(value: str) -> OutputSpec:
+    """Parse one ``-o/--output`` value with buildx semantics.
+
+    A bare path is ``type=local,dest=PATH``; a bare ``-`` is a tar stream on stdout;
+    ``type=registry`` is ``type=image,push=true``.
+
+    Raises:
+        UsageError: the value is malformed, the type unknown, or a required dest missing.
+    """
+    if value == "-":
+        return OutputSpec("tar", MappingProxyType({}), "-")
+    if "=" not in value:
+        return OutputSpec("local", MappingProxyType({}), value)
+    attrs = dict(_csv_fields(value, "--output", _OUTPUT_FORMS))
+    kind = attrs.pop("type", "")
+    dest = attrs.pop("dest", None)
+    if kind == "registry":
+        kind, attrs["push"] = "image", "true"
+    if kind not in _OUTPUT_TYPES:
+        why = f'unknown type "{kind}"' if kind else "missing type="
+        raise UsageError(f'invalid --output "{value}": {why}', _OUTPUT_FORMS)
+    if kind == "local" and dest in (None, "", "-"):
+        raise UsageError(f'invalid --output "{value}": type=local needs dest=DIR', _OUTPUT_FORMS)
+    if kind in _FILE_OUTPUTS and not dest:
+        raise UsageError(
+            f'invalid --output "{value}": type={kind} needs dest=FILE or dest=-', _OUTPUT_FORMS
+        )
+    if kind in ("image", "cacheonly") and dest is not None:
+        raise UsageError(f'invalid --output "{value}": type={kind} takes no dest', _OUTPUT_FORMS)
+    return OutputSpec(kind, MappingProxyType(attrs), dest)
+
+
+_CACHE_FORMS = (
+    "use a registry ref, type=registry,ref=REF[,mode=max], type=inline, "
+    "type=local,src=DIR|dest=DIR, type=gha, type=s3 or type=azblob"
+)
+_CACHE_TYPES = frozenset({"registry", "inline", "local", "gha", "s3", "azblob"})
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    """One cache import (``--cache-from``) or export (``--cache-to``)."""
+
+    type: str
+    """Cache backend: ``registry``, ``inline``, ``local``, ``gha``, ``s3`` or ``azblob``."""
+    # Left out of the hash (a mapping is unhashable) but still compared for equality.
+    attrs: Mapping[str, str] = field(hash=False)
+    """Backend attributes (``ref``, ``mode``, ``src``, ``dest``...), without type."""
+
+
+def parse_cache(value: str, *, export: bool) -> CacheSpec:
+    """Parse one ``--cache-from`` (``export=False``) or ``--cache-to`` value.
+
+    A value without ``=`` is a registry reference: ``REF`` means ``type=registry,ref=REF``.
+
+    Raises:
+        UsageError: the value is malformed, the type unknown or a required attribute missing.
+    """
+    flag = "--cache-to" if export else "--cache-from"
+    if "=" not in value:
+        if not value.strip():
+            raise UsageError(f'invalid {flag} "{value}": empty', _CACHE_FORMS)
+        return CacheSpec("registry", MappingProxyType({"ref": value.strip()}))
+    attrs = dict(_csv_fields(value, flag, _CACHE_FORMS))
+    kind = attrs.pop("type", "")
+    if kind not in _CACHE_TYPES:
+        why = f'unknown type "{kind}"' if kind else "missing type="
+        raise UsageError(f'invalid {flag} "{value}": {why}', _CACHE_FORMS)
+    if kind == "inline" and not export:
+        # Inline cache lives in an image, so it is imported by naming that image.
+        raise UsageError(
+            f'invalid --cache-from "{value}": inline cache is read from an image',
+            "use --cache-from type=registry,ref=IMAGE",
+        )
+    needed = {"registry": "ref", "local": "dest" if export else "src"}.get(kind)
+    if needed and not attrs.get(needed):
+        raise UsageError(f'invalid {flag} "{value}": type={kind} needs {needed}=', _CACHE_FORMS)
+    if export and attrs.get("mode", "min") not in ("min", "max"):
+        raise UsageError(f'invalid {flag} "{value}": mode must be min or max', _CACHE_FORMS)
+    return CacheSpec(kind, MappingProxyType(attrs))
