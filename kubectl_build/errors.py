@@ -103,3 +103,9 @@ class TimeoutExpired(KubectlBuildError):
     """A bounded wait ran out."""
 
     exit_code = ExitCode.TIMEOUT
+
+
+class Interrupted(KubectlBuildError):
+    """Ctrl-C: the build was cancelled in the daemon."""
+
+    exit_code = ExitCode.INTERRUPTED

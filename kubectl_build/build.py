@@ -1,0 +1,197 @@
+"""Run one build: sources → session → solve → progress → results.
+
+This module owns the sequence; the pieces it calls are pure (plan, solve) or own
+their I/O (sources, buildkit client, session services, progress displays).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
+from typing import Any
+
+import grpc
+
+from kubectl_build import results, sources
+from kubectl_build.buildkit.client import BuildKitClient, TLSConfig, parse_address
+from kubectl_build.buildkit.errors import translate_solve
+from kubectl_build.buildkit.session.auth import AuthService
+from kubectl_build.buildkit.session.filesend import ExportTarget, FileSendService
+from kubectl_build.buildkit.session.filesync import FileSyncService, SyncedDir
+from kubectl_build.buildkit.session.secrets import SecretSource, SecretsService
+from kubectl_build.buildkit.session.service import SessionService
+from kubectl_build.buildkit.session.session import Session
+from kubectl_build.buildkit.session.ssh import AgentPool, SSHService
+from kubectl_build.buildkit.solve import solve_request
+from kubectl_build.console import Console
+from kubectl_build.credentials import docker_config_store
+from kubectl_build.errors import (
+    BuildFailedError,
+    DaemonUnreachableError,
+    Interrupted,
+    KubectlBuildError,
+)
+from kubectl_build.options import BuildOptions
+from kubectl_build.plan import SolvePlan, plan_solve
+from kubectl_build.progress.display import Display, select_display
+
+CONNECT_TIMEOUT = 20.0
+STATUS_DRAIN_TIMEOUT = 10.0
+
+
+def shared_key(context_dir: str | None) -> str:
+    """Stable per (client machine, context dir): lets the daemon diff a rebuild."""
+    if context_dir is None:
+        return ""
+    machine = _client_id()
+    digest = hashlib.sha256(f"{machine}:{context_dir}".encode()).hexdigest()[:32]
+    return f"{os.path.basename(context_dir) or 'context'}:{digest}"
+
+
+def _client_id() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.path.join(base, "kubectl-build", "client-id")
+    try:
+        with open(path, encoding="ascii") as fh:
+            return fh.read().strip()
+    except OSError:
+        value = uuid.uuid4().hex
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="ascii") as fh:
+                fh.write(value)
+        except OSError:
+            pass
+        return value
+
+
+def _services(options: BuildOptions, local: sources.LocalSources, plan: SolvePlan,
+              stack: ExitStack) -> tuple[list[SessionService], FileSyncService]:
+    dirs: dict[str, SyncedDir] = {}
+    if local.context_dir is not None:
+        dirs["context"] = SyncedDir(local.context_dir)
+    if local.dockerfile_dir is not None:
+        dirs["dockerfile"] = SyncedDir(local.dockerfile_dir)
+    filesync = FileSyncService(dirs)
+    services: list[SessionService] = [filesync, AuthService(docker_config_store())]
+    if plan.file_targets:
+        services.append(FileSendService(
+            {i: ExportTarget(kind, dest) for i, (kind, dest) in plan.file_targets.items()}))
+    if options.secrets:
+        services.append(SecretsService(
+            {s.id: SecretSource(file=s.src, env=s.env) for s in options.secrets}))
+    if options.ssh:
+        pool = AgentPool()
+        stack.callback(pool.close)
+        for spec in options.ssh:
+            pool.add(spec.id, spec.paths)
+        services.append(SSHService(pool))
+    return services, filesync
+
+
+def connect(options: BuildOptions) -> BuildKitClient:
+    """A client for the daemon the options name (direct mode)."""
+    if not options.buildkit_host:
+        raise DaemonUnreachableError(
+            "no builder to talk to: cluster builders are not available in this version",
+            "pass --buildkit-host unix:///path/buildkitd.sock (or set BUILDKIT_HOST)",
+        )
+    tls = TLSConfig(options.tls_ca_cert, options.tls_cert, options.tls_key,
+                    options.tls_server_name)
+    client = BuildKitClient(parse_address(options.buildkit_host, tls), tls)
+    client.wait_ready(CONNECT_TIMEOUT)
+    return client
+
+
+def run_build(options: BuildOptions, console: Console) -> int:
+    """Run the build the options describe; returns the process exit code."""
+    environ = dict(os.environ)
+    with ExitStack() as stack:
+        local = stack.enter_context(sources.resolve(options.context, options.dockerfile))
+        plan = plan_solve(options, local, environ)
+        client = stack.enter_context(connect(options))
+        services, filesync = _services(options, local, plan, stack)
+        session = Session(services, shared_key(local.context_dir))
+        display = select_display(options.progress, console)
+        response = _solve(client, session, plan, display, console)
+        console.trace(f"context transfer: {filesync.stats}")
+        results.report(response, plan, options, console)
+    return 0
+
+
+def _solve(client: BuildKitClient, session: Session, plan: SolvePlan, display: Display,
+           console: Console) -> Mapping[str, str]:
+    ref = uuid.uuid4().hex[:25]
+    request = solve_request(plan.spec, ref, session.id)
+    display.start()
+    ok = False
+    try:
+        with session.open(client):
+            future = client.solve(request)
+            status = _follow_status(client, ref, display)
+            try:
+                response = _wait(future)
+            finally:
+                status.join(STATUS_DRAIN_TIMEOUT)
+            ok = True
+            return dict(response.exporter_response)
+    except grpc.RpcError as err:
+        raise _failed(err, client, display) from err
+    finally:
+        display.finish(ok)
+
+
+def _wait(future: grpc.Future) -> Any:
+    try:
+        while True:
+            try:
+                return future.result(timeout=0.5)
+            except grpc.FutureTimeoutError:
+                continue
+    except KeyboardInterrupt:
+        future.cancel()
+        raise Interrupted("build cancelled", "the daemon stopped the build") from None
+
+
+def _failed(err: grpc.RpcError, client: BuildKitClient, display: Display) -> KubectlBuildError:
+    error = translate_solve(err, client.endpoint.address)
+    failure = display.model.failure()
+    if isinstance(error, BuildFailedError) and failure is not None:
+        code = getattr(failure, "exit_code", None)
+        if code is not None and "exit code" not in error.message:
+            error.message += f" (exit code {code})"
+    return error
+
+
+def _follow_status(client: BuildKitClient, ref: str, display: Display) -> threading.Thread:
+    lock = threading.Lock()
+
+    def run() -> None:
+        try:
+            for resp in _retrying_status(client, ref):
+                with lock:
+                    display.update(resp)
+        except grpc.RpcError:
+            pass  # the Solve result carries the real error
+
+    thread = threading.Thread(target=run, name="kb-status", daemon=True)
+    thread.start()
+    return thread
+
+
+def _retrying_status(client: BuildKitClient, ref: str) -> Iterator[Any]:
+    # Status can race Solve registering the job; the daemon waits a few seconds,
+    # so one retry after a short pause covers a slow start.
+    for attempt in range(2):
+        try:
+            yield from client.status(ref)
+            return
+        except grpc.RpcError as err:
+            if attempt or "no such job" not in (err.details() or ""):
+                raise
+            time.sleep(0.5)

@@ -1,0 +1,87 @@
+"""From validated options to a solve: frontend attributes, exporters, cache. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kubectl_build.buildkit.solve import CacheEntry, ExporterSpec, FrontendInputs, SolveSpec, \
+    frontend_attrs
+from kubectl_build.options import BuildOptions, OutputSpec
+from kubectl_build.sources import LocalSources
+
+
+@dataclass(frozen=True)
+class SolvePlan:
+    """The solve to send, plus where FileSend streams of each exporter go."""
+
+    spec: SolveSpec
+    file_targets: Mapping[int, tuple[str, str]]  # exporter index → ("file"|"dir", dest)
+    image_names: tuple[str, ...]
+
+
+def _exporter(out: OutputSpec) -> ExporterSpec:
+    attrs = dict(out.attrs)
+    if out.type in ("image", "oci"):
+        # v0.31 flipped the default to OCI; say it so every daemon version agrees.
+        attrs.setdefault("oci-mediatypes", "true")
+    elif out.type == "docker":
+        attrs.setdefault("oci-mediatypes", "false")
+    return ExporterSpec(out.type, attrs, out.dest)
+
+
+def _default_outputs(options: BuildOptions) -> tuple[OutputSpec, ...]:
+    if options.outputs:
+        return options.outputs
+    if options.tags:
+        # Without --push the image stays in the builder's image store (the node's
+        # containerd with the containerd worker) under its names.
+        return (OutputSpec("image", {"name": ",".join(options.tags)}, None),)
+    return ()
+
+
+def build_args(options: BuildOptions, environ: Mapping[str, str]) -> dict[str, str]:
+    """Build args, plus SOURCE_DATE_EPOCH from the environment as buildx passes it."""
+    args = dict(options.build_args)
+    if "SOURCE_DATE_EPOCH" in environ and "SOURCE_DATE_EPOCH" not in args:
+        args["SOURCE_DATE_EPOCH"] = environ["SOURCE_DATE_EPOCH"]
+    return args
+
+
+def plan_solve(options: BuildOptions, sources: LocalSources,
+               environ: Mapping[str, str]) -> SolvePlan:
+    """The SolveSpec for these options and local sources."""
+    imports = tuple(CacheEntry(c.type, dict(c.attrs)) for c in options.cache_from)
+    inputs = FrontendInputs(
+        dockerfile_name=sources.dockerfile_name,
+        target=options.target,
+        platforms=tuple(str(p) for p in options.platforms),
+        build_args=build_args(options, environ),
+        labels=dict(options.labels),
+        no_cache=options.no_cache,
+        no_cache_filter=options.no_cache_filter,
+        pull=options.pull,
+        add_hosts=options.add_hosts,
+        network=options.network,
+        remote_context=sources.remote_context,
+        cache_imports=imports,
+    )
+    exporters = [_exporter(out) for out in _default_outputs(options)]
+    targets = {
+        index: ("dir" if exp.type == "local" else "file", exp.dest)
+        for index, exp in enumerate(exporters)
+        if exp.dest is not None
+    }
+    names = tuple(n for e in exporters for n in e.attrs.get("name", "").split(",") if n)
+    entitlements = list(dict.fromkeys(options.allow))
+    if options.network == "host" and "network.host" not in entitlements:
+        entitlements.append("network.host")
+    spec = SolveSpec(
+        dockerfile_name=sources.dockerfile_name,
+        frontend_attrs=frontend_attrs(inputs),
+        exporters=[ExporterSpec(e.type, e.attrs) for e in exporters],
+        cache_imports=imports,
+        cache_exports=tuple(CacheEntry(c.type, dict(c.attrs)) for c in options.cache_to),
+        entitlements=entitlements,
+    )
+    return SolvePlan(spec, targets, names)

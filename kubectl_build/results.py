@@ -1,0 +1,56 @@
+"""Report a finished build: digest on stdout, --iidfile, --metadata-file."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from kubectl_build.console import Console
+from kubectl_build.errors import OutputError
+from kubectl_build.options import BuildOptions
+from kubectl_build.plan import SolvePlan
+
+
+def metadata(response: Mapping[str, str]) -> dict[str, Any]:
+    """The exporter response as JSON-friendly metadata (descriptor decoded)."""
+    meta: dict[str, Any] = {}
+    for key, value in sorted(response.items()):
+        if key == "containerimage.descriptor":
+            try:
+                meta[key] = json.loads(base64.b64decode(value))
+                continue
+            except ValueError:
+                pass
+        meta[key] = value
+    return meta
+
+
+def image_id(response: Mapping[str, str]) -> str | None:
+    """What --iidfile gets: the config digest, or the index digest when multi-platform."""
+    return response.get("containerimage.config.digest") or response.get("containerimage.digest")
+
+
+def _write(path: str, text: str, flag: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as err:
+        raise OutputError(f"cannot write {flag} {path}: {err.strerror}",
+                          "check that the directory exists and is writable") from err
+
+
+def report(response: Mapping[str, str], plan: SolvePlan, options: BuildOptions,
+           console: Console) -> None:
+    """Print and write the results of a successful build."""
+    digest = response.get("containerimage.digest")
+    if options.iidfile and (iid := image_id(response)):
+        _write(options.iidfile, iid, "--iidfile")
+    if options.metadata_file:
+        _write(options.metadata_file, json.dumps(metadata(response), indent=2) + "\n",
+               "--metadata-file")
+    if digest:
+        for name in plan.image_names:
+            console.info(f"image {name}@{digest}")
+        console.result(digest)
