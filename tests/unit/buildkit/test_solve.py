@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+
+from kubectl_build.buildkit.solve import (
+    CacheEntry,
+    ExporterSpec,
+    FrontendInputs,
+    SolveSpec,
+    frontend_attrs,
+    solve_request,
+)
+
+
+def test_minimal_attrs() -> None:
+    assert frontend_attrs(FrontendInputs()) == {"filename": "Dockerfile"}
+
+
+def test_full_attrs() -> None:
+    attrs = frontend_attrs(FrontendInputs(
+        dockerfile_name="Dockerfile.cross", target="release", platforms=("linux/amd64", "linux/arm64"),
+        build_args={"A": "1"}, labels={"org.x": "y"}, pull=True, add_hosts=(("h", "1.2.3.4"),),
+        network="host", cache_imports=(CacheEntry("registry", {"ref": "r/c:1"}),),
+    ))
+    assert attrs["platform"] == "linux/amd64,linux/arm64"
+    assert attrs["multi-platform"] == "true"
+    assert attrs["build-arg:A"] == "1" and attrs["label:org.x"] == "y"
+    assert attrs["image-resolve-mode"] == "pull"
+    assert attrs["add-hosts"] == "h=1.2.3.4"
+    assert attrs["force-network-mode"] == "host"
+    assert json.loads(attrs["cache-imports"]) == [{"Type": "registry", "Attrs": {"ref": "r/c:1"}}]
+
+
+def test_no_cache_is_present_and_empty() -> None:
+    assert frontend_attrs(FrontendInputs(no_cache=True))["no-cache"] == ""
+    assert frontend_attrs(FrontendInputs(no_cache_filter=("a", "b")))["no-cache"] == "a,b"
+    assert "no-cache" not in frontend_attrs(FrontendInputs())
+
+
+def test_request_sends_new_and_deprecated_exporter_fields() -> None:
+    spec = SolveSpec("Dockerfile", {"filename": "Dockerfile"},
+                     exporters=[ExporterSpec("image", {"name": "x", "push": "true"}),
+                                ExporterSpec("oci", {})],
+                     cache_imports=[CacheEntry("registry", {"ref": "c"})],
+                     cache_exports=[CacheEntry("inline")],
+                     entitlements=["network.host"])
+    req = solve_request(spec, "ref1", "sess1")
+    assert req.ref == "ref1" and req.session == "sess1" and req.frontend == "dockerfile.v0"
+    assert [e.type for e in req.exporters] == ["image", "oci"]
+    assert req.exporter_deprecated == "image"
+    assert dict(req.exporter_attrs_deprecated) == {"name": "x", "push": "true"}
+    assert [e.type for e in req.cache.imports] == ["registry"]
+    assert [e.type for e in req.cache.exports] == ["inline"]
+    assert list(req.entitlements) == ["network.host"]
+    assert req.definition == b""
+
+
+def test_request_without_exporters() -> None:
+    req = solve_request(SolveSpec("Dockerfile", {}), "r", "s")
+    assert req.exporter_deprecated == "" and not req.exporters
