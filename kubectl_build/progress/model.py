@@ -134,6 +134,8 @@ class Step:
     error: str = ""
     group: str = ""
     """Progress-group name; BuildKit uses it to bundle helper vertices under one label."""
+    partial_since: float | None = None
+    """Time of the chunk that began the unfinished output line."""
     transfers: dict[str, Transfer] = field(default_factory=dict)
     logs: LogTail = field(default_factory=LogTail)
     warnings: list[BuildWarning] = field(default_factory=list)
@@ -339,7 +341,11 @@ class ProgressModel:
         step = self._get(log.vertex, prefix)
         when = timestamp_seconds(log.timestamp) if log.HasField("timestamp") else None
         stream = int(log.stream)
-        return [LogAdded(step, LogLine(when, text, stream)) for text in step.logs.feed(log.msg)]
+        had_partial = bool(step.logs.partial)
+        lines = step.logs.feed(log.msg)
+        if step.logs.partial and (lines or not had_partial):
+            step.partial_since = when
+        return [LogAdded(step, LogLine(when, text, stream)) for text in lines]
 
     def _merge_warning(self, warning: VertexWarning, prefix: str | None) -> Event:
         step = self._get(warning.vertex, prefix)
@@ -361,7 +367,8 @@ class ProgressModel:
         text = step.logs.flush()
         if text is None:
             return []
-        return [LogAdded(step, LogLine(step.completed, text, 1))]
+        when = step.partial_since if step.partial_since is not None else step.completed
+        return [LogAdded(step, LogLine(when, text, 1))]
 
 
 _Snapshot = tuple[str, bool, float | None, float | None, str]

@@ -110,7 +110,10 @@ class PlainDisplay:
             # BuildKit announces the whole graph up front; steps appear once they start.
             return
         if state is StepState.RUNNING:
-            self._header(step)
+            # Announce a start only when no other block is open: steps started in parallel
+            # would otherwise print empty headers that their output must repeat anyway.
+            if self._current is None:
+                self._header(step)
             return
         self._line(step, closing_text(step))
         self._current = None

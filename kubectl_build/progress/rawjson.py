@@ -97,17 +97,15 @@ def vertex_json(vertex: Vertex) -> JsonObject:
 
 def vertex_status_json(status: VertexStatus) -> JsonObject:
     """JSON for one transfer counter; ``id`` and ``current`` are always present."""
-    fields = _compact(
+    head = {"id": status.id, **_compact({"vertex": status.vertex, "name": status.name})}
+    times = _compact(
         {
-            "vertex": status.vertex,
-            "name": status.name,
-            "total": status.total,
             "timestamp": _time(status.timestamp) if status.HasField("timestamp") else None,
             "started": _time(status.started) if status.HasField("started") else None,
             "completed": _time(status.completed) if status.HasField("completed") else None,
         }
     )
-    return {"id": status.id, "current": status.current, **fields}
+    return {**head, **_compact({"total": status.total}), "current": status.current, **times}
 
 
 def vertex_log_json(log: VertexLog) -> JsonObject:
