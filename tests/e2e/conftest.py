@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.helpers import Testbed, load_testbed
+
+
+@pytest.fixture(scope="session")
+def testbed() -> Testbed:
+    return load_testbed()
