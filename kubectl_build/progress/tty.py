@@ -9,6 +9,7 @@ the scrollback, with the failed step and its last lines in red.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -39,6 +40,7 @@ FAILURE_LOG_LINES = 20
 REFRESH_PER_SECOND = 8.0
 """Redraws per second: smooth timers without flooding a slow terminal."""
 
+_DIGEST_RE = re.compile(r"(sha256:[0-9a-f]{64})")
 _TIMER_WIDTH = 8
 _BAR_WIDTH = 24
 _STYLES = {
@@ -208,7 +210,7 @@ def _step_row(step: Step, now: float | None) -> Row:
 
 
 def _transfer_row(transfer: Transfer, now: float) -> Row:
-    label = Text(f" => => {transfer.name}")
+    label = Text(f" => => {short_digests(transfer.name)}")
     amount = format_amount(transfer.current, transfer.total)
     if amount:
         label.append(f" {amount}")
@@ -219,6 +221,11 @@ def _transfer_row(transfer: Transfer, now: float) -> Row:
         bar = ProgressBar(total=transfer.total, completed=transfer.current, width=_BAR_WIDTH)
     elapsed = transfer.elapsed(None if transfer.done else now)
     return label, bar, Text(format_duration(elapsed) if elapsed is not None else "")
+
+
+def short_digests(text: str) -> str:
+    """Abbreviate ``sha256:<64 hex>`` to 12 hex digits so sizes and bars stay visible."""
+    return _DIGEST_RE.sub(lambda m: m.group(1)[:19], text)
 
 
 def _fit(blocks: list[Block], max_rows: int) -> list[Block]:

@@ -10,11 +10,17 @@ import io
 import os
 
 import pytest
-from progress_streams import FAILING, GOLDEN, STREAMS, decode_stream, encode_stream
 
 from kubectl_build._proto.control_pb2 import StatusResponse
 from kubectl_build.progress.plain import PlainDisplay
 from kubectl_build.progress.rawjson import RawJsonDisplay
+from tests.unit.progress.progress_streams import (
+    FAILING,
+    GOLDEN,
+    STREAMS,
+    decode_stream,
+    encode_stream,
+)
 
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 
