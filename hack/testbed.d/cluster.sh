@@ -59,7 +59,7 @@ pidfile() { echo "$RUN/$1.pid"; }
 ours() {
   local pid="$1"
   [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$C/"
+  { tr '\0' ' ' < "/proc/$pid/cmdline"; } 2>/dev/null | grep -qF -- "$C/"
 }
 running() { local f; f="$(pidfile "$1")"; [[ -f "$f" ]] && ours "$(cat "$f")"; }
 start() {
@@ -532,7 +532,7 @@ kill_pod_processes() {
 our_shims() {
   local p
   for p in /proc/[0-9]*; do
-    tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -qE "containerd-shim.* -address $SOCK( |$)" && echo "${p#/proc/}"
+    { tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null | grep -qE "containerd-shim.* -address $SOCK( |$)" && echo "${p#/proc/}"
   done
   return 0
 }
