@@ -47,11 +47,14 @@ MT_INDEX = "application/vnd.oci.image.index.v1+json"
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_CONFIG = "application/vnd.oci.image.config.v1+json"
 MT_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-ACCEPT = ", ".join([
-    MT_INDEX, MT_MANIFEST,
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-])
+ACCEPT = ", ".join(
+    [
+        MT_INDEX,
+        MT_MANIFEST,
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
 
 # Debian architecture -> OCI platform of the busybox image.
 BUSYBOX_PLATFORMS = [
@@ -64,7 +67,9 @@ BUSYBOX_PLATFORMS = [
     ("s390x", {"architecture": "s390x", "os": "linux"}),
 ]
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-GO_PATH = "PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+GO_PATH = (
+    "PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+)
 NANOSERVER_OS_VERSION = "10.0.20348.2227"
 
 
@@ -81,6 +86,7 @@ def canonical_json(obj) -> bytes:
 
 
 # ---------------------------------------------------------------- deterministic layers
+
 
 class _HashWriter(io.RawIOBase):
     """Write-through that hashes and counts what passes."""
@@ -105,8 +111,15 @@ class _HashWriter(io.RawIOBase):
 class Entry:
     """One tar entry: dir, file (from bytes or a host path) or symlink."""
 
-    def __init__(self, name: str, kind: str, mode: int, data: bytes | None = None,
-                 src: str | None = None, target: str | None = None):
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        mode: int,
+        data: bytes | None = None,
+        src: str | None = None,
+        target: str | None = None,
+    ):
         self.name, self.kind, self.mode = name.strip("/"), kind, mode
         self.data, self.src, self.target = data, src, target
 
@@ -119,7 +132,7 @@ def f(name: str, data: bytes, mode: int = 0o644) -> Entry:
     return Entry(name, "file", mode, data=data)
 
 
-def l(name: str, target: str) -> Entry:
+def s(name: str, target: str) -> Entry:
     return Entry(name, "symlink", 0o777, target=target)
 
 
@@ -141,7 +154,9 @@ def build_layer(entries: list[Entry], out: Path, level: int = 6) -> Layer:
     tmp = out.with_suffix(".tmp")
     with open(tmp, "wb") as fh:
         comp = _HashWriter(fh)
-        with gzip.GzipFile(filename="", mode="wb", fileobj=comp, mtime=0, compresslevel=level) as gz:
+        with gzip.GzipFile(
+            filename="", mode="wb", fileobj=comp, mtime=0, compresslevel=level
+        ) as gz:
             raw = _HashWriter(gz)
             with tarfile.open(fileobj=raw, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 for e in entries:
@@ -166,6 +181,7 @@ def build_layer(entries: list[Entry], out: Path, level: int = 6) -> Layer:
 
 
 # ---------------------------------------------------------------- registry client
+
 
 class Registry:
     def __init__(self, host: str):
@@ -207,15 +223,18 @@ class Registry:
             time.sleep(0.2)
 
     def has_manifest(self, repo: str, ref: str) -> bool:
-        st, _, _ = self._req("HEAD", f"/v2/{repo}/manifests/{ref}", headers={"Accept": ACCEPT}, ok=(200, 404))
+        st, _, _ = self._req(
+            "HEAD", f"/v2/{repo}/manifests/{ref}", headers={"Accept": ACCEPT}, ok=(200, 404)
+        )
         return st == 200
 
     def has_blob(self, repo: str, digest: str) -> bool:
         st, _, _ = self._req("HEAD", f"/v2/{repo}/blobs/{digest}", ok=(200, 404))
         return st == 200
 
-    def put_blob(self, repo: str, digest: str, size: int, data: bytes | None = None,
-                 path: Path | None = None) -> None:
+    def put_blob(
+        self, repo: str, digest: str, size: int, data: bytes | None = None, path: Path | None = None
+    ) -> None:
         if self.has_blob(repo, digest):
             return
         st, hdrs, _ = self._req("POST", f"/v2/{repo}/blobs/uploads/", data=b"", ok=(202,))
@@ -230,11 +249,17 @@ class Registry:
             self._req("PUT", loc, data=data, headers=headers, ok=(201,))
 
     def put_manifest(self, repo: str, ref: str, body: bytes, media_type: str) -> None:
-        self._req("PUT", f"/v2/{repo}/manifests/{ref}", data=body,
-                  headers={"Content-Type": media_type}, ok=(201,))
+        self._req(
+            "PUT",
+            f"/v2/{repo}/manifests/{ref}",
+            data=body,
+            headers={"Content-Type": media_type},
+            ok=(201,),
+        )
 
 
 # ---------------------------------------------------------------- images
+
 
 def push_image(reg: Registry, repo: str, layers: list[Layer], config: dict) -> dict:
     """Push layers, config and manifest of one platform image; return its descriptor."""
@@ -263,27 +288,41 @@ def push_index(reg: Registry, repo: str, tags: list[str], descs: list[dict]) -> 
     return sha256_bytes(body)
 
 
-def image_config(platform: dict, env: list[str], cmd: list[str], layers: list[Layer],
-                 history: list[str], workdir: str | None = None) -> dict:
+def image_config(
+    platform: dict,
+    env: list[str],
+    cmd: list[str],
+    layers: list[Layer],
+    history: list[str],
+    workdir: str | None = None,
+) -> dict:
     cfg: dict = {"Env": env, "Cmd": cmd}
     if workdir:
         cfg["WorkingDir"] = workdir
     out = dict(platform)
-    out.update({
-        "created": CREATED,
-        "config": cfg,
-        "rootfs": {"type": "layers", "diff_ids": [ly.diff_id for ly in layers]},
-        "history": [{"created": CREATED, "created_by": h, "comment": "kubectl-build test bed seed"}
-                    for h in history],
-    })
+    out.update(
+        {
+            "created": CREATED,
+            "config": cfg,
+            "rootfs": {"type": "layers", "diff_ids": [ly.diff_id for ly in layers]},
+            "history": [
+                {"created": CREATED, "created_by": h, "comment": "kubectl-build test bed seed"}
+                for h in history
+            ],
+        }
+    )
     return out
 
 
 def busybox_applets(busybox_dir: Path) -> list[str]:
     """Applet names, from the host-native amd64 binary (Debian builds every arch from the
     same config); the applet named `busybox` is skipped (it would link to itself)."""
-    out = subprocess.run([str(busybox_dir / "amd64/bin/busybox"), "--list"], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [str(busybox_dir / "amd64/bin/busybox"), "--list"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     names = sorted({a.strip() for a in out.split() if a.strip() and a.strip() != "busybox"})
     if "sh" not in names:
         raise RuntimeError("busybox has no sh applet")
@@ -291,12 +330,25 @@ def busybox_applets(busybox_dir: Path) -> list[str]:
 
 
 def busybox_entries(binary: Path, applets: list[str]) -> list[Entry]:
-    ents = [d("bin"), d("etc"), d("root", 0o700), d("tmp", 0o1777),
-            d("usr"), d("usr/bin"), d("usr/sbin"), d("sbin"), d("var"), d("var/tmp", 0o1777),
-            f("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"),
-            f("etc/group", b"root:x:0:\nnogroup:x:65534:\n"),
-            Entry("bin/busybox", "file", 0o755, src=str(binary))]
-    ents += [l(f"bin/{a}", "busybox") for a in applets]
+    ents = [
+        d("bin"),
+        d("etc"),
+        d("root", 0o700),
+        d("tmp", 0o1777),
+        d("usr"),
+        d("usr/bin"),
+        d("usr/sbin"),
+        d("sbin"),
+        d("var"),
+        d("var/tmp", 0o1777),
+        f(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        ),
+        f("etc/group", b"root:x:0:\nnogroup:x:65534:\n"),
+        Entry("bin/busybox", "file", 0o755, src=str(binary)),
+    ]
+    ents += [s(f"bin/{a}", "busybox") for a in applets]
     return ents
 
 
@@ -307,7 +359,9 @@ def build_busybox_layers(busybox_dir: Path, work: Path) -> dict[str, Layer]:
         binary = busybox_dir / deb_arch / "bin/busybox"
         if not binary.is_file():
             raise RuntimeError(f"missing {binary} (run hack/install-deps.sh)")
-        layers[deb_arch] = build_layer(busybox_entries(binary, applets), work / f"busybox-{deb_arch}.tar.gz", 9)
+        layers[deb_arch] = build_layer(
+            busybox_entries(binary, applets), work / f"busybox-{deb_arch}.tar.gz", 9
+        )
     return layers
 
 
@@ -315,22 +369,35 @@ def seed_busybox(reg: Registry, layers: dict[str, Layer], version: str) -> str:
     descs = []
     for deb_arch, plat in BUSYBOX_PLATFORMS:
         ly = layers[deb_arch]
-        cfg = image_config(plat, [DEFAULT_PATH], ["sh"], [ly],
-                           [f"busybox-static {version} ({deb_arch}) from Debian"])
+        cfg = image_config(
+            plat,
+            [DEFAULT_PATH],
+            ["sh"],
+            [ly],
+            [f"busybox-static {version} ({deb_arch}) from Debian"],
+        )
         descs.append(push_image(reg, "library/busybox", [ly], cfg))
     return push_index(reg, "library/busybox", ["latest", "1.36"], descs)
 
 
 def go_info(go: str) -> tuple[str, str]:
-    out = subprocess.run([go, "env", "GOROOT", "GOVERSION"], check=True, capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [go, "env", "GOROOT", "GOVERSION"], check=True, capture_output=True, text=True
+    ).stdout.split()
     return out[0], out[1]
 
 
 def goroot_entries(goroot: Path) -> list[Entry]:
     """The toolchain under usr/local/go, without GOROOT/test and src/**/testdata
     (only `go test` of the standard library needs them)."""
-    ents = [d("usr"), d("usr/local"), d("usr/local/go"),
-            d("go", 0o777), d("go/bin", 0o777), d("go/src", 0o777)]
+    ents = [
+        d("usr"),
+        d("usr/local"),
+        d("usr/local/go"),
+        d("go", 0o777),
+        d("go/bin", 0o777),
+        d("go/src", 0o777),
+    ]
     for dirpath, dirnames, filenames in os.walk(goroot):
         rel = os.path.relpath(dirpath, goroot)
         keep = []
@@ -340,7 +407,7 @@ def goroot_entries(goroot: Path) -> list[Entry]:
                 continue
             full = os.path.join(dirpath, dn)
             if os.path.islink(full):
-                ents.append(l(f"usr/local/go/{relp}", os.readlink(full)))
+                ents.append(s(f"usr/local/go/{relp}", os.readlink(full)))
                 continue
             keep.append(dn)
             ents.append(d(f"usr/local/go/{relp}"))
@@ -349,7 +416,7 @@ def goroot_entries(goroot: Path) -> list[Entry]:
             full = os.path.join(dirpath, fn)
             relp = os.path.normpath(os.path.join(rel, fn))
             if os.path.islink(full):
-                ents.append(l(f"usr/local/go/{relp}", os.readlink(full)))
+                ents.append(s(f"usr/local/go/{relp}", os.readlink(full)))
             elif os.path.isfile(full):
                 mode = 0o755 if os.stat(full).st_mode & 0o111 else 0o644
                 ents.append(Entry(f"usr/local/go/{relp}", "file", mode, src=full))
@@ -361,10 +428,20 @@ def seed_golang(reg: Registry, bb_amd64: Layer, goroot: str, goversion: str, wor
     go_layer = build_layer(goroot_entries(Path(goroot)), work / "golang.tar.gz", 6)
     log(f"golang layer {go_layer.size >> 20} MiB built in {time.monotonic() - t0:.1f}s")
     plat = {"architecture": "amd64", "os": "linux"}
-    env = [GO_PATH, "GOLANG_VERSION=" + goversion.removeprefix("go"), "GOPATH=/go", "GOTOOLCHAIN=local"]
-    cfg = image_config(plat, env, ["sh"], [bb_amd64, go_layer],
-                       ["busybox-static (amd64) from Debian", f"Go toolchain {goversion} of the test-bed host"],
-                       workdir="/go")
+    env = [
+        GO_PATH,
+        "GOLANG_VERSION=" + goversion.removeprefix("go"),
+        "GOPATH=/go",
+        "GOTOOLCHAIN=local",
+    ]
+    cfg = image_config(
+        plat,
+        env,
+        ["sh"],
+        [bb_amd64, go_layer],
+        ["busybox-static (amd64) from Debian", f"Go toolchain {goversion} of the test-bed host"],
+        workdir="/go",
+    )
     desc = push_image(reg, "library/golang", [bb_amd64, go_layer], cfg)
     return push_index(reg, "library/golang", ["1.26", "latest"], [desc])
 
@@ -373,12 +450,23 @@ def seed_nanoserver(reg: Registry, work: Path) -> str:
     # STAND-IN for mcr.microsoft.com/windows/nanoserver:ltsc2022 (the real one cannot be
     # pulled here): right platform and Windows layer layout, no Windows content.
     note = b"kubectl-build test bed: stand-in for mcr.microsoft.com/windows/nanoserver:ltsc2022\r\n"
-    ents = [d("Files"), d("Files/Windows"), d("Files/Windows/System32"),
-            f("Files/License.txt", note), f("Files/Windows/System32/standin.txt", note), d("Hives")]
+    ents = [
+        d("Files"),
+        d("Files/Windows"),
+        d("Files/Windows/System32"),
+        f("Files/License.txt", note),
+        f("Files/Windows/System32/standin.txt", note),
+        d("Hives"),
+    ]
     ly = build_layer(ents, work / "nanoserver.tar.gz", 9)
     plat = {"architecture": "amd64", "os": "windows", "os.version": NANOSERVER_OS_VERSION}
-    cfg = image_config(plat, [r"PATH=C:\Windows\system32;C:\Windows"], [r"c:\windows\system32\cmd.exe"],
-                       [ly], ["stand-in for mcr.microsoft.com/windows/nanoserver:ltsc2022"])
+    cfg = image_config(
+        plat,
+        [r"PATH=C:\Windows\system32;C:\Windows"],
+        [r"c:\windows\system32\cmd.exe"],
+        [ly],
+        ["stand-in for mcr.microsoft.com/windows/nanoserver:ltsc2022"],
+    )
     desc = push_image(reg, "windows/nanoserver", [ly], cfg)
     return push_index(reg, "windows/nanoserver", ["ltsc2022"], [desc])
 
@@ -396,7 +484,9 @@ def seed_key(busybox_dir: Path, go: str) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--registry", default=os.environ.get("KB_REGISTRY", "127.0.0.1:5000"))
     ap.add_argument("--busybox-dir", type=Path, required=True)
     ap.add_argument("--go", default=shutil.which("go") or "go")
@@ -409,9 +499,14 @@ def main() -> int:
         return 0
     reg = Registry(a.registry)
     reg.ping()
-    wanted = {"library/busybox": ["latest", "1.36"], "library/golang": ["1.26", "latest"],
-              "windows/nanoserver": ["ltsc2022"]}
-    todo = {r for r, tags in wanted.items() if a.force or not all(reg.has_manifest(r, t) for t in tags)}
+    wanted = {
+        "library/busybox": ["latest", "1.36"],
+        "library/golang": ["1.26", "latest"],
+        "windows/nanoserver": ["ltsc2022"],
+    }
+    todo = {
+        r for r, tags in wanted.items() if a.force or not all(reg.has_manifest(r, t) for t in tags)
+    }
     if not todo:
         log("all images present")
         return 0

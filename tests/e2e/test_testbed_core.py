@@ -17,21 +17,35 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import Testbed as TB  # not `Testbed`: pytest would try to collect it
+from tests.e2e.helpers import Testbed as Bed  # not `Testbed`: pytest would try to collect it
 
 pytestmark = pytest.mark.e2e
 
 ENV_KEYS = {
-    "BUILDKIT_HOST", "KB_BUILDCTL", "KB_BUILDKITD", "KB_BUILDKIT_VERSION", "KB_REGISTRY",
-    "KB_REGISTRY_TLS", "KB_REGISTRY_USER", "KB_REGISTRY_PASSWORD", "KB_REGISTRY_CA",
-    "KB_DOCKER_CONFIG", "KB_STATE",
+    "BUILDKIT_HOST",
+    "KB_BUILDCTL",
+    "KB_BUILDKITD",
+    "KB_BUILDKIT_VERSION",
+    "KB_REGISTRY",
+    "KB_REGISTRY_TLS",
+    "KB_REGISTRY_USER",
+    "KB_REGISTRY_PASSWORD",
+    "KB_REGISTRY_CA",
+    "KB_DOCKER_CONFIG",
+    "KB_STATE",
 }
-INDEX_ACCEPT = ("application/vnd.oci.image.index.v1+json, "
-                "application/vnd.docker.distribution.manifest.list.v2+json, "
-                "application/vnd.oci.image.manifest.v1+json")
+INDEX_ACCEPT = (
+    "application/vnd.oci.image.index.v1+json, "
+    "application/vnd.docker.distribution.manifest.list.v2+json, "
+    "application/vnd.oci.image.manifest.v1+json"
+)
 BUSYBOX_PLATFORMS = {
-    ("linux", "amd64", None), ("linux", "386", None), ("linux", "arm", "v6"),
-    ("linux", "arm", "v7"), ("linux", "arm64", None), ("linux", "ppc64le", None),
+    ("linux", "amd64", None),
+    ("linux", "386", None),
+    ("linux", "arm", "v6"),
+    ("linux", "arm", "v7"),
+    ("linux", "arm64", None),
+    ("linux", "ppc64le", None),
     ("linux", "s390x", None),
 }
 
@@ -45,41 +59,66 @@ def _get(url: str, headers: dict | None = None, context: ssl.SSLContext | None =
         return e.code, e.headers, e.read()
 
 
-def _ca_context(tb: TB) -> ssl.SSLContext:
+def _ca_context(tb: Bed) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=tb.env["KB_REGISTRY_CA"])
 
 
-def _basic(tb: TB) -> dict:
+def _basic(tb: Bed) -> dict:
     raw = f"{tb.env['KB_REGISTRY_USER']}:{tb.env['KB_REGISTRY_PASSWORD']}".encode()
     return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
 
 
-def _index(tb: TB, repo: str, tag: str) -> tuple[dict, str]:
-    st, hdrs, body = _get(f"http://{tb.registry}/v2/{repo}/manifests/{tag}", {"Accept": INDEX_ACCEPT})
+def _index(tb: Bed, repo: str, tag: str) -> tuple[dict, str]:
+    st, hdrs, body = _get(
+        f"http://{tb.registry}/v2/{repo}/manifests/{tag}", {"Accept": INDEX_ACCEPT}
+    )
     assert st == 200, f"{repo}:{tag}: HTTP {st}"
     return json.loads(body), hdrs.get("Docker-Content-Digest", "")
 
 
-def _blob_json(tb: TB, repo: str, digest: str) -> dict:
+def _blob_json(tb: Bed, repo: str, digest: str) -> dict:
     st, _, body = _get(f"http://{tb.registry}/v2/{repo}/blobs/{digest}")
     assert st == 200
     return json.loads(body)
 
 
-def _buildctl(tb: TB, *args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    done = subprocess.run([tb.buildctl, "--addr", tb.buildkit_host, *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout, check=False)
+def _buildctl(
+    tb: Bed, *args: str, env: dict | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [tb.buildctl, "--addr", tb.buildkit_host, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        check=False,
+    )
     assert done.returncode == 0, f"buildctl {' '.join(args)} failed:\n{done.stderr[-3000:]}"
     return done
 
 
-def _build(tb: TB, ctx: Path, platform: str, output: str, *extra: str, env: dict | None = None):
-    return _buildctl(tb, "build", "--frontend", "dockerfile.v0", "--local", f"context={ctx}",
-                     "--local", f"dockerfile={ctx}", "--opt", f"platform={platform}",
-                     "--output", output, "--progress", "plain", *extra, env=env)
+def _build(tb: Bed, ctx: Path, platform: str, output: str, *extra: str, env: dict | None = None):
+    return _buildctl(
+        tb,
+        "build",
+        "--frontend",
+        "dockerfile.v0",
+        "--local",
+        f"context={ctx}",
+        "--local",
+        f"dockerfile={ctx}",
+        "--opt",
+        f"platform={platform}",
+        "--output",
+        output,
+        "--progress",
+        "plain",
+        *extra,
+        env=env,
+    )
 
 
-def test_env_contract(testbed: TB) -> None:
+def test_env_contract(testbed: Bed) -> None:
     assert ENV_KEYS <= set(testbed.env)
     assert testbed.buildkit_host.startswith("unix://")
     assert Path(testbed.buildkit_host.removeprefix("unix://")).is_socket()
@@ -89,19 +128,20 @@ def test_env_contract(testbed: TB) -> None:
     cfg = json.loads((Path(testbed.env["KB_DOCKER_CONFIG"]) / "config.json").read_text())
     auth = base64.b64decode(cfg["auths"][testbed.registry_tls]["auth"]).decode()
     assert auth == f"{testbed.env['KB_REGISTRY_USER']}:{testbed.env['KB_REGISTRY_PASSWORD']}"
-    version = subprocess.run([testbed.env["KB_BUILDKITD"], "--version"], capture_output=True, text=True,
-                             check=True).stdout
+    version = subprocess.run(
+        [testbed.env["KB_BUILDKITD"], "--version"], capture_output=True, text=True, check=True
+    ).stdout
     assert testbed.env["KB_BUILDKIT_VERSION"] in version
 
 
-def test_plain_registry_answers(testbed: TB) -> None:
+def test_plain_registry_answers(testbed: Bed) -> None:
     assert testbed.registry.startswith("127.0.0.1:")
     st, hdrs, _ = _get(f"http://{testbed.registry}/v2/")
     assert st == 200
     assert hdrs.get("Docker-Distribution-Api-Version") == "registry/2.0"
 
 
-def test_tls_registry_requires_auth_and_verifies_with_ca(testbed: TB) -> None:
+def test_tls_registry_requires_auth_and_verifies_with_ca(testbed: Bed) -> None:
     assert testbed.registry_tls.startswith("127.0.0.1:")
     url = f"https://{testbed.registry_tls}/v2/"
     st, hdrs, _ = _get(url, context=_ca_context(testbed))
@@ -113,9 +153,14 @@ def test_tls_registry_requires_auth_and_verifies_with_ca(testbed: TB) -> None:
     assert _get(url, bad, context=_ca_context(testbed))[0] == 401
     # the certificate chains to our CA only, and names localhost as well
     with pytest.raises(urllib.error.URLError):
-        urllib.request.urlopen(url, timeout=10, context=ssl.create_default_context(cafile=None, capath="/nonexistent"))
+        urllib.request.urlopen(
+            url, timeout=10, context=ssl.create_default_context(cafile=None, capath="/nonexistent")
+        )
     port = testbed.registry_tls.rsplit(":", 1)[1]
-    assert _get(f"https://localhost:{port}/v2/", _basic(testbed), context=_ca_context(testbed))[0] == 200
+    assert (
+        _get(f"https://localhost:{port}/v2/", _basic(testbed), context=_ca_context(testbed))[0]
+        == 200
+    )
 
 
 def test_binfmt_registered_with_p_flag() -> None:
@@ -126,24 +171,36 @@ def test_binfmt_registered_with_p_flag() -> None:
         assert "P" in flags and "F" in flags, (arch, flags)
 
 
-def test_buildkitd_workers_include_emulated_platforms(testbed: TB) -> None:
+def test_buildkitd_workers_include_emulated_platforms(testbed: Bed) -> None:
     out = _buildctl(testbed, "debug", "workers", "-v").stdout
     line = next(ln for ln in out.splitlines() if ln.startswith("Platforms:"))
     plats = {p.strip() for p in line.split(":", 1)[1].split(",")}
-    assert {"linux/amd64", "linux/386", "linux/arm64", "linux/arm/v7", "linux/arm/v6",
-            "linux/ppc64le", "linux/s390x", "linux/riscv64"} <= plats
+    assert {
+        "linux/amd64",
+        "linux/386",
+        "linux/arm64",
+        "linux/arm/v7",
+        "linux/arm/v6",
+        "linux/ppc64le",
+        "linux/s390x",
+        "linux/riscv64",
+    } <= plats
 
 
-def test_busybox_index_has_exactly_seven_platforms(testbed: TB) -> None:
+def test_busybox_index_has_exactly_seven_platforms(testbed: Bed) -> None:
     index, digest = _index(testbed, "library/busybox", "latest")
     assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
-    plats = [(m["platform"]["os"], m["platform"]["architecture"], m["platform"].get("variant"))
-             for m in index["manifests"]]
+    plats = [
+        (m["platform"]["os"], m["platform"]["architecture"], m["platform"].get("variant"))
+        for m in index["manifests"]
+    ]
     assert len(plats) == 7 and set(plats) == BUSYBOX_PLATFORMS
     assert _index(testbed, "library/busybox", "1.36")[1] == digest
     for m in index["manifests"]:
-        st, _, body = _get(f"http://{testbed.registry}/v2/library/busybox/manifests/{m['digest']}",
-                           {"Accept": "application/vnd.oci.image.manifest.v1+json"})
+        st, _, body = _get(
+            f"http://{testbed.registry}/v2/library/busybox/manifests/{m['digest']}",
+            {"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        )
         assert st == 200
         cfg = _blob_json(testbed, "library/busybox", json.loads(body)["config"]["digest"])
         assert cfg["architecture"] == m["platform"]["architecture"]
@@ -151,37 +208,50 @@ def test_busybox_index_has_exactly_seven_platforms(testbed: TB) -> None:
         assert any(e.startswith("PATH=") for e in cfg["config"]["Env"])
 
 
-def test_golang_image(testbed: TB) -> None:
+def test_golang_image(testbed: Bed) -> None:
     index, digest = _index(testbed, "library/golang", "1.26")
     assert _index(testbed, "library/golang", "latest")[1] == digest
     [m] = index["manifests"]
     assert (m["platform"]["os"], m["platform"]["architecture"]) == ("linux", "amd64")
-    st, _, body = _get(f"http://{testbed.registry}/v2/library/golang/manifests/{m['digest']}",
-                       {"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    st, _, body = _get(
+        f"http://{testbed.registry}/v2/library/golang/manifests/{m['digest']}",
+        {"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    )
     cfg = _blob_json(testbed, "library/golang", json.loads(body)["config"]["digest"])
     env = cfg["config"]["Env"]
     assert "GOPATH=/go" in env and "GOTOOLCHAIN=local" in env
-    assert "PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in env
+    assert (
+        "PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        in env
+    )
     assert cfg["config"]["WorkingDir"] == "/go"
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize(("platform", "expected"), [("linux/arm64", "aarch64"), ("linux/arm/v7", "armv7l")])
-def test_emulated_run_reports_target_arch(testbed: TB, tmp_path: Path, platform: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("platform", "expected"), [("linux/arm64", "aarch64"), ("linux/arm/v7", "armv7l")]
+)
+def test_emulated_run_reports_target_arch(
+    testbed: Bed, tmp_path: Path, platform: str, expected: str
+) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     # the nonce keeps the RUN step from being answered from the build cache
-    (ctx / "Dockerfile").write_text(f"FROM busybox\nRUN echo {uuid.uuid4().hex} >/nonce && uname -m > /arch\n")
+    (ctx / "Dockerfile").write_text(
+        f"FROM busybox\nRUN echo {uuid.uuid4().hex} >/nonce && uname -m > /arch\n"
+    )
     _build(testbed, ctx, platform, f"type=local,dest={tmp_path / 'out'}")
     assert (tmp_path / "out" / "arch").read_text().strip() == expected
 
 
 @pytest.mark.timeout(600)
-def test_golang_cross_build_for_arm64(testbed: TB, tmp_path: Path) -> None:
+def test_golang_cross_build_for_arm64(testbed: Bed, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     nonce = uuid.uuid4().hex
-    (ctx / "main.go").write_text(f'package main\n\nimport "fmt"\n\nfunc main() {{ fmt.Println("hello {nonce}") }}\n')
+    (ctx / "main.go").write_text(
+        f'package main\n\nimport "fmt"\n\nfunc main() {{ fmt.Println("hello {nonce}") }}\n'
+    )
     (ctx / "Dockerfile").write_text(
         "FROM --platform=$BUILDPLATFORM golang:1.26 AS build\n"
         "ARG TARGETOS TARGETARCH\n"
@@ -190,25 +260,34 @@ def test_golang_cross_build_for_arm64(testbed: TB, tmp_path: Path) -> None:
         "RUN go mod init example.com/hello && "
         "CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build -o /out/hello .\n"
         "FROM scratch\n"
-        "COPY --from=build /out/hello /hello\n")
+        "COPY --from=build /out/hello /hello\n"
+    )
     _build(testbed, ctx, "linux/arm64", f"type=local,dest={tmp_path / 'out'}")
     binary = tmp_path / "out" / "hello"
     head = binary.read_bytes()[:20]
     assert head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") == 183  # EM_AARCH64
     # and it runs, through the host's binfmt/qemu registration
-    assert subprocess.run([str(binary)], capture_output=True, text=True, timeout=60,
-                          check=True).stdout.strip() == f"hello {nonce}"
+    assert (
+        subprocess.run(
+            [str(binary)], capture_output=True, text=True, timeout=60, check=True
+        ).stdout.strip()
+        == f"hello {nonce}"
+    )
 
 
 @pytest.mark.timeout(300)
-def test_nanoserver_standin_resolves(testbed: TB, tmp_path: Path) -> None:
+def test_nanoserver_standin_resolves(testbed: Bed, tmp_path: Path) -> None:
     index, _ = _index(testbed, "windows/nanoserver", "ltsc2022")
     [m] = index["manifests"]
-    assert m["platform"]["os"] == "windows" and m["platform"]["os.version"].startswith("10.0.20348.")
+    assert m["platform"]["os"] == "windows" and m["platform"]["os.version"].startswith(
+        "10.0.20348."
+    )
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "hello.txt").write_text("hi\n")
-    (ctx / "Dockerfile").write_text("FROM mcr.microsoft.com/windows/nanoserver:ltsc2022\nCOPY hello.txt /hello.txt\n")
+    (ctx / "Dockerfile").write_text(
+        "FROM mcr.microsoft.com/windows/nanoserver:ltsc2022\nCOPY hello.txt /hello.txt\n"
+    )
     _build(testbed, ctx, "windows/amd64", f"type=oci,dest={tmp_path / 'img.tar'}")
     with tarfile.open(tmp_path / "img.tar") as tar:
         out_index = json.load(tar.extractfile("index.json"))
@@ -218,14 +297,19 @@ def test_nanoserver_standin_resolves(testbed: TB, tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_push_to_tls_registry_with_docker_config_auth(testbed: TB, tmp_path: Path) -> None:
+def test_push_to_tls_registry_with_docker_config_auth(testbed: Bed, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(f"FROM busybox\nRUN echo {uuid.uuid4().hex} > /nonce\n")
     tag = uuid.uuid4().hex[:12]
     ref = f"{testbed.registry_tls}/testbed-core/push:{tag}"
-    _build(testbed, ctx, "linux/arm64", f"type=image,name={ref},push=true",
-           env={"DOCKER_CONFIG": testbed.env["KB_DOCKER_CONFIG"]})
+    _build(
+        testbed,
+        ctx,
+        "linux/arm64",
+        f"type=image,name={ref},push=true",
+        env={"DOCKER_CONFIG": testbed.env["KB_DOCKER_CONFIG"]},
+    )
     url = f"https://{testbed.registry_tls}/v2/testbed-core/push/manifests/{tag}"
     accept = {"Accept": INDEX_ACCEPT + ", application/vnd.docker.distribution.manifest.v2+json"}
     assert _get(url, accept, context=_ca_context(testbed))[0] == 401
