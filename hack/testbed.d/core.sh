@@ -326,7 +326,7 @@ write_env() {
 
 unmount_state() { # everything mounted under $KB_STATE (buildkitd leftovers), deepest first
   local m
-  awk '{print $5}' /proc/self/mountinfo | grep -F "$KB_STATE/" | sort -r | while read -r m; do
+  { awk '{print $5}' /proc/self/mountinfo | grep -F "$KB_STATE/" || true; } | sort -r | while read -r m; do
     m=$(printf '%b' "$m")
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "could not unmount $m"
   done
@@ -356,7 +356,7 @@ do_down() {
   unmount_state
   stop registry-tls "$KB_STATE/registry/tls/config.yml"
   stop registry-plain "$KB_STATE/registry/plain/config.yml"
-  rm -f "$SOCK"
+  rm -f "$SOCK" "$KB_STATE/env" "$KB_STATE/env.json"
   # binfmt registrations are host-wide and harmless (always with the P flag); other test
   # bed parts may rely on them. KB_BINFMT_RESET=1 undoes what `up` registered/mounted.
   if [[ "${KB_BINFMT_RESET:-0}" == 1 ]]; then
