@@ -137,7 +137,7 @@ def parse_platform(value: str) -> Platform:
         return native_platform()
     parts = text.split("/")
     if not text or len(parts) > 3 or any(not part for part in parts):
-        raise _platform_error(value, "expected OS/ARCH[/VARIANT]")
+        raise _platform_error(value, "too many or empty parts")
     if len(parts) == 1:
         os_name = parts[0].lower()
         if _OS_ALIASES.get(os_name, os_name) in _KNOWN_OS:

@@ -338,7 +338,7 @@ def build_options(flags: BuildFlags, environ: Mapping[str, str]) -> BuildOptions
             "write the output to a file or drop -q",
         )
     network = _choice(flags.network or "default", "--network", NETWORK_MODES)
-    allow = [_choice(v, "--allow", ENTITLEMENTS) for v in _items(flags.allow)]
+    allow = list(dict.fromkeys(_choice(v, "--allow", ENTITLEMENTS) for v in _items(flags.allow)))
     if network == "host" and "network.host" not in allow:
         allow.append("network.host")
     host = check_daemon_address(flags.buildkit_host or environ.get("BUILDKIT_HOST") or None)

@@ -1,0 +1,166 @@
+"""Entry points: ``kubectl-build`` and ``kubectl-buildkit`` (and ``python -m kubectl_build``).
+
+This is the one place that turns exceptions into exit codes: a KubectlBuildError or a
+click usage error becomes a single ``error: ...`` line on stderr and its exit code,
+Ctrl-C becomes 130, and a traceback is shown only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from kubectl_build import __version__
+from kubectl_build.console import Console
+from kubectl_build.errors import ExitCode, KubectlBuildError
+
+if TYPE_CHECKING:
+    import click
+
+# `kubectl build --help` as click renders it (fixed 80 columns, see cli.CONTEXT_SETTINGS).
+# Answering a bare --help from this copy skips importing click, which alone costs
+# several times a bare interpreter start. tests/unit/test_cli.py fails when it drifts;
+# regenerate with: python -c "from kubectl_build.cli import render_build_help as r; print(r())"
+BUILD_HELP = """\
+Usage: kubectl build [OPTIONS] PATH | URL | -
+
+  Build a container image from PATH, URL or - (stdin) with BuildKit.
+
+  By default the build runs on a BuildKit builder in the current Kubernetes
+  cluster; --buildkit-host builds on a standing buildkitd instead.
+
+Options:
+  -f, --file PATH                 Dockerfile (default: PATH/Dockerfile; - reads
+                                  stdin).
+  -t, --tag NAME[:TAG]            Image name and tag; repeatable.
+  --platform OS/ARCH[/VARIANT]    Target platforms, comma list or repeated;
+                                  'local' is this machine [env
+                                  DOCKER_DEFAULT_PLATFORM].
+  --build-arg KEY[=VALUE]         Build-time variable; a bare KEY takes the
+                                  environment's value.
+  --label KEY=VALUE               Image label; repeatable.
+  --target STAGE                  Build this stage instead of the last one.
+  --no-cache                      Do not use the build cache.
+  --no-cache-filter STAGE         Do not use the build cache for these stages.
+  --pull                          Always check for newer base images.
+  --secret id=ID[,src=FILE|env=VAR]
+                                  Secret for RUN --mount=type=secret.
+  --ssh default|ID[=SOCKET|KEY,...]
+                                  SSH agent or keys for RUN --mount=type=ssh.
+  --cache-from REF|type=...       Cache source, e.g. type=registry,ref=REF.
+  --cache-to type=...             Cache destination, e.g.
+                                  type=registry,ref=REF,mode=max or type=inline.
+  -o, --output type=...|DIR       Output: type=local|tar|oci|docker,dest=PATH (-
+                                  is stdout), type=image,name=NAME[,push=true],
+                                  type=registry, or a directory.
+  --push                          Push the image to its registry (shorthand for
+                                  --output type=registry).
+  --load                          Make the image available to the cluster's
+                                  nodes.
+  --network default|host|none     Network mode for RUN steps.
+  --add-host HOST:IP              Add an /etc/hosts entry for RUN steps.
+  --allow ENTITLEMENT             Allow network.host or security.insecure.
+  --progress auto|tty|plain|quiet|rawjson
+                                  Progress output [env BUILDKIT_PROGRESS;
+                                  default auto].
+  -q, --quiet                     No progress; print only the image digest.
+  --iidfile FILE                  Write the image digest to FILE.
+  --metadata-file FILE            Write build result metadata to FILE as JSON.
+  --debug                         Show debug output and tracebacks.
+  --buildkit-host ADDR            Use the buildkitd at unix://PATH or
+                                  tcp://HOST:PORT instead of the cluster [env
+                                  BUILDKIT_HOST].
+  --tlscacert FILE                CA certificate for a tcp:// buildkitd.
+  --tlscert FILE                  Client certificate for a tcp:// buildkitd.
+  --tlskey FILE                   Client key for a tcp:// buildkitd.
+  --tlsservername NAME            Server name to verify for a tcp:// buildkitd.
+  --builder NAME                  Builder name [env BUILDKIT_BUILDER; default
+                                  buildkit].
+  --registry-secret NAME          Kubernetes Secret with registry credentials
+                                  (default: the builder's name).
+  -n, --namespace NAME            Kubernetes namespace of the builder.
+  --kubeconfig FILE               Kubeconfig file.
+  --context NAME                  Kubeconfig context.
+  --version                       Show the version and exit.
+  -h, --help                      Show this message and exit."""
+
+
+def _debug_requested(argv: Sequence[str]) -> bool:
+    options = argv[: list(argv).index("--")] if "--" in argv else argv
+    return "--debug" in options
+
+
+def _usage_line(err: click.UsageError, prog: str) -> str:
+    message = " ".join(err.format_message().split()).rstrip(".")
+    # click's spelling suggestion reads better as part of the hint.
+    message, _, suggestion = message.partition(". Did you mean ")
+    hint = f"did you mean {suggestion} " if suggestion else ""
+    return f"{message}; {hint}see '{prog} --help'"
+
+
+def run(command_name: str, argv: Sequence[str]) -> int:
+    """Run one of the click commands and map every outcome to an exit code.
+
+    Args:
+        command_name: ``build`` or ``buildkit``.
+        argv: the arguments after the program name.
+
+    Returns:
+        The process exit code.
+    """
+    debug = _debug_requested(argv)
+    console = Console(debug=debug)
+    try:
+        import click
+
+        from kubectl_build import cli
+
+        command = cli.build if command_name == "build" else cli.buildkit
+        prog = cli.BUILD_PROG if command_name == "build" else cli.BUILDKIT_PROG
+        try:
+            result = command.main(list(argv), prog_name=prog, standalone_mode=False)
+        except click.UsageError as err:
+            console.error(_usage_line(err, prog))
+            return ExitCode.USAGE
+        except click.Abort:
+            # click turns Ctrl-C inside a command into Abort.
+            return ExitCode.INTERRUPTED
+        except click.ClickException as err:
+            console.error(" ".join(err.format_message().split()))
+            return err.exit_code
+        return int(result) if isinstance(result, int) else ExitCode.OK
+    except KubectlBuildError as err:
+        console.trace(traceback.format_exc().rstrip())
+        console.error(err.one_line())
+        return err.exit_code
+    except KeyboardInterrupt:
+        return ExitCode.INTERRUPTED
+    except Exception as err:  # noqa: BLE001 - last resort: one line, not a traceback
+        console.trace(traceback.format_exc().rstrip())
+        console.error(
+            f"internal error: {type(err).__name__}: {err}; rerun with --debug and report it"
+        )
+        return ExitCode.FAILURE
+
+
+def build_main(argv: Sequence[str] | None = None) -> int:
+    """The ``kubectl-build`` console script (also ``kubectl build`` via kubectl's plugins)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args in (["--help"], ["-h"]) and BUILD_HELP:
+        Console().result(BUILD_HELP)
+        return ExitCode.OK
+    if args == ["--version"]:
+        Console().result(f"kubectl-build {__version__}")
+        return ExitCode.OK
+    return run("build", args)
+
+
+def buildkit_main(argv: Sequence[str] | None = None) -> int:
+    """The ``kubectl-buildkit`` console script (``kubectl buildkit``)."""
+    return run("buildkit", sys.argv[1:] if argv is None else list(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(build_main())
