@@ -13,6 +13,7 @@ status stream always prints the same text (the golden tests rely on it).
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, TextIO
 
 from kubectl_build.progress.model import (
@@ -67,6 +68,10 @@ class PlainDisplay:
         self._current: str | None = None
         self._wrote = False
         self._last_status: dict[tuple[str, str], float | None] = {}
+        # The status stream is read on its own thread and may still deliver a message
+        # while the build's thread finishes the display; the summary must stay last.
+        self._lock = threading.Lock()
+        self._finished = False
 
     @property
     def model(self) -> ProgressModel:
@@ -78,12 +83,21 @@ class PlainDisplay:
 
     def update(self, resp: StatusResponse, *, prefix: str | None = None) -> None:
         """Fold the message into the model and write a line per change."""
-        for event in self._model.apply(resp, prefix=prefix or self._prefix):
-            self._render(event)
-        self._stream.flush()
+        with self._lock:
+            if self._finished:
+                return
+            for event in self._model.apply(resp, prefix=prefix or self._prefix):
+                self._render(event)
+            self._stream.flush()
 
     def finish(self, ok: bool) -> None:
         """Write the warnings and, on failure, the failed step with its last lines."""
+        with self._lock:
+            if not self._finished:
+                self._finished = True
+                self._summary(ok)
+
+    def _summary(self, ok: bool) -> None:
         lines = warning_summary(self._model.warnings)
         failure = None if ok else self._model.failure()
         if failure is not None:

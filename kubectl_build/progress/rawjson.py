@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -45,6 +46,9 @@ class RawJsonDisplay:
         self._stream = stream
         self._prefix = prefix
         self._model = ProgressModel()
+        # Messages arrive on the status thread; nothing is written after finish().
+        self._lock = threading.Lock()
+        self._finished = False
 
     @property
     def model(self) -> ProgressModel:
@@ -56,12 +60,17 @@ class RawJsonDisplay:
 
     def update(self, resp: StatusResponse, *, prefix: str | None = None) -> None:
         """Fold the message into the model and write it as one JSON line."""
-        self._model.apply(resp, prefix=prefix or self._prefix)
-        self._stream.write(json.dumps(status_json(resp), separators=(",", ":")) + "\n")
-        self._stream.flush()
+        line = json.dumps(status_json(resp), separators=(",", ":"))
+        with self._lock:
+            self._model.apply(resp, prefix=prefix or self._prefix)
+            if not self._finished:
+                self._stream.write(line + "\n")
+                self._stream.flush()
 
     def finish(self, ok: bool) -> None:
-        """Nothing to add: consumers read the outcome from the vertices' errors."""
+        """Stop writing; consumers read the outcome from the vertices' errors."""
+        with self._lock:
+            self._finished = True
 
 
 def status_json(resp: StatusResponse) -> JsonObject:

@@ -84,6 +84,7 @@ class TtyDisplay:
         self._model = ProgressModel(log_lines=FAILURE_LOG_LINES)
         # The refresh thread renders while update() folds new messages in.
         self._lock = threading.Lock()
+        self._finished = False
         self._live = Live(
             _LiveView(self),
             console=console,
@@ -116,9 +117,12 @@ class TtyDisplay:
             self._model.apply(resp, prefix=prefix or self._prefix)
 
     def finish(self, ok: bool) -> None:
-        """Replace the live region with the static summary."""
+        """Replace the live region with the static summary (once)."""
         self._live.stop()
         with self._lock:
+            if self._finished:
+                return
+            self._finished = True
             summary = render_summary(self._model, ok)
         self._console.print(summary)
 

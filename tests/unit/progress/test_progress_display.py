@@ -112,3 +112,26 @@ def test_platform_prefix_applies_to_plain() -> None:
     for message in failing_build():
         display.update(message)
     assert "#4 [linux/arm/v7 4/4] RUN exit 3" in con.stderr.getvalue()  # type: ignore[attr-defined]
+
+
+def test_plain_ignores_messages_after_finish() -> None:
+    con = console()
+    display = select_display("plain", con)
+    messages = failing_build()
+    for message in messages[:-1]:
+        display.update(message)
+    display.finish(False)
+    display.finish(False)
+    before = con.stderr.getvalue()  # type: ignore[attr-defined]
+    display.update(messages[-1])
+    assert con.stderr.getvalue() == before  # type: ignore[attr-defined]
+
+
+def test_rawjson_stops_writing_after_finish() -> None:
+    con = console()
+    display = select_display("rawjson", con)
+    messages = failing_build()
+    display.update(messages[0])
+    display.finish(False)
+    display.update(messages[1])
+    assert len(con.stderr.getvalue().splitlines()) == 1  # type: ignore[attr-defined]

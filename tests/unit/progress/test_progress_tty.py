@@ -168,3 +168,27 @@ def _strip_ansi(text: str) -> str:
     import re
 
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+
+
+def test_live_region_redraws_while_running() -> None:
+    out = io.StringIO()
+    console = RichConsole(file=out, force_terminal=True, width=100, height=20)
+    display = TtyDisplay(console, clock=lambda: T0 + 2.0, refresh_per_second=50)
+    display.start()
+    for message in multistep_build()[:8]:
+        display.update(message)
+    display.render_live()  # what the refresh thread draws
+    display._live.refresh()
+    live = out.getvalue()
+    display.finish(True)
+    assert " => => # cc -c main.c" in live
+    assert "0.5s" in live  # RUN make started at 1.5, the clock says 2.0
+
+
+def test_finish_twice_prints_one_summary() -> None:
+    out = io.StringIO()
+    display = TtyDisplay(RichConsole(file=out, force_terminal=True), clock=lambda: T0)
+    display.start()
+    display.finish(True)
+    display.finish(True)
+    assert out.getvalue().count("FINISHED") == 1
