@@ -32,8 +32,8 @@ from kubectl_build.console import Console
 from kubectl_build.credentials import docker_config_store
 from kubectl_build.errors import (
     BuildFailedError,
+    BuildInterruptedError,
     DaemonUnreachableError,
-    Interrupted,
     KubectlBuildError,
 )
 from kubectl_build.options import BuildOptions
@@ -146,7 +146,7 @@ def _solve(client: BuildKitClient, session: Session, plan: SolvePlan, display: D
         display.finish(ok)
 
 
-def _wait(future: grpc.Future) -> Any:
+def _wait(future: grpc.Future[Any]) -> Any:
     try:
         while True:
             try:
@@ -155,7 +155,7 @@ def _wait(future: grpc.Future) -> Any:
                 continue
     except KeyboardInterrupt:
         future.cancel()
-        raise Interrupted("build cancelled", "the daemon stopped the build") from None
+        raise BuildInterruptedError("build cancelled", "the daemon stopped the build") from None
 
 
 def _failed(err: grpc.RpcError, client: BuildKitClient, display: Display) -> KubectlBuildError:

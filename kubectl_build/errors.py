@@ -99,13 +99,13 @@ class OutputError(KubectlBuildError):
     exit_code = ExitCode.OUTPUT
 
 
-class TimeoutExpired(KubectlBuildError):
+class WaitTimeoutError(KubectlBuildError):
     """A bounded wait ran out."""
 
     exit_code = ExitCode.TIMEOUT
 
 
-class Interrupted(KubectlBuildError):
+class BuildInterruptedError(KubectlBuildError):
     """Ctrl-C: the build was cancelled in the daemon."""
 
     exit_code = ExitCode.INTERRUPTED

@@ -147,9 +147,9 @@ class BuildKitClient:
             return list(self._stub.Prune(request, timeout=timeout))
         return self._call("prune", run)  # type: ignore[no-any-return]
 
-    def solve(self, request: control_pb2.SolveRequest) -> grpc.Future:
+    def solve(self, request: control_pb2.SolveRequest) -> grpc.Future[Any]:
         """Start a Solve; the caller waits on (or cancels) the future."""
-        return self._stub.Solve.future(request)
+        return self._stub.Solve.future(request)  # type: ignore[no-any-return]
 
     def status(self, ref: str) -> Iterator[control_pb2.StatusResponse]:
         """Progress of the build `ref` (ends by itself when the build is done)."""
@@ -158,7 +158,7 @@ class BuildKitClient:
     def open_session(self, requests: Iterator[bytes],
                      metadata: Sequence[tuple[str, str]]) -> Any:
         """Open Control.Session: raw BytesMessage frames both ways."""
-        return self._session(requests, metadata=metadata)
+        return self._session(requests, metadata=tuple(metadata))
 
 
 def decode_session_chunk(frame: bytes) -> bytes:

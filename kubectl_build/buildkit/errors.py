@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -46,7 +47,7 @@ class SolveFailure:
 
 
 def _details(err: grpc.RpcError) -> list[tuple[str, bytes]]:
-    trailers = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
+    trailers: Any = err.trailing_metadata() if hasattr(err, "trailing_metadata") else None
     for key, value in trailers or ():
         if key == "grpc-status-details-bin" and isinstance(value, bytes):
             status = rpcstatus_pb2.Status.FromString(value)

@@ -11,6 +11,7 @@ import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -53,9 +54,9 @@ def _entry_credential(entry: Mapping[str, object], source: str) -> Credential | 
             raise UsageError(f"malformed auth entry in {source}",
                              "recreate it with kubectl create secret docker-registry") from err
         return Credential(user, password)
-    user, password = entry.get("username"), entry.get("password")
-    if isinstance(user, str) and isinstance(password, str):
-        return Credential(user, password)
+    username, secret = entry.get("username"), entry.get("password")
+    if isinstance(username, str) and isinstance(secret, str):
+        return Credential(username, secret)
     return None
 
 
@@ -73,7 +74,7 @@ class CredentialStore:
         except ValueError as err:
             raise UsageError(f"{source} is not valid JSON",
                              "recreate it with kubectl create secret docker-registry") from err
-        auths = doc if legacy else doc.get("auths", {}) if isinstance(doc, dict) else None
+        auths: object = doc if legacy else doc.get("auths", {}) if isinstance(doc, dict) else None
         if not isinstance(auths, dict):
             raise UsageError(f"{source} has no auths map",
                              "recreate it with kubectl create secret docker-registry")
@@ -106,7 +107,7 @@ class AuthService:
         self.store = store
         self.asked: list[str] = []
 
-    def handlers(self) -> Mapping[str, grpc.RpcMethodHandler]:
+    def handlers(self) -> Mapping[str, grpc.RpcMethodHandler[Any, Any]]:
         """Method name → handler."""
         return {
             "Credentials": grpc.unary_unary_rpc_method_handler(

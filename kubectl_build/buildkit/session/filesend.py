@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import grpc
 
@@ -40,7 +40,7 @@ class FileSendService:
     def __init__(self, targets: Mapping[int, ExportTarget]) -> None:
         self.targets = dict(targets)
 
-    def handlers(self) -> Mapping[str, grpc.RpcMethodHandler]:
+    def handlers(self) -> Mapping[str, grpc.RpcMethodHandler[Any, Any]]:
         """Method name → handler."""
         return {
             "DiffCopy": grpc.stream_stream_rpc_method_handler(

@@ -12,6 +12,7 @@ import queue
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
@@ -155,7 +156,7 @@ class FileSyncService:
         self.dirs = dict(dirs)
         self.stats = TransferStats()
 
-    def handlers(self) -> Mapping[str, grpc.RpcMethodHandler]:
+    def handlers(self) -> Mapping[str, grpc.RpcMethodHandler[Any, Any]]:
         """Method name → handler."""
         return {
             "DiffCopy": grpc.stream_stream_rpc_method_handler(

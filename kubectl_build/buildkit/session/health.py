@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import grpc
 
@@ -18,7 +19,7 @@ class HealthService:
 
     name = "grpc.health.v1.Health"
 
-    def handlers(self) -> Mapping[str, grpc.RpcMethodHandler]:
+    def handlers(self) -> Mapping[str, grpc.RpcMethodHandler[Any, Any]]:
         """Method name → handler."""
         return {
             "Check": grpc.unary_unary_rpc_method_handler(

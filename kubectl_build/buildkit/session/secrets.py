@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -39,7 +40,7 @@ class SecretsService:
     def __init__(self, sources: Mapping[str, SecretSource]) -> None:
         self.sources = dict(sources)
 
-    def handlers(self) -> Mapping[str, grpc.RpcMethodHandler]:
+    def handlers(self) -> Mapping[str, grpc.RpcMethodHandler[Any, Any]]:
         """Method name → handler."""
         return {
             "GetSecret": grpc.unary_unary_rpc_method_handler(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 
@@ -13,7 +13,7 @@ class SessionService(Protocol):
 
     name: str  # full service name, e.g. "moby.filesync.v1.FileSync"
 
-    def handlers(self) -> Mapping[str, grpc.RpcMethodHandler]:
+    def handlers(self) -> Mapping[str, grpc.RpcMethodHandler[Any, Any]]:
         """Method name → handler."""
         ...
 
@@ -23,7 +23,7 @@ def method_paths(service: SessionService) -> list[str]:
     return [f"/{service.name}/{method}" for method in service.handlers()]
 
 
-def generic_handler(service: SessionService) -> grpc.GenericRpcHandler:
+def generic_handler(service: SessionService) -> grpc.GenericRpcHandler[Any, Any]:
     """Wrap a service for grpc.server."""
     return grpc.method_handlers_generic_handler(service.name, dict(service.handlers()))
 

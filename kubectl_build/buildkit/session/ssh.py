@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import grpc
 
@@ -100,7 +101,7 @@ class SSHService:
     def __init__(self, pool: AgentPool) -> None:
         self.pool = pool
 
-    def handlers(self) -> Mapping[str, grpc.RpcMethodHandler]:
+    def handlers(self) -> Mapping[str, grpc.RpcMethodHandler[Any, Any]]:
         """Method name → handler."""
         return {
             "CheckAgent": grpc.unary_unary_rpc_method_handler(

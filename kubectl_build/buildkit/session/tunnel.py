@@ -35,7 +35,7 @@ SERVER_OPTIONS = [
 class InnerServer:
     """A grpc.server on a private unix socket, reachable through one connection."""
 
-    def __init__(self, handlers: Sequence[grpc.GenericRpcHandler], workers: int = 16) -> None:
+    def __init__(self, handlers: Sequence[grpc.GenericRpcHandler[Any, Any]], workers: int = 16) -> None:
         self._dir = tempfile.mkdtemp(prefix="kb-session-")
         os.chmod(self._dir, 0o700)
         self.path = os.path.join(self._dir, "s.sock")
@@ -43,7 +43,7 @@ class InnerServer:
         # pool must cover concurrent transfers plus health checks.
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kb-session"),
-            handlers=handlers,
+            handlers=list(handlers),
             options=SERVER_OPTIONS,
             maximum_concurrent_rpcs=None,
         )
