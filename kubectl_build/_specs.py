@@ -27,8 +27,7 @@ _KNOWN_OS = frozenset(
     "solaris wasip1 windows".split()
 )
 _KNOWN_ARCH = frozenset(
-    "386 amd64 arm arm64 loong64 mips mips64 mips64le mipsle ppc64 ppc64le riscv64 "
-    "s390x wasm".split()
+    "386 amd64 arm arm64 loong64 mips mips64 mips64le mipsle ppc64 ppc64le riscv64 s390x wasm".split()
 )
 # Spellings from uname, Debian and image-name prefixes, with the variant they imply.
 _ARCH_ALIASES: Mapping[str, tuple[str, str]] = {
@@ -178,6 +177,9 @@ def _comma_items(values: Iterable[str]) -> list[str]:
     return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
+_KEYWORDS = frozenset({"type", "id", "src", "source", "env", "dest", "name", "push", "ref", "mode"})
+
+
 def _csv_fields(value: str, flag: str, forms: str) -> list[tuple[str, str]]:
     """Split ``k=v,k2="v,2"`` the way Go's encoding/csv does, as docker and buildx do."""
     try:
@@ -189,7 +191,10 @@ def _csv_fields(value: str, flag: str, forms: str) -> list[tuple[str, str]]:
         key, sep, val = cell.partition("=")
         if not sep or not key.strip():
             raise UsageError(f'invalid {flag} "{value}": expected KEY=VALUE, got "{cell}"', forms)
-        fields.append((key.strip().lower(), val))
+        key = key.strip()
+        # Our own keys match in any case; others (annotation.*, exporter options) are
+        # passed to the daemon as typed, since annotation keys are case-sensitive.
+        fields.append((key.lower() if key.lower() in _KEYWORDS else key, val))
     return fields
 
 
@@ -247,9 +252,7 @@ def parse_secret(value: str, environ: Mapping[str, str]) -> SecretSpec:
     if src is None:
         return SecretSpec(secret_id, None, env)
     if not os.path.isfile(src):
-        raise UsageError(
-            f'secret file "{src}" for --secret id={secret_id} not found', _SECRET_FORMS
-        )
+        raise UsageError(f'secret file "{src}" for --secret id={secret_id} not found', _SECRET_FORMS)
     return SecretSpec(secret_id, os.path.abspath(src), None)
 
 
@@ -337,7 +340,7 @@ def parse_output(value: str) -> OutputSpec:
     if "=" not in value:
         return OutputSpec("local", MappingProxyType({}), value)
     attrs = dict(_csv_fields(value, "--output", _OUTPUT_FORMS))
-    kind = attrs.pop("type", "")
+    kind = attrs.pop("type", "").strip().lower()
     dest = attrs.pop("dest", None)
     if kind == "registry":
         kind, attrs["push"] = "image", "true"
@@ -347,9 +350,7 @@ def parse_output(value: str) -> OutputSpec:
     if kind == "local" and dest in (None, "", "-"):
         raise UsageError(f'invalid --output "{value}": type=local needs dest=DIR', _OUTPUT_FORMS)
     if kind in _FILE_OUTPUTS and not dest:
-        raise UsageError(
-            f'invalid --output "{value}": type={kind} needs dest=FILE or dest=-', _OUTPUT_FORMS
-        )
+        raise UsageError(f'invalid --output "{value}": type={kind} needs dest=FILE or dest=-', _OUTPUT_FORMS)
     if kind in ("image", "cacheonly") and dest is not None:
         raise UsageError(f'invalid --output "{value}": type={kind} takes no dest', _OUTPUT_FORMS)
     return OutputSpec(kind, MappingProxyType(attrs), dest)
@@ -387,7 +388,7 @@ def parse_cache(value: str, *, export: bool) -> CacheSpec:
             raise UsageError(f'invalid {flag} "{value}": empty', _CACHE_FORMS)
         return CacheSpec("registry", MappingProxyType({"ref": value.strip()}))
     attrs = dict(_csv_fields(value, flag, _CACHE_FORMS))
-    kind = attrs.pop("type", "")
+    kind = attrs.pop("type", "").strip().lower()
     if kind not in _CACHE_TYPES:
         why = f'unknown type "{kind}"' if kind else "missing type="
         raise UsageError(f'invalid {flag} "{value}": {why}', _CACHE_FORMS)

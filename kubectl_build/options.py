@@ -269,9 +269,7 @@ def _choice(value: str, flag: str, choices: Sequence[str]) -> str:
     return value
 
 
-def _merge_push(
-    outputs: list[OutputSpec], push: bool, tags: Sequence[str]
-) -> tuple[OutputSpec, ...]:
+def _merge_push(outputs: list[OutputSpec], push: bool, tags: Sequence[str]) -> tuple[OutputSpec, ...]:
     """Fold ``--push`` into the outputs and name unnamed image-like outputs after the tags."""
     if push and not any(out.type == "image" for out in outputs):
         outputs.append(OutputSpec("image", _EMPTY, None))
@@ -295,12 +293,29 @@ def _merge_push(
     return tuple(dict.fromkeys(merged))
 
 
+def _outputs(flags: BuildFlags, tags: Sequence[str]) -> tuple[OutputSpec, ...]:
+    outputs = [parse_output(value) for value in flags.output]
+    if flags.quiet and any(out.dest == "-" for out in outputs):
+        raise UsageError(
+            "-q prints the digest on stdout, which --output dest=- also uses",
+            "write the output to a file or drop -q",
+        )
+    return _merge_push(outputs, flags.push, tags)
+
+
+def _network(flags: BuildFlags) -> tuple[str, tuple[str, ...]]:
+    """The network mode and the entitlements, with network.host implied by --network host."""
+    network = _choice(flags.network or "default", "--network", NETWORK_MODES)
+    allow = [_choice(value, "--allow", ENTITLEMENTS) for value in _items(flags.allow)]
+    if network == "host":
+        allow.append("network.host")
+    return network, tuple(dict.fromkeys(allow))
+
+
 def _progress(flags: BuildFlags, environ: Mapping[str, str]) -> str:
     if flags.quiet:
         if flags.progress not in (None, "auto", "quiet"):
-            raise UsageError(
-                f"-q cannot be combined with --progress {flags.progress}", "drop one of them"
-            )
+            raise UsageError(f"-q cannot be combined with --progress {flags.progress}", "drop one of them")
         return "quiet"
     value = flags.progress or environ.get("BUILDKIT_PROGRESS") or "auto"
     return _choice(value, "--progress", PROGRESS_MODES)
@@ -331,16 +346,7 @@ def build_options(flags: BuildFlags, environ: Mapping[str, str]) -> BuildOptions
     """
     context, dockerfile = resolve_context(flags.context, flags.file)
     tags = tuple(validate_tag(tag) for tag in flags.tag)
-    outputs = [parse_output(value) for value in flags.output]
-    if flags.quiet and any(out.dest == "-" for out in outputs):
-        raise UsageError(
-            "-q prints the digest on stdout, which --output dest=- also uses",
-            "write the output to a file or drop -q",
-        )
-    network = _choice(flags.network or "default", "--network", NETWORK_MODES)
-    allow = list(dict.fromkeys(_choice(v, "--allow", ENTITLEMENTS) for v in _items(flags.allow)))
-    if network == "host" and "network.host" not in allow:
-        allow.append("network.host")
+    network, allow = _network(flags)
     host = check_daemon_address(flags.buildkit_host or environ.get("BUILDKIT_HOST") or None)
     check_tls_files(host, flags.tlscacert, flags.tlscert, flags.tlskey)
     return BuildOptions(
@@ -358,12 +364,12 @@ def build_options(flags: BuildFlags, environ: Mapping[str, str]) -> BuildOptions
         ssh=_last_per_id(parse_ssh(v, environ) for v in flags.ssh),
         cache_from=tuple(parse_cache(v, export=False) for v in flags.cache_from),
         cache_to=tuple(parse_cache(v, export=True) for v in flags.cache_to),
-        outputs=_merge_push(outputs, flags.push, tags),
+        outputs=_outputs(flags, tags),
         push=flags.push,
         load=flags.load,
         network=network,
         add_hosts=parse_add_hosts(flags.add_host),
-        allow=tuple(allow),
+        allow=allow,
         progress=_progress(flags, environ),
         quiet=flags.quiet,
         iidfile=flags.iidfile,

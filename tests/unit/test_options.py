@@ -163,9 +163,7 @@ def test_parse_secret_env() -> None:
     assert parse_secret("id=tok,type=env,src=TOKEN", {}) == SecretSpec("tok", None, "TOKEN")
 
 
-def test_parse_secret_bare_id_prefers_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_parse_secret_bare_id_prefers_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert parse_secret("id=TOKEN", {"TOKEN": "x"}) == SecretSpec("TOKEN", None, "TOKEN")
     (tmp_path / "TOKEN").write_text("x")
@@ -222,20 +220,17 @@ def test_parse_ssh(tmp_path: Path) -> None:
         (
             "=/x",
             {},
-            'invalid --ssh "=/x": bad id ""; '
-            "use default, default=SOCKET, or ID=KEYFILE[,KEYFILE...]",
+            'invalid --ssh "=/x": bad id ""; use default, default=SOCKET, or ID=KEYFILE[,KEYFILE...]',
         ),
         (
             "a b=/x",
             {},
-            'invalid --ssh "a b=/x": bad id "a b"; '
-            "use default, default=SOCKET, or ID=KEYFILE[,KEYFILE...]",
+            'invalid --ssh "a b=/x": bad id "a b"; use default, default=SOCKET, or ID=KEYFILE[,KEYFILE...]',
         ),
         (
             "key=/no/such/key",
             {},
-            '--ssh key: "/no/such/key" not found; '
-            "use default, default=SOCKET, or ID=KEYFILE[,KEYFILE...]",
+            '--ssh key: "/no/such/key" not found; use default, default=SOCKET, or ID=KEYFILE[,KEYFILE...]',
         ),
     ],
 )
@@ -264,6 +259,8 @@ def test_parse_ssh_rejects(value: str, environ: dict[str, str], line: str) -> No
         ("type=oci,dest=o.tar,compression=zstd",
          OutputSpec("oci", {"compression": "zstd"}, "o.tar")),
         ("type=cacheonly", OutputSpec("cacheonly", {}, None)),
+        ("Type=OCI,Dest=o.tar,annotation.org.Example=x",
+         OutputSpec("oci", {"annotation.org.Example": "x"}, "o.tar")),
     ],
 )  # fmt: skip
 def test_parse_output(value: str, expected: OutputSpec) -> None:
@@ -432,8 +429,7 @@ def test_file_flag_is_relative_to_cwd(context: Path) -> None:
     [
         (
             {"context": "nope"},
-            'build context "nope" not found; '
-            "pass a directory, a Git or HTTP(S) URL, or - to read stdin",
+            'build context "nope" not found; pass a directory, a Git or HTTP(S) URL, or - to read stdin',
         ),
         (
             {"context": "ctx/Dockerfile"},
@@ -447,8 +443,7 @@ def test_file_flag_is_relative_to_cwd(context: Path) -> None:
         ),
         (
             {"file": "ctx"},
-            'Dockerfile "ctx" is not a file; '
-            "pass its path with -f, or add a Dockerfile to the context",
+            'Dockerfile "ctx" is not a file; pass its path with -f, or add a Dockerfile to the context',
         ),
     ],
 )
@@ -480,8 +475,7 @@ def test_stdin_context(context: Path) -> None:
     with pytest.raises(UsageError) as info:
         options(context="-", file="-")
     assert info.value.one_line() == (
-        "the context and the Dockerfile cannot both come from stdin; "
-        "pass a context directory with -f -"
+        "the context and the Dockerfile cannot both come from stdin; pass a context directory with -f -"
     )
 
 
@@ -603,9 +597,7 @@ def test_network_and_allow(context: Path) -> None:
     assert info.value.one_line() == 'invalid --network "bridge"; use one of default, host, none'
     with pytest.raises(UsageError) as info:
         options(allow=("device",))
-    assert info.value.one_line() == (
-        'invalid --allow "device"; use one of network.host, security.insecure'
-    )
+    assert info.value.one_line() == ('invalid --allow "device"; use one of network.host, security.insecure')
 
 
 def test_buildkit_host_and_tls(context: Path, tmp_path: Path) -> None:
