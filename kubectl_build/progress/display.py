@@ -24,7 +24,7 @@ MODES = ("auto", "tty", "plain", "quiet", "rawjson")
 """Values accepted by ``--progress``."""
 
 Clock = Callable[[], float]
-"""Returns the current time in epoch seconds, on the daemon's clock if the offset is known."""
+"""Returns the local time in epoch seconds (``time.time``; replaced in tests)."""
 
 
 class Display(Protocol):
@@ -81,9 +81,7 @@ class QuietDisplay:
 def resolve_mode(mode: str, console: Console) -> str:
     """Turn ``auto`` into a concrete mode: a live view on a terminal, plain text otherwise."""
     if mode not in MODES:
-        raise UsageError(
-            f"invalid --progress value {mode!r}", hint=f"use one of {', '.join(MODES)}"
-        )
+        raise UsageError(f"invalid --progress value {mode!r}", hint=f"use one of {', '.join(MODES)}")
     if mode != "auto":
         return mode
     if console.quiet:
@@ -106,8 +104,8 @@ def select_display(
         platform_prefix: Default stream label put into step names
             (``[linux/arm64 2/4] RUN make``), for builds whose platform is not already
             in the names BuildKit sends.
-        clock: Current time for the live timers of running steps; pass one corrected by
-            the daemon's ``buildkit-current-timestamp`` header when clocks differ.
+        clock: Local time for the live timers of running steps; the tty view shifts it
+            onto the daemon's clock using the timestamps in the stream.
 
     Raises:
         UsageError: ``mode`` is not a known mode.

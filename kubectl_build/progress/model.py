@@ -38,6 +38,15 @@ def timestamp_seconds(ts: Timestamp) -> float:
     return ts.seconds + ts.nanos / 1e9
 
 
+def latest_timestamp(resp: StatusResponse) -> float | None:
+    """The newest daemon timestamp in a message, if it carries any."""
+    stamps = [v.completed for v in resp.vertexes if v.HasField("completed")]
+    stamps += [v.started for v in resp.vertexes if v.HasField("started")]
+    stamps += [s.timestamp for s in resp.statuses if s.HasField("timestamp")]
+    stamps += [log.timestamp for log in resp.logs if log.HasField("timestamp")]
+    return max((timestamp_seconds(t) for t in stamps), default=None)
+
+
 def parse_exit_code(error: str) -> int | None:
     """The exit code from BuildKit's error text, if the failure was a process exit.
 

@@ -22,7 +22,13 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from kubectl_build.progress.model import ProgressModel, Step, StepState, Transfer
+from kubectl_build.progress.model import (
+    ProgressModel,
+    Step,
+    StepState,
+    Transfer,
+    latest_timestamp,
+)
 from kubectl_build.progress.plain import failure_summary, warning_summary
 from kubectl_build.progress.text import format_amount, format_duration
 
@@ -66,7 +72,8 @@ class TtyDisplay:
         console: The rich console to draw on (bound to the real stderr, or to a
             ``StringIO`` in tests).
         prefix: Default stream label for step names, see ``select_display``.
-        clock: Current time in epoch seconds, for the timers of running steps.
+        clock: The local time in epoch seconds; timers use it shifted onto the daemon's
+            clock (see :class:`DaemonClock`).
         refresh_per_second: Redraw rate of the live region.
     """
 
@@ -80,7 +87,7 @@ class TtyDisplay:
     ) -> None:
         self._console = console
         self._prefix = prefix
-        self._clock = clock
+        self._clock = DaemonClock(clock)
         self._model = ProgressModel(log_lines=FAILURE_LOG_LINES)
         # The refresh thread renders while update() folds new messages in.
         self._lock = threading.Lock()
@@ -115,6 +122,7 @@ class TtyDisplay:
         """Fold the message into the model; the refresh thread redraws."""
         with self._lock:
             self._model.apply(resp, prefix=prefix or self._prefix)
+            self._clock.observe(resp)
 
     def finish(self, ok: bool) -> None:
         """Replace the live region with the static summary (once)."""
@@ -130,6 +138,33 @@ class TtyDisplay:
         """The live view for the current state (the refresh thread calls this)."""
         with self._lock:
             return render_live(self._model, self._clock(), max_rows)
+
+
+class DaemonClock:
+    """The local clock shifted onto the daemon's, learnt from message timestamps.
+
+    Timers subtract daemon timestamps from "now"; a daemon in a pod whose clock is a few
+    seconds off would otherwise show frozen or inflated timers. A message is stamped
+    before it arrives, so ``stamp - local_now`` never exceeds the true offset; the
+    largest value seen is the best estimate.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._offset: float | None = None
+
+    def observe(self, resp: StatusResponse) -> None:
+        """Refine the offset from a message's newest timestamp."""
+        stamp = latest_timestamp(resp)
+        if stamp is None:
+            return
+        estimate = stamp - self._clock()
+        if self._offset is None or estimate > self._offset:
+            self._offset = estimate
+
+    def __call__(self) -> float:
+        """Current time on the daemon's clock (the local clock until a message arrives)."""
+        return self._clock() + (self._offset or 0.0)
 
 
 class _LiveView:

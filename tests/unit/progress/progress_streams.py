@@ -74,9 +74,7 @@ def status(
     completed: float | None = None,
 ) -> VertexStatus:
     """A transfer counter snapshot."""
-    s = VertexStatus(
-        id=ident, vertex=digest, name=ident, current=current, total=total, timestamp=ts(offset)
-    )
+    s = VertexStatus(id=ident, vertex=digest, name=ident, current=current, total=total, timestamp=ts(offset))
     if started is not None:
         s.started.CopyFrom(ts(started))
     if completed is not None:
@@ -151,9 +149,7 @@ def cached_build() -> list[StatusResponse]:
             [vertex(D_EXPORT, N_EXPORT, started=1.31, completed=1.42)],
             [
                 status(D_EXPORT, "exporting layers", 1.42, started=1.31, completed=1.42),
-                status(
-                    D_EXPORT, "writing image sha256:" + "b" * 64, 1.42, started=1.41, completed=1.42
-                ),
+                status(D_EXPORT, "writing image sha256:" + "b" * 64, 1.42, started=1.41, completed=1.42),
             ],
         ),
     ]
@@ -215,15 +211,9 @@ def transfer_build() -> list[StatusResponse]:
     size = 3_398_000
     return [
         resp([vertex(D_CTX, N_CTX, started=0.0)]),
-        resp(
-            statuses=[status(D_CTX, "transferring context:", 0.2, current=1_200_000, started=0.0)]
-        ),
-        resp(
-            statuses=[status(D_CTX, "transferring context:", 0.5, current=8_400_000, started=0.0)]
-        ),
-        resp(
-            statuses=[status(D_CTX, "transferring context:", 1.1, current=12_345_678, started=0.0)]
-        ),
+        resp(statuses=[status(D_CTX, "transferring context:", 0.2, current=1_200_000, started=0.0)]),
+        resp(statuses=[status(D_CTX, "transferring context:", 0.5, current=8_400_000, started=0.0)]),
+        resp(statuses=[status(D_CTX, "transferring context:", 1.1, current=12_345_678, started=0.0)]),
         resp(
             [vertex(D_CTX, N_CTX, started=0.0, completed=1.25)],
             [
@@ -259,11 +249,7 @@ def transfer_build() -> list[StatusResponse]:
             ]
         ),
         resp(
-            [
-                vertex(
-                    D_FROM, "[1/2] FROM docker.io/library/alpine:latest", started=1.3, completed=3.3
-                )
-            ],
+            [vertex(D_FROM, "[1/2] FROM docker.io/library/alpine:latest", started=1.3, completed=3.3)],
             [status(D_FROM, "extracting " + layer, 3.3, started=3.0, completed=3.3)],
         ),
     ]

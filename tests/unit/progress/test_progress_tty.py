@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.console import Console as RichConsole
 
 from kubectl_build._proto.control_pb2 import StatusResponse
 from kubectl_build.progress.model import ProgressModel
 from kubectl_build.progress.tty import (
     LIVE_LOG_LINES,
+    DaemonClock,
     TtyDisplay,
     render_live,
     render_summary,
@@ -182,7 +184,9 @@ def test_live_region_redraws_while_running() -> None:
     live = out.getvalue()
     display.finish(True)
     assert " => => # cc -c main.c" in live
-    assert "0.5s" in live  # RUN make started at 1.5, the clock says 2.0
+    # RUN make started at 1.5; the newest message says the daemon is at 2.104 although the
+    # local clock says 2.0, so the timer follows the daemon.
+    assert "0.6s" in live
 
 
 def test_finish_twice_prints_one_summary() -> None:
@@ -192,3 +196,17 @@ def test_finish_twice_prints_one_summary() -> None:
     display.finish(True)
     display.finish(True)
     assert out.getvalue().count("FINISHED") == 1
+
+
+@pytest.mark.parametrize("skew", [-30.0, 0.0, 7.5])
+def test_daemon_clock_learns_the_offset(skew: float) -> None:
+    local = [T0 + 100.0]
+    clock = DaemonClock(lambda: local[0])
+    assert clock() == T0 + 100.0  # nothing learnt yet
+    # Messages stamped on the daemon's clock, received 0.2s and 0.05s later.
+    clock.observe(resp([vertex(D_MAKE, N_MAKE, started=100.0 + skew - 0.2)]))
+    clock.observe(resp(logs=[log(D_MAKE, 100.0 + skew - 0.05, b"x")]))
+    clock.observe(resp(statuses=[status(D_MAKE, "old", 50.0)]))  # a stale replay
+    assert clock() == pytest.approx(T0 + 100.0 + skew - 0.05)
+    clock.observe(resp())  # no timestamps: nothing to learn
+    assert clock() == pytest.approx(T0 + 100.0 + skew - 0.05)
