@@ -7,9 +7,11 @@ Ctrl-C becomes 130, and a traceback is shown only with ``--debug``.
 
 from __future__ import annotations
 
+import io
+import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from kubectl_build import __version__
@@ -100,6 +102,57 @@ def _usage_line(err: click.UsageError, prog: str) -> str:
     return f"{message}; {hint}see '{prog} --help'"
 
 
+def _dispatch(command_name: str, argv: Sequence[str], console: Console) -> int:
+    """Run a click command; click's own errors become one line here."""
+    import click
+
+    from kubectl_build import cli
+
+    command = cli.build if command_name == "build" else cli.buildkit
+    prog = cli.BUILD_PROG if command_name == "build" else cli.BUILDKIT_PROG
+    try:
+        result = command.main(list(argv), prog_name=prog, standalone_mode=False)
+    except click.UsageError as err:
+        console.error(_usage_line(err, prog))
+        return ExitCode.USAGE
+    except click.Abort:
+        # click turns Ctrl-C inside a command into Abort.
+        return ExitCode.INTERRUPTED
+    except click.ClickException as err:
+        console.error(" ".join(err.format_message().split()))
+        return err.exit_code
+    return int(result) if isinstance(result, int) else ExitCode.OK
+
+
+def _silence_stdout() -> None:
+    # Python would report the broken pipe again when it flushes stdout at exit.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
+
+
+def _guarded(body: Callable[[], int], console: Console) -> int:
+    """Run ``body``, turning every exception into one stderr line and an exit code."""
+    try:
+        return body()
+    except KubectlBuildError as err:
+        console.trace(traceback.format_exc().rstrip())
+        console.error(err.one_line())
+        return err.exit_code
+    except KeyboardInterrupt:
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`kubectl build --help | head`): stop quietly.
+        _silence_stdout()
+        return ExitCode.FAILURE
+    except Exception as err:  # noqa: BLE001 - last resort: one line, not a traceback
+        console.trace(traceback.format_exc().rstrip())
+        console.error(f"internal error: {type(err).__name__}: {err}; rerun with --debug and report it")
+        return ExitCode.FAILURE
+
+
 def run(command_name: str, argv: Sequence[str]) -> int:
     """Run one of the click commands and map every outcome to an exit code.
 
@@ -110,50 +163,27 @@ def run(command_name: str, argv: Sequence[str]) -> int:
     Returns:
         The process exit code.
     """
-    debug = _debug_requested(argv)
-    console = Console(debug=debug)
-    try:
-        import click
+    console = Console(debug=_debug_requested(argv))
+    return _guarded(lambda: _dispatch(command_name, argv, console), console)
 
-        from kubectl_build import cli
 
-        command = cli.build if command_name == "build" else cli.buildkit
-        prog = cli.BUILD_PROG if command_name == "build" else cli.BUILDKIT_PROG
-        try:
-            result = command.main(list(argv), prog_name=prog, standalone_mode=False)
-        except click.UsageError as err:
-            console.error(_usage_line(err, prog))
-            return ExitCode.USAGE
-        except click.Abort:
-            # click turns Ctrl-C inside a command into Abort.
-            return ExitCode.INTERRUPTED
-        except click.ClickException as err:
-            console.error(" ".join(err.format_message().split()))
-            return err.exit_code
-        return int(result) if isinstance(result, int) else ExitCode.OK
-    except KubectlBuildError as err:
-        console.trace(traceback.format_exc().rstrip())
-        console.error(err.one_line())
-        return err.exit_code
-    except KeyboardInterrupt:
-        return ExitCode.INTERRUPTED
-    except Exception as err:  # noqa: BLE001 - last resort: one line, not a traceback
-        console.trace(traceback.format_exc().rstrip())
-        console.error(
-            f"internal error: {type(err).__name__}: {err}; rerun with --debug and report it"
-        )
-        return ExitCode.FAILURE
+def _show(text: str) -> int:
+    console = Console()
+
+    def show() -> int:
+        console.result(text)
+        return ExitCode.OK
+
+    return _guarded(show, console)
 
 
 def build_main(argv: Sequence[str] | None = None) -> int:
     """The ``kubectl-build`` console script (also ``kubectl build`` via kubectl's plugins)."""
     args = sys.argv[1:] if argv is None else list(argv)
     if args in (["--help"], ["-h"]) and BUILD_HELP:
-        Console().result(BUILD_HELP)
-        return ExitCode.OK
+        return _show(BUILD_HELP)
     if args == ["--version"]:
-        Console().result(f"kubectl-build {__version__}")
-        return ExitCode.OK
+        return _show(f"kubectl-build {__version__}")
     return run("build", args)
 
 

@@ -50,21 +50,15 @@ _BUILD_OPTIONS = [
     _multi("--label", metavar="KEY=VALUE", help="Image label; repeatable."),
     click.option("--target", metavar="STAGE", help="Build this stage instead of the last one."),
     click.option("--no-cache", is_flag=True, help="Do not use the build cache."),
-    _multi(
-        "--no-cache-filter", metavar="STAGE", help="Do not use the build cache for these stages."
-    ),
+    _multi("--no-cache-filter", metavar="STAGE", help="Do not use the build cache for these stages."),
     click.option("--pull", is_flag=True, help="Always check for newer base images."),
-    _multi(
-        "--secret", metavar="id=ID[,src=FILE|env=VAR]", help="Secret for RUN --mount=type=secret."
-    ),
+    _multi("--secret", metavar="id=ID[,src=FILE|env=VAR]", help="Secret for RUN --mount=type=secret."),
     _multi(
         "--ssh",
         metavar="default|ID[=SOCKET|KEY,...]",
         help="SSH agent or keys for RUN --mount=type=ssh.",
     ),
-    _multi(
-        "--cache-from", metavar="REF|type=...", help="Cache source, e.g. type=registry,ref=REF."
-    ),
+    _multi("--cache-from", metavar="REF|type=...", help="Cache source, e.g. type=registry,ref=REF."),
     _multi(
         "--cache-to",
         metavar="type=...",
@@ -93,9 +87,7 @@ _BUILD_OPTIONS = [
     ),
     click.option("-q", "--quiet", is_flag=True, help="No progress; print only the image digest."),
     click.option("--iidfile", metavar="FILE", help="Write the image digest to FILE."),
-    click.option(
-        "--metadata-file", metavar="FILE", help="Write build result metadata to FILE as JSON."
-    ),
+    click.option("--metadata-file", metavar="FILE", help="Write build result metadata to FILE as JSON."),
     click.option("--debug", is_flag=True, help="Show debug output and tracebacks."),
     click.option(
         "--buildkit-host",
@@ -106,12 +98,8 @@ _BUILD_OPTIONS = [
     click.option("--tlscacert", metavar="FILE", help="CA certificate for a tcp:// buildkitd."),
     click.option("--tlscert", metavar="FILE", help="Client certificate for a tcp:// buildkitd."),
     click.option("--tlskey", metavar="FILE", help="Client key for a tcp:// buildkitd."),
-    click.option(
-        "--tlsservername", metavar="NAME", help="Server name to verify for a tcp:// buildkitd."
-    ),
-    click.option(
-        "--builder", metavar="NAME", help="Builder name [env BUILDKIT_BUILDER; default buildkit]."
-    ),
+    click.option("--tlsservername", metavar="NAME", help="Server name to verify for a tcp:// buildkitd."),
+    click.option("--builder", metavar="NAME", help="Builder name [env BUILDKIT_BUILDER; default buildkit]."),
     click.option(
         "--registry-secret",
         metavar="NAME",
@@ -136,9 +124,7 @@ def _with_build_options(func: Any) -> Any:
 )
 @click.argument("context", metavar="PATH | URL | -")
 @_with_build_options
-@click.version_option(
-    __version__, "--version", prog_name="kubectl-build", message="%(prog)s %(version)s"
-)
+@click.version_option(__version__, "--version", prog_name="kubectl-build", message="%(prog)s %(version)s")
 def build(**flags: Any) -> int:
     """Build a container image from PATH, URL or - (stdin) with BuildKit.
 
@@ -162,9 +148,7 @@ def render_build_help() -> str:
 
 
 @click.group(name="buildkit", context_settings=CONTEXT_SETTINGS)
-@click.version_option(
-    __version__, "--version", prog_name="kubectl-buildkit", message="%(prog)s %(version)s"
-)
+@click.version_option(__version__, "--version", prog_name="kubectl-buildkit", message="%(prog)s %(version)s")
 def buildkit() -> None:
     """Manage BuildKit builders in a Kubernetes cluster."""
 

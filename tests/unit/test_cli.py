@@ -6,6 +6,7 @@ show that bad input fails before anything would touch a daemon or a cluster.
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import types
@@ -78,9 +79,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def invoke(
-    main: Callable[[list[str]], int], *args: str, env: dict[str, str] | None = None
-) -> Outcome:
+def invoke(main: Callable[[list[str]], int], *args: str, env: dict[str, str] | None = None) -> Outcome:
     """Run an entry point in process with captured streams and a clean environment."""
     with CliRunner().isolation(env={**CLEAN_ENV, **(env or {})}) as (out, err, _):
         code = main(list(args))
@@ -128,6 +127,17 @@ def test_version() -> None:
     assert build("--version").stdout == f"kubectl-build {__version__}\n"
     slow = invoke(lambda argv: entry.run("build", argv), "--version")
     assert (slow.code, slow.stdout) == (0, f"kubectl-build {__version__}\n")
+
+
+class _ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_broken_pipe_is_quiet(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    assert entry.build_main(["--help"]) == ExitCode.FAILURE
+    assert capsys.readouterr().err == ""
 
 
 def _modules_after(code: str) -> set[str]:
@@ -208,9 +218,7 @@ def test_fast_help_does_not_import_click() -> None:
          "error: Option '-t' requires an argument; see 'kubectl build --help'"),
     ],
 )  # fmt: skip
-def test_bad_input(
-    workdir: Path, fake_build: FakeBuild, args: tuple[str, ...], code: int, line: str
-) -> None:
+def test_bad_input(workdir: Path, fake_build: FakeBuild, args: tuple[str, ...], code: int, line: str) -> None:
     outcome = build(*args)
     assert (outcome.code, outcome.error_line, outcome.stdout) == (code, line, "")
     assert fake_build.calls == []
@@ -308,6 +316,4 @@ def test_buildkit_version_and_help() -> None:
     assert outcome.code == 0 and "Usage: kubectl buildkit [OPTIONS] COMMAND" in outcome.stdout
     outcome = buildkit("frobnicate")
     assert outcome.code == ExitCode.USAGE
-    assert outcome.error_line == (
-        "error: No such command 'frobnicate'; see 'kubectl buildkit --help'"
-    )
+    assert outcome.error_line == ("error: No such command 'frobnicate'; see 'kubectl buildkit --help'")
