@@ -67,13 +67,18 @@ start() {
   log "$name started (pid $(<"$pidf"))"
 }
 
-# stop NAME PATTERN: TERM, wait (bounded), KILL; then the rest of its process group.
+# stop NAME PATTERN [HOOK]: TERM, wait (bounded), KILL; then the rest of its process group.
+# HOOK runs once if the process is still there after 3 s (buildkitd waits for running builds).
 stop() {
-  local name=$1 pat=$2 pidf="$KB_STATE/pids/$1.pid" pid i
+  local name=$1 pat=$2 hook=${3:-} pidf="$KB_STATE/pids/$1.pid" pid i
   if ! ours "$pidf" "$pat"; then rm -f "$pidf"; return 0; fi
   pid=$(<"$pidf")
   kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 150; i++)); do alive "$pid" || break; sleep 0.1; done
+  for ((i = 0; i < 150; i++)); do
+    alive "$pid" || break
+    if ((i == 30)) && [[ -n "$hook" ]]; then "$hook"; fi
+    sleep 0.1
+  done
   if alive "$pid"; then log "$name (pid $pid) ignored TERM for 15s: KILL"; kill -KILL "$pid" 2>/dev/null || true; sleep 0.2; fi
   # leftovers of the session we created (same process group id as the leader's pid)
   local p
@@ -285,6 +290,24 @@ EOF
   mv "$BK/buildkitd.toml.tmp" "$BK/buildkitd.toml"
 }
 
+# Build containers of our buildkitd: runc (default state root) containers whose bundle
+# lies under our buildkitd root. They run in their own sessions, so killing buildkitd
+# does not end them.
+our_containers() {
+  runc list -f json 2>/dev/null | jq -r --arg p "$BK/" '.[]? | select(.bundle | startswith($p)) | .id' 2>/dev/null || true
+}
+kill_containers() {
+  local id
+  for id in $(our_containers); do
+    log "killing build container $id"
+    runc kill --all "$id" KILL 2>/dev/null || runc kill "$id" KILL 2>/dev/null || true
+  done
+}
+delete_containers() {
+  local id
+  for id in $(our_containers); do runc delete --force "$id" 2>/dev/null || log "could not delete container $id"; done
+}
+
 bk_up() { "$BUILDCTL" --addr "unix://$SOCK" debug workers; }
 
 start_buildkitd() {
@@ -352,7 +375,8 @@ do_up() {
 
 do_down() {
   local t0; t0=$(now)
-  stop buildkitd "$BK/buildkitd.toml"
+  stop buildkitd "$BK/buildkitd.toml" kill_containers
+  delete_containers
   unmount_state
   stop registry-tls "$KB_STATE/registry/tls/config.yml"
   stop registry-plain "$KB_STATE/registry/plain/config.yml"
@@ -393,9 +417,15 @@ do_status() {
 BUILDKITD="$KB_CACHE/buildkit-$BUILDKIT_VERSION/bin/buildkitd"
 BUILDCTL="$KB_CACHE/buildkit-$BUILDKIT_VERSION/bin/buildctl"
 
+lock() { # serialize concurrent up/down on the same state (bounded wait)
+  mkdir -p "$KB_STATE"
+  exec 9>"$KB_STATE/.lock"
+  flock -w 900 9 || die "another up/down holds $KB_STATE/.lock"
+}
+
 case "${1:-status}" in
-  up) do_up ;;
-  down) do_down ;;
+  up) lock; do_up ;;
+  down) lock; do_down ;;
   status) do_status ;;
   env) [[ -s "$KB_STATE/env" ]] || die "no $KB_STATE/env: run hack/testbed up core"; cat "$KB_STATE/env" ;;
   *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
