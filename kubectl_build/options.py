@@ -312,6 +312,15 @@ def _network(flags: BuildFlags) -> tuple[str, tuple[str, ...]]:
     return network, tuple(dict.fromkeys(allow))
 
 
+def _cache_to(values: Iterable[str], build_args: Mapping[str, str]) -> tuple[CacheSpec, ...]:
+    specs = [parse_cache(value, export=True) for value in values]
+    # docker and buildx read --build-arg BUILDKIT_INLINE_CACHE=1 as a request for inline cache.
+    inline = build_args.get("BUILDKIT_INLINE_CACHE", "").strip().lower() in ("1", "t", "true")
+    if inline and not any(spec.type == "inline" for spec in specs):
+        specs.append(CacheSpec("inline", _EMPTY))
+    return tuple(specs)
+
+
 def _progress(flags: BuildFlags, environ: Mapping[str, str]) -> str:
     if flags.quiet:
         if flags.progress not in (None, "auto", "quiet"):
@@ -347,6 +356,7 @@ def build_options(flags: BuildFlags, environ: Mapping[str, str]) -> BuildOptions
     context, dockerfile = resolve_context(flags.context, flags.file)
     tags = tuple(validate_tag(tag) for tag in flags.tag)
     network, allow = _network(flags)
+    build_args = parse_build_args(flags.build_arg, environ)
     host = check_daemon_address(flags.buildkit_host or environ.get("BUILDKIT_HOST") or None)
     check_tls_files(host, flags.tlscacert, flags.tlscert, flags.tlskey)
     return BuildOptions(
@@ -354,7 +364,7 @@ def build_options(flags: BuildFlags, environ: Mapping[str, str]) -> BuildOptions
         dockerfile=dockerfile,
         tags=tags,
         platforms=parse_platforms(flags.platform, environ),
-        build_args=MappingProxyType(parse_build_args(flags.build_arg, environ)),
+        build_args=MappingProxyType(build_args),
         labels=MappingProxyType(parse_labels(flags.label)),
         target=flags.target or None,
         no_cache=flags.no_cache,
@@ -363,7 +373,7 @@ def build_options(flags: BuildFlags, environ: Mapping[str, str]) -> BuildOptions
         secrets=_last_per_id(parse_secret(v, environ) for v in flags.secret),
         ssh=_last_per_id(parse_ssh(v, environ) for v in flags.ssh),
         cache_from=tuple(parse_cache(v, export=False) for v in flags.cache_from),
-        cache_to=tuple(parse_cache(v, export=True) for v in flags.cache_to),
+        cache_to=_cache_to(flags.cache_to, build_args),
         outputs=_outputs(flags, tags),
         push=flags.push,
         load=flags.load,

@@ -253,6 +253,15 @@ def test_options_reach_the_build(workdir: Path, fake_build: FakeBuild) -> None:
     assert not console.quiet and not console.debug
 
 
+def test_legacy_docker_flags_are_accepted_and_ignored(workdir: Path, fake_build: FakeBuild) -> None:
+    args = ("--rm", "--force-rm", "--compress", "-m", "2g", "--cpu-shares", "512", "--isolation", "x")
+    outcome = build(*args, "ctx")
+    assert (outcome.code, outcome.stderr) == (0, "")
+    ((options, _),) = fake_build.calls
+    assert options.context == "ctx"
+    assert "--force-rm" not in entry.BUILD_HELP
+
+
 def test_quiet_and_debug_reach_the_console(workdir: Path, fake_build: FakeBuild) -> None:
     assert build("-q", "--debug", "ctx").code == 0
     ((options, console),) = fake_build.calls

@@ -681,6 +681,15 @@ def test_everything_parsed(context: Path, tmp_path: Path) -> None:
     assert (opts.kubeconfig, opts.kube_context) == ("kc", "kind")
 
 
+def test_inline_cache_build_arg(context: Path) -> None:
+    opts = options(build_arg=("BUILDKIT_INLINE_CACHE=1",))
+    assert opts.cache_to == (CacheSpec("inline", {}),)
+    assert options(build_arg=("BUILDKIT_INLINE_CACHE=1",), cache_to=("type=inline",)).cache_to == (
+        CacheSpec("inline", {}),
+    )
+    assert options(build_arg=("BUILDKIT_INLINE_CACHE=0",)).cache_to == ()
+
+
 def test_builder_from_environment(context: Path) -> None:
     assert options(environ={"BUILDKIT_BUILDER": "shared"}).builder == "shared"
 
