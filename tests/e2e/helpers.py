@@ -18,6 +18,7 @@ STATE = Path(os.environ.get("KB_STATE", REPO / ".testbed"))
 class Testbed:
     """Addresses and credentials of the running test bed (hack/testbed up core)."""
 
+    __test__ = False  # not a pytest test class despite the name
     env: dict[str, str]
 
     @property
