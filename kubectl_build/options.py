@@ -269,10 +269,10 @@ def _choice(value: str, flag: str, choices: Sequence[str]) -> str:
     return value
 
 
-def _merge_push(outputs: list[OutputSpec], push: bool, tags: Sequence[str]) -> tuple[OutputSpec, ...]:
+def _merge_push(outputs: Sequence[OutputSpec], push: bool, tags: Sequence[str]) -> tuple[OutputSpec, ...]:
     """Fold ``--push`` into the outputs and name unnamed image-like outputs after the tags."""
     if push and not any(out.type == "image" for out in outputs):
-        outputs.append(OutputSpec("image", _EMPTY, None))
+        outputs = [*outputs, OutputSpec("image", _EMPTY, None)]
     merged = []
     for out in outputs:
         attrs = dict(out.attrs)
