@@ -97,6 +97,12 @@ class Transfer:
     completed: float | None = None
 
     @property
+    def label(self) -> str:
+        """What to show: the ID carries the detail (``transferring context:``,
+        ``sha256:...``); the name is often a generic verb (``transferring``)."""
+        return self.id or self.name
+
+    @property
     def done(self) -> bool:
         """Whether the transfer has finished."""
         return self.completed is not None
@@ -135,7 +141,8 @@ class Step:
 
     key: str
     """The vertex digest, namespaced by the stream prefix when streams are merged."""
-    number: int
+    number: int = 0
+    """``#N``: steps are numbered as they become visible (start, output), 0 before."""
     name: str = ""
     cached: bool = False
     started: float | None = None
@@ -234,11 +241,13 @@ class ProgressModel:
         self._log_lines = log_lines
         self._steps: dict[str, Step] = {}
         self._warnings: list[BuildWarning] = []
+        self._numbered = 0
+        self._latest: float | None = None
 
     @property
     def steps(self) -> list[Step]:
-        """All steps, in the order BuildKit first mentioned them (their ``#N`` order)."""
-        return list(self._steps.values())
+        """All steps in ``#N`` order, then the ones not started yet in order of mention."""
+        return sorted(self._steps.values(), key=lambda s: (s.number == 0, s.number))
 
     @property
     def warnings(self) -> list[BuildWarning]:
@@ -260,6 +269,9 @@ class ProgressModel:
             prefix: Label of the stream (e.g. a platform) when several streams are merged
                 into one display; it namespaces digests and prefixes step names.
         """
+        latest = latest_timestamp(resp)
+        if latest is not None and (self._latest is None or latest > self._latest):
+            self._latest = latest
         merged = [self._merge_vertex(v, prefix) for v in resp.vertexes]
         changed = [(step, before) for step, before in merged if _snapshot(step) != before]
         events: list[Event] = [StepChanged(s) for s, _ in changed if not s.finished]
@@ -294,20 +306,26 @@ class ProgressModel:
         )
 
     def time_span(self) -> tuple[float, float] | None:
-        """Earliest start and latest known time across all steps, for a total timer."""
+        """Earliest step start and newest daemon timestamp seen, for a total timer."""
         starts = [s.started for s in self._steps.values() if s.started is not None]
-        if not starts:
+        if not starts or self._latest is None:
             return None
-        ends = [t for s in self._steps.values() for t in _times(s)]
-        return min(starts), max(ends)
+        return min(starts), max(self._latest, min(starts))
 
     def _get(self, digest: str, prefix: str | None) -> Step:
         key = _key(digest, prefix)
         step = self._steps.get(key)
         if step is None:
-            step = Step(key=key, number=len(self._steps) + 1, logs=LogTail(self._log_lines))
+            step = Step(key=key, logs=LogTail(self._log_lines))
             self._steps[key] = step
         return step
+
+    def _number(self, step: Step) -> None:
+        # BuildKit announces the whole graph up front, often in reverse order; numbering
+        # on first sign of life gives #1, #2... in the order the user sees things happen.
+        if step.number == 0:
+            self._numbered += 1
+            step.number = self._numbered
 
     def _merge_vertex(self, vertex: Vertex, prefix: str | None) -> tuple[Step, _Snapshot]:
         step = self._get(vertex.digest, prefix)
@@ -328,10 +346,13 @@ class ProgressModel:
             step.error = vertex.error
         if vertex.HasField("progress_group"):
             step.group = vertex.progress_group.name
+        if step.started is not None or step.finished:
+            self._number(step)
         return step, before
 
     def _merge_status(self, status: VertexStatus, prefix: str | None) -> Event | None:
         step = self._get(status.vertex, prefix)
+        self._number(step)
         transfer = step.transfers.setdefault(status.id, Transfer(id=status.id))
         if transfer.done and not status.HasField("completed"):
             return None
@@ -348,6 +369,7 @@ class ProgressModel:
 
     def _merge_log(self, log: VertexLog, prefix: str | None) -> list[Event]:
         step = self._get(log.vertex, prefix)
+        self._number(step)
         when = timestamp_seconds(log.timestamp) if log.HasField("timestamp") else None
         stream = int(log.stream)
         had_partial = bool(step.logs.partial)
@@ -358,6 +380,7 @@ class ProgressModel:
 
     def _merge_warning(self, warning: VertexWarning, prefix: str | None) -> Event:
         step = self._get(warning.vertex, prefix)
+        self._number(step)
         item = BuildWarning(
             vertex=step.key,
             level=int(warning.level),
@@ -399,9 +422,3 @@ def _prefixed(name: str, prefix: str | None) -> str:
     if name.startswith("["):
         return f"[{prefix} {name[1:]}"
     return f"[{prefix}] {name}"
-
-
-def _times(step: Step) -> list[float]:
-    times = [t for t in (step.started, step.completed) if t is not None]
-    times += [t.timestamp for t in step.transfers.values() if t.timestamp is not None]
-    return times

@@ -65,9 +65,13 @@ class PlainDisplay:
         self._prefix = prefix
         self._interval = status_interval
         self._model = ProgressModel()
-        self._current: str | None = None
+        self._current: Step | None = None
+        self._block_lines = 0
         self._wrote = False
-        self._last_status: dict[tuple[str, str], float | None] = {}
+        self._last_status: dict[tuple[str, str], float] = {}
+        self._deferred: list[Step] = []
+        self._opened: set[str] = set()
+        self._closed: set[str] = set()
         # The status stream is read on its own thread and may still deliver a message
         # while the build's thread finishes the display; the summary must stay last.
         self._lock = threading.Lock()
@@ -86,7 +90,9 @@ class PlainDisplay:
         with self._lock:
             if self._finished:
                 return
-            for event in self._model.apply(resp, prefix=prefix or self._prefix):
+            events = self._model.apply(resp, prefix=prefix or self._prefix)
+            self._close_deferred()
+            for event in events:
                 self._render(event)
             self._stream.flush()
 
@@ -95,6 +101,7 @@ class PlainDisplay:
         with self._lock:
             if not self._finished:
                 self._finished = True
+                self._close_deferred()
                 self._summary(ok)
 
     def _summary(self, ok: bool) -> None:
@@ -115,8 +122,10 @@ class PlainDisplay:
             self._line(event.step, log_text(event.step, event.line))
         elif isinstance(event, TransferChanged):
             self._on_transfer(event.step, event.transfer)
-        elif isinstance(event, WarningAdded):
-            self._line(event.step, warning_text(event.warning))
+        elif isinstance(event, WarningAdded) and event.step.key not in self._closed:
+            # Warnings often arrive after their step closed; reopening the block would
+            # only repeat its header, and the final summary lists every warning anyway.
+            self._line(event.step, f"WARN: {event.warning.short}")
 
     def _on_step(self, step: Step) -> None:
         state = step.state
@@ -124,35 +133,64 @@ class PlainDisplay:
             # BuildKit announces the whole graph up front; steps appear once they start.
             return
         if state is StepState.RUNNING:
+            self._closed.discard(step.key)
             # Announce a start only when no other block is open: steps started in parallel
             # would otherwise print empty headers that their output must repeat anyway.
             if self._current is None:
                 self._header(step)
             return
+        if state is StepState.DONE and self._current is not step and step.key not in self._opened:
+            # A step that starts and ends in one message without output is often run
+            # again at once (the Dockerfile frontend loads its inputs twice); waiting one
+            # message avoids printing a DONE block that the rerun would repeat.
+            self._deferred.append(step)
+            return
+        self._close(step)
+
+    def _close_deferred(self) -> None:
+        deferred, self._deferred = self._deferred, []
+        for step in deferred:
+            if step.finished:
+                self._close(step)
+
+    def _close(self, step: Step) -> None:
         self._line(step, closing_text(step))
         self._current = None
+        self._closed.add(step.key)
 
     def _on_transfer(self, step: Step, transfer: Transfer) -> None:
         key = (step.key, transfer.id)
-        seen = key in self._last_status
-        last = self._last_status.get(key)
-        now = transfer.timestamp
-        throttled = last is not None and now is not None and now - last < self._interval
-        if seen and not transfer.done and throttled:
+        if not transfer.done and not self._transfer_due(key, transfer):
             return
-        self._last_status[key] = now
+        if transfer.timestamp is not None:
+            self._last_status[key] = transfer.timestamp
         self._line(step, transfer_text(transfer))
+
+    def _transfer_due(self, key: tuple[str, str], transfer: Transfer) -> bool:
+        """Whether a running transfer has moved on long enough to deserve a line."""
+        since = self._last_status.get(key, transfer.started)
+        if since is None or transfer.timestamp is None:
+            return key not in self._last_status
+        return transfer.timestamp - since >= self._interval
 
     def _line(self, step: Step, text: str) -> None:
         self._header(step)
         self._write(f"#{step.number} {text}")
+        self._block_lines += 1
 
     def _header(self, step: Step) -> None:
-        if self._current == step.key:
+        if self._current is step:
             return
+        current = self._current
+        if current is not None and not current.finished and self._block_lines:
+            # Tell the reader the step we leave is still running.
+            self._blank()
+            self._write(f"#{current.number} ...")
         self._blank()
         self._write(f"#{step.number} {step.name}".rstrip())
-        self._current = step.key
+        self._current = step
+        self._block_lines = 0
+        self._opened.add(step.key)
 
     def _blank(self) -> None:
         if self._wrote:
@@ -173,7 +211,7 @@ def log_text(step: Step, line: LogLine) -> str:
 
 def transfer_text(transfer: Transfer) -> str:
     """``transferring context: 12.3MB 0.4s done``."""
-    parts = [transfer.name, format_amount(transfer.current, transfer.total)]
+    parts = [transfer.label, format_amount(transfer.current, transfer.total)]
     elapsed = transfer.elapsed()
     if elapsed is not None:
         parts.append(format_duration(elapsed))
@@ -195,12 +233,6 @@ def closing_text(step: Step) -> str:
     return "DONE" if duration is None else f"DONE {format_duration(duration)}"
 
 
-def warning_text(warning: BuildWarning) -> str:
-    """``WARN: short (Dockerfile:5)``."""
-    where = warning.location()
-    return f"WARN: {warning.short}" + (f" ({where})" if where else "")
-
-
 def warning_summary(warnings: list[BuildWarning]) -> list[str]:
     """Lines listing every warning once, for the end of the output."""
     if not warnings:
@@ -208,7 +240,8 @@ def warning_summary(warnings: list[BuildWarning]) -> list[str]:
     noun = "warning" if len(warnings) == 1 else "warnings"
     lines = [f"{len(warnings)} {noun} found:"]
     for warning in warnings:
-        lines.append(" - " + warning_text(warning).removeprefix("WARN: "))
+        # The frontend's short text already ends with the location, e.g. "(line 4)".
+        lines.append(f" - {warning.short}")
         lines += [f"   {d}" for d in warning.detail if d]
         if warning.url:
             lines.append(f"   More info: {warning.url}")

@@ -31,6 +31,10 @@ JsonObject = dict[str, Any]
 
 # How Go's encoding/json writes an unset time.Time, which BuildKit's JSON never omits.
 _ZERO_TIME = "0001-01-01T00:00:00Z"
+# Go escapes HTML-significant characters and the JavaScript line separators.
+_GO_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
 
 
 class RawJsonDisplay:
@@ -60,7 +64,7 @@ class RawJsonDisplay:
 
     def update(self, resp: StatusResponse, *, prefix: str | None = None) -> None:
         """Fold the message into the model and write it as one JSON line."""
-        line = json.dumps(status_json(resp), separators=(",", ":"))
+        line = encode_json(status_json(resp))
         with self._lock:
             self._model.apply(resp, prefix=prefix or self._prefix)
             if not self._finished:
@@ -71,6 +75,12 @@ class RawJsonDisplay:
         """Stop writing; consumers read the outcome from the vertices' errors."""
         with self._lock:
             self._finished = True
+
+
+def encode_json(obj: JsonObject) -> str:
+    """Compact JSON escaped as Go's encoding/json does, so lines match buildctl's byte for byte."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return text.translate(_GO_ESCAPES)
 
 
 def status_json(resp: StatusResponse) -> JsonObject:

@@ -249,7 +249,7 @@ def _step_row(step: Step, now: float | None) -> Row:
 
 
 def _transfer_row(transfer: Transfer, now: float) -> Row:
-    label = Text(f" => => {short_digests(transfer.name)}")
+    label = Text(f" => => {short_digests(transfer.label)}")
     amount = format_amount(transfer.current, transfer.total)
     if amount:
         label.append(f" {amount}")

@@ -261,13 +261,13 @@ def warning_build() -> list[StatusResponse]:
     lint = VertexWarning(
         vertex=D_DEF,
         level=1,
-        short=b"JSONArgsRecommended: JSON arguments recommended for CMD",
+        short=b"JSONArgsRecommended: JSON arguments recommended for CMD (line 4)",
         detail=[b"JSON arguments protect against unintended OS signal behavior"],
         url="https://docs.docker.com/go/dockerfile/rule/json-args-recommended/",
         info=info,
         ranges=[Range(start=Position(line=4, character=0), end=Position(line=4, character=9))],
     )
-    casing = VertexWarning(vertex=D_DEF, level=1, short=b"FromAsCasing: 'as' and 'FROM' differ")
+    casing = VertexWarning(vertex=D_DEF, level=1, short=b"FromAsCasing: 'as' and 'FROM' differ (line 1)")
     grouped = vertex(D_EXPORT, N_EXPORT, started=1.31, completed=1.4)
     grouped.progress_group.CopyFrom(ProgressGroup(id="export", name="exporting", weak=True))
     return [
