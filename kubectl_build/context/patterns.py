@@ -12,7 +12,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kubectl_build.context._gosyntax import PatternSyntaxError, compile_re2, go_match
+from kubectl_build.context._gosyntax import (
+    PatternSyntaxError,
+    UnsupportedPatternError,
+    compile_re2,
+    go_match,
+)
 
 __all__ = [
     "MatchInfo",
@@ -104,6 +109,8 @@ class Pattern:
         if kind is _Kind.REGEX:
             try:
                 self._regex = compile_re2(source)
+            except UnsupportedPatternError:
+                raise
             except PatternSyntaxError:
                 raise PatternSyntaxError("syntax error in pattern") from None
         self._kind = kind
