@@ -76,13 +76,23 @@ def test_qemu_run_steps(testbed: Testbed, tmp_path: Path) -> None:
 
 
 def test_secrets_reach_run_and_no_layer(testbed: Testbed, tmp_path: Path) -> None:
+    import hashlib
+
+    file_value, env_value = "file-s3cr3t-value", "env-s3cr3t-value"
     secret_file = tmp_path / "token.txt"
-    secret_file.write_text("file-s3cr3t-value")
+    secret_file.write_text(file_value)
+
+    def check(expr: str, value: str) -> str:
+        # Compare digests: the RUN line itself is shown in the progress output.
+        digest = hashlib.sha256(value.encode()).hexdigest()
+        return f'test "$({expr} | sha256sum | cut -d" " -f1)" = {digest}'
+
+    env_expr = 'printf %s "$ENVTOK"'
     ctx = _ctx(tmp_path, (
         "FROM busybox\n"
-        "RUN --mount=type=secret,id=tok test \"$(cat /run/secrets/tok)\" = file-s3cr3t-value\n"
-        "RUN --mount=type=secret,id=envtok,env=ENVTOK test \"$ENVTOK\" = env-s3cr3t-value"
-        " && echo ok > /done\n"))
+        f"RUN --mount=type=secret,id=tok {check('cat /run/secrets/tok', file_value)}\n"
+        "RUN --mount=type=secret,id=envtok,env=ENVTOK "
+        f"{check(env_expr, env_value)} && echo ok > /done\n"))
     out = tmp_path / "image.tar"
     run = run_cli(str(ctx), "--secret", f"id=tok,src={secret_file}",
                   "--secret", "id=envtok,env=MY_SECRET_VAR", "--no-cache",
@@ -197,7 +207,8 @@ def test_registry_cache_export_and_import(testbed: Testbed, tmp_path: Path) -> N
                     "--buildkit-host", testbed.buildkit_host, "--progress", "plain", env=env)
     assert first.code == 0, first.stderr[-3000:]
     client = tls_registry(testbed)
-    assert client.manifest("e2e/cache", cache.rsplit(":", 1)[1]).json()["manifests"]
+    cache_doc = client.manifest("e2e/cache", cache.rsplit(":", 1)[1]).json()
+    assert cache_doc.get("manifests") or cache_doc.get("layers")
     second = run_cli(str(ctx), "--cache-from", f"type=registry,ref={cache}", "--no-cache-filter",
                      "never-a-stage", "--buildkit-host", testbed.buildkit_host,
                      "--progress", "plain", env=env)

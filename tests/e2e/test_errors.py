@@ -84,7 +84,7 @@ def test_bad_flags(args: list[str], code: int, needle: str, testbed: Testbed,
 def test_missing_context(testbed: Testbed, tmp_path: Path) -> None:
     run = run_cli(str(tmp_path / "nope"), "--buildkit-host", testbed.buildkit_host)
     assert run.code == ExitCode.CONTEXT
-    assert "does not exist" in _one_line(run)
+    assert "not found" in _one_line(run)
 
 
 def test_debug_shows_traceback(tmp_path: Path) -> None:
