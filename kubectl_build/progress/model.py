@@ -273,16 +273,22 @@ class ProgressModel:
         if latest is not None and (self._latest is None or latest > self._latest):
             self._latest = latest
         merged = [self._merge_vertex(v, prefix) for v in resp.vertexes]
-        changed = [(step, before) for step, before in merged if _snapshot(step) != before]
-        events: list[Event] = [StepChanged(s) for s, _ in changed if not s.finished]
+        changed = [step for step, before in merged if _snapshot(step) != before]
+        # Step changes keep the message's order, except that a step which also has output
+        # in this message closes after that output.
+        vertices = [x.vertex for x in resp.statuses] + [x.vertex for x in resp.logs]
+        busy = {_key(v, prefix) for v in vertices + [x.vertex for x in resp.warnings]}
+        late = [s for s in changed if s.finished and s.key in busy]
+        events: list[Event] = []
+        for step in changed:
+            if step not in late:
+                events += self._step_events(step)
         events += [e for st in resp.statuses if (e := self._merge_status(st, prefix))]
         for log in resp.logs:
             events += self._merge_log(log, prefix)
         events += [self._merge_warning(w, prefix) for w in resp.warnings]
-        for step, _ in changed:
-            if step.finished:
-                events += self._flush_logs(step)
-                events.append(StepChanged(step))
+        for step in late:
+            events += self._step_events(step)
         return events
 
     def failure(self) -> Failure | None:
@@ -393,6 +399,11 @@ class ProgressModel:
         step.warnings.append(item)
         self._warnings.append(item)
         return WarningAdded(step, item)
+
+    def _step_events(self, step: Step) -> list[Event]:
+        if not step.finished:
+            return [StepChanged(step)]
+        return [*self._flush_logs(step), StepChanged(step)]
 
     @staticmethod
     def _flush_logs(step: Step) -> list[Event]:

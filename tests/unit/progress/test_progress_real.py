@@ -4,7 +4,9 @@ The recorded build: a busybox stage, two stages running in parallel with output 
 stdout and stderr (split lines, a carriage-return progress counter, colour escapes),
 then a COPY of a 3 MB file and a RUN that exits 3 (``real-failing``); the same again
 from the cache (``real-cached``); and a variant without the failing RUN, with two lint
-warnings and an OCI export (``real-ok``).
+warnings and an OCI export (``real-ok``). ``real-client-cached`` is the cached build
+again, streamed through our own client (``kubectl build --progress=rawjson``): the daemon
+sends the cached steps and the start of the failing RUN in one message.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from tests.unit.progress.buildctl_json import load
 from tests.unit.progress.progress_streams import GOLDEN
 
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
-REAL = ["real-cached", "real-failing", "real-ok"]
+REAL = ["real-cached", "real-client-cached", "real-failing", "real-ok"]
 FAILING_EXIT = 'process "/bin/busybox sh -c echo bye && exit 3" did not complete successfully: exit code: 3'
 
 
@@ -108,8 +110,9 @@ def test_real_logs_cleaned() -> None:
     assert list(stderr_step.logs.lines) == ["to stderr", "b done"]
 
 
-def test_real_cached_steps() -> None:
-    states = [s.state for s in fold("real-cached").steps]
+@pytest.mark.parametrize("name", ["real-cached", "real-client-cached"])
+def test_real_cached_steps(name: str) -> None:
+    states = [s.state for s in fold(name).steps]
     assert states.count(StepState.CACHED) == 6
     assert states[-1] is StepState.ERROR
 
