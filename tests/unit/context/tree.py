@@ -73,10 +73,10 @@ def describe(entry: FileStat) -> str:
         return path + "/"
     if entry.mode & MODE_SYMLINK:
         return f"{path} -> {entry.linkname.decode('utf-8', 'surrogateescape')}"
-    if entry.mode & MODE_NAMED_PIPE:
-        return path + " |fifo"
     if entry.linkname:
         return f"{path} => {entry.linkname.decode('utf-8', 'surrogateescape')}"
+    if entry.mode & MODE_NAMED_PIPE:
+        return path + " |fifo"
     assert entry.mode & MODE_TYPE == 0, oct(entry.mode)
     return path
 
