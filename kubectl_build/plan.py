@@ -5,8 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from kubectl_build.buildkit.solve import CacheEntry, ExporterSpec, FrontendInputs, SolveSpec, \
-    frontend_attrs
+from kubectl_build.buildkit.solve import (
+    CacheEntry,
+    ExporterSpec,
+    FrontendInputs,
+    SolveSpec,
+    frontend_attrs,
+)
 from kubectl_build.options import BuildOptions, OutputSpec
 from kubectl_build.sources import LocalSources
 

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import json
+
+from kubectl_build.options import BuildFlags, build_options
+from kubectl_build.plan import plan_solve
+from kubectl_build.sources import LocalSources
+
+
+def _plan(tmp_path, **flags):  # type: ignore[no-untyped-def]
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    options = build_options(BuildFlags(context=str(tmp_path), **flags), {})
+    local = LocalSources(str(tmp_path), str(tmp_path), "Dockerfile")
+    return plan_solve(options, local, {"SOURCE_DATE_EPOCH": "123"})
+
+
+def test_tags_without_outputs_store_the_image(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    plan = _plan(tmp_path, tag=("example.com/a:1", "example.com/a:2"))
+    assert [(e.type, dict(e.attrs)) for e in plan.spec.exporters] == [
+        ("image", {"name": "example.com/a:1,example.com/a:2", "oci-mediatypes": "true"})]
+    assert plan.image_names == ("example.com/a:1", "example.com/a:2")
+    assert plan.spec.frontend_attrs["build-arg:SOURCE_DATE_EPOCH"] == "123"
+
+
+def test_no_tags_no_outputs_builds_only(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert _plan(tmp_path).spec.exporters == []
+
+
+def test_file_outputs_get_targets_and_no_dest_attr(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    plan = _plan(tmp_path, output=(f"type=oci,dest={tmp_path}/o.tar", f"type=local,dest={tmp_path}/d",
+                                   "type=docker,dest=-"))
+    assert plan.file_targets == {0: ("file", f"{tmp_path}/o.tar"), 1: ("dir", f"{tmp_path}/d"),
+                                 2: ("file", "-")}
+    assert all("dest" not in e.attrs for e in plan.spec.exporters)
+    assert dict(plan.spec.exporters[2].attrs)["oci-mediatypes"] == "false"
+
+
+def test_push_and_cache_and_network(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    plan = _plan(tmp_path, tag=("r.example.com/a:1",), push=True, network="host",
+                 cache_from=("r.example.com/a:cache",),
+                 cache_to=("type=registry,ref=r.example.com/a:cache,mode=max",))
+    exporter = plan.spec.exporters[0]
+    assert exporter.type == "image" and exporter.attrs["push"] == "true"
+    assert "network.host" in plan.spec.entitlements
+    assert plan.spec.frontend_attrs["force-network-mode"] == "host"
+    imports = json.loads(plan.spec.frontend_attrs["cache-imports"])
+    assert imports == [{"Type": "registry", "Attrs": {"ref": "r.example.com/a:cache"}}]
+    assert [c.type for c in plan.spec.cache_exports] == ["registry"]
