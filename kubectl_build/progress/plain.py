@@ -30,7 +30,7 @@ from kubectl_build.progress.model import (
     TransferChanged,
     WarningAdded,
 )
-from kubectl_build.progress.text import format_amount, format_duration
+from kubectl_build.progress.text import format_amount, format_duration, one_line
 
 if TYPE_CHECKING:
     from kubectl_build._proto.control_pb2 import StatusResponse
@@ -125,7 +125,7 @@ class PlainDisplay:
         elif isinstance(event, WarningAdded) and event.step.key not in self._closed:
             # Warnings often arrive after their step closed; reopening the block would
             # only repeat its header, and the final summary lists every warning anyway.
-            self._line(event.step, f"WARN: {event.warning.short}")
+            self._line(event.step, f"WARN: {one_line(event.warning.short)}")
 
     def _on_step(self, step: Step) -> None:
         state = step.state
@@ -187,7 +187,7 @@ class PlainDisplay:
             self._blank()
             self._write(f"#{current.number} ...")
         self._blank()
-        self._write(f"#{step.number} {step.name}".rstrip())
+        self._write(f"#{step.number} {one_line(step.name)}".rstrip())
         self._current = step
         self._block_lines = 0
         self._opened.add(step.key)
@@ -226,7 +226,7 @@ def closing_text(step: Step) -> str:
     if state is StepState.CACHED:
         return "CACHED"
     if state is StepState.ERROR:
-        return f"ERROR: {step.error}"
+        return f"ERROR: {one_line(step.error)}"
     if state is StepState.CANCELED:
         return "CANCELED"
     duration = step.duration()
@@ -241,7 +241,7 @@ def warning_summary(warnings: list[BuildWarning]) -> list[str]:
     lines = [f"{len(warnings)} {noun} found:"]
     for warning in warnings:
         # The frontend's short text already ends with the location, e.g. "(line 4)".
-        lines.append(f" - {warning.short}")
+        lines.append(f" - {one_line(warning.short)}")
         lines += [f"   {d}" for d in warning.detail if d]
         if warning.url:
             lines.append(f"   More info: {warning.url}")
@@ -251,4 +251,5 @@ def warning_summary(warnings: list[BuildWarning]) -> list[str]:
 def failure_summary(failure: Failure, log_lines: int) -> list[str]:
     """The failed step, its last output lines and its error, framed by rules."""
     logs = list(failure.logs)[-log_lines:] if log_lines > 0 else []
-    return [_RULE, f" > {failure.name}:", *logs, _RULE, f"ERROR: {failure.error}"]
+    name, error = one_line(failure.name), one_line(failure.error)
+    return [_RULE, f" > {name}:", *logs, _RULE, f"ERROR: {error}"]

@@ -18,6 +18,11 @@ def format_size(size: int) -> str:
     return f"{value:.{digits}f}{_UNITS[unit]}"
 
 
+def one_line(text: str) -> str:
+    """Join a multi-line text (a heredoc RUN, a wrapped error) so it stays one line."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
 def format_duration(seconds: float) -> str:
     """Step timer as BuildKit's tools show it: ``1.2s``."""
     return f"{seconds:.1f}s"

@@ -30,7 +30,7 @@ from kubectl_build.progress.model import (
     latest_timestamp,
 )
 from kubectl_build.progress.plain import failure_summary, warning_summary
-from kubectl_build.progress.text import format_amount, format_duration
+from kubectl_build.progress.text import format_amount, format_duration, one_line
 
 if TYPE_CHECKING:
     from kubectl_build._proto.control_pb2 import StatusResponse
@@ -242,7 +242,7 @@ def _step_row(step: Step, now: float | None) -> Row:
     state = step.state
     label = Text(" => ", style=_STYLES[state])
     label.append(_MARKERS.get(state, ""), style=_STYLES[state])
-    label.append(step.name or f"#{step.number}", style=_STYLES[state])
+    label.append(one_line(step.name) or f"#{step.number}", style=_STYLES[state])
     duration = step.duration(now)
     timer = Text(format_duration(duration) if duration is not None else "", style=_STYLES[state])
     return label, "", timer

@@ -126,3 +126,17 @@ def test_sizes_and_durations() -> None:
     assert format_amount(1, 0) == "1B"
     assert format_amount(0, 0) == ""
     assert format_amount(500, 1000) == "500B / 1.00kB"
+
+
+def test_multi_line_names_and_errors_stay_on_one_line() -> None:
+    heredoc = "[2/2] RUN <<EOF\n  make\n  make install\nEOF"
+    text = plain(
+        [
+            resp([vertex(D_MAKE, heredoc, started=0.0)]),
+            resp([vertex(D_MAKE, heredoc, started=0.0, completed=1.0, error="failed:\nexit code: 1")]),
+        ],
+        ok=False,
+    )
+    assert "#1 [2/2] RUN <<EOF make make install EOF\n" in text
+    assert "#1 ERROR: failed: exit code: 1\n" in text
+    assert all(line.startswith(("#", "-", " >", "ERROR")) for line in text.splitlines() if line)
