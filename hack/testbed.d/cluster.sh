@@ -358,7 +358,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   address = "$SOCK.ttrpc"
 [debug]
   address = ""
-  level = "warn"
+  level = "${KB_CONTAINERD_LOG_LEVEL:-warn}"
 [metrics]
   address = ""
 
@@ -368,7 +368,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_IMAGE"
   enable_selinux = false
-  restrict_oom_score_adj = false
+  # This machine's root lacks CAP_SYS_RESOURCE, so the kubelet's -998 for sandboxes
+  # cannot be applied: clamp OOM scores to containerd's own (as for rootless).
+  restrict_oom_score_adj = true
   disable_apparmor = true
   netns_mounts_under_state_dir = true
   enable_unprivileged_ports = false
@@ -379,6 +381,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         BinaryName = "$RUNC"
+        Root = "$CTRD/runc"
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$CNI_BIN"
