@@ -268,17 +268,25 @@ def short_digests(text: str) -> str:
 
 
 def _fit(blocks: list[Block], max_rows: int) -> list[Block]:
-    """Drop the oldest finished steps until the view fits the terminal."""
+    """Make the view fit the terminal: drop the oldest finished steps, then the oldest
+    detail rows of the tallest running steps (each keeps its own line)."""
     keep = list(blocks)
-    total = sum(len(b) for _, b in keep)
+    total = sum(len(rows) for _, rows in keep)
     index = 0
     while total > max_rows and index < len(keep):
-        step, block = keep[index]
+        step, rows = keep[index]
         if step.finished:
-            total -= len(block)
+            total -= len(rows)
             del keep[index]
         else:
             index += 1
+    keep = [(step, list(rows)) for step, rows in keep]
+    while total > max_rows:
+        tallest = max(keep, key=lambda block: len(block[1]), default=None)
+        if tallest is None or len(tallest[1]) <= 1:
+            break
+        del tallest[1][1]
+        total -= 1
     return keep
 
 

@@ -210,3 +210,16 @@ def test_daemon_clock_learns_the_offset(skew: float) -> None:
     assert clock() == pytest.approx(T0 + 100.0 + skew - 0.05)
     clock.observe(resp())  # no timestamps: nothing to learn
     assert clock() == pytest.approx(T0 + 100.0 + skew - 0.05)
+
+
+def test_running_steps_shrink_to_fit() -> None:
+    model = ProgressModel()
+    for i in range(4):
+        digest = f"{D_MAKE}{i}"
+        lines = b"".join(f"step {i} line {n}\n".encode() for n in range(10))
+        model.apply(resp([vertex(digest, f"RUN job {i}", started=1.0)], logs=[log(digest, 1.1, lines)]))
+    view = text_of(render_live(model, T0 + 2.0, max_rows=10))
+    assert len(view.splitlines()) <= 10
+    for i in range(4):
+        assert f"RUN job {i}" in view
+    assert "step 3 line 9" in view  # the newest line of each step survives
