@@ -5,10 +5,15 @@ The build orchestration creates a display with :func:`select_display`, calls
 ``StatusResponse`` and :meth:`Display.finish` once the build ended. Every display keeps a
 :class:`~kubectl_build.progress.model.ProgressModel`, so the orchestration can ask
 ``display.model.failure()`` for the failed step and exit code whatever was drawn.
+
+``update`` may be called from the thread that reads the status stream while the build's
+thread calls ``finish``: every display serialises them, and ignores (or only folds)
+messages that arrive after ``finish``.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
@@ -61,6 +66,7 @@ class QuietDisplay:
     def __init__(self, *, prefix: str | None = None) -> None:
         self._model = ProgressModel()
         self._prefix = prefix
+        self._lock = threading.Lock()
 
     @property
     def model(self) -> ProgressModel:
@@ -72,7 +78,8 @@ class QuietDisplay:
 
     def update(self, resp: StatusResponse, *, prefix: str | None = None) -> None:
         """Fold the message into the model."""
-        self._model.apply(resp, prefix=prefix or self._prefix)
+        with self._lock:
+            self._model.apply(resp, prefix=prefix or self._prefix)
 
     def finish(self, ok: bool) -> None:
         """Nothing to draw."""
