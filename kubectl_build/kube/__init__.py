@@ -1,0 +1,1 @@
+"""Kubernetes access: kubeconfig, builders, and the transport to buildkitd in a pod."""
