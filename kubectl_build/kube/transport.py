@@ -1,0 +1,147 @@
+"""Reach buildkitd inside a builder pod: `buildctl dial-stdio` over an exec stream.
+
+grpcio dials a private unix socket; every connection it opens is bridged to a
+fresh exec of `buildctl dial-stdio` in the pod. Two bridges exist:
+
+- `kubectl` (default): the accepted socket becomes the stdin and stdout of a
+  `kubectl exec -i` child, so bytes never pass through Python at all and kubectl's
+  own WebSocket/SPDY code (and every kubeconfig auth plugin) does the work.
+- `websocket`: the kubernetes Python client's exec WebSocket, pumped by two
+  threads; no kubectl binary needed, but every byte crosses Python.
+
+benchmarks/bench_transport.py measures both; kubectl is the default because it is
+faster (figures in benchmarks/results/transport.md).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from kubectl_build.buildkit.client import BuildKitClient, Endpoint
+from kubectl_build.errors import ClusterError
+from kubectl_build.kube.config import Kube
+
+DIAL = ["buildctl", "dial-stdio"]
+TRANSPORTS = ("kubectl", "websocket")
+
+
+@dataclass(frozen=True)
+class PodTarget:
+    """Which container of which pod runs buildkitd."""
+
+    namespace: str
+    pod: str
+    container: str
+
+
+class _Bridge:
+    """A private unix socket whose connections are bridged to exec streams."""
+
+    def __init__(self, kube: Kube, target: PodTarget, transport: str) -> None:
+        self.kube, self.target, self.transport = kube, target, transport
+        self._dir = tempfile.mkdtemp(prefix="kb-pod-")
+        os.chmod(self._dir, 0o700)
+        self.path = os.path.join(self._dir, "bk.sock")
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(self.path)
+        self._listener.listen(8)
+        self._children: list[subprocess.Popen[bytes]] = []
+        self._closed = threading.Event()
+        self._kubectl = shutil.which("kubectl") if transport == "kubectl" else None
+        if transport == "kubectl" and self._kubectl is None:
+            raise ClusterError("kubectl is not on PATH",
+                               "install kubectl, or use --transport websocket")
+        threading.Thread(target=self._accept, name="kb-bridge", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            if self.transport == "kubectl":
+                self._spawn_kubectl(conn)
+            else:
+                threading.Thread(target=_websocket_pump, args=(self.kube, self.target, conn),
+                                 name="kb-ws", daemon=True).start()
+
+    def kubectl_command(self) -> list[str]:
+        """The kubectl exec invocation for this pod."""
+        assert self._kubectl is not None
+        return [self._kubectl, *self.kube.kubectl_args, "-n", self.target.namespace, "exec",
+                "-i", self.target.pod, "-c", self.target.container, "--", *DIAL]
+
+    def _spawn_kubectl(self, conn: socket.socket) -> None:
+        # The socket itself is the child's stdin and stdout: no Python in the data path.
+        child = subprocess.Popen(self.kubectl_command(), stdin=conn.fileno(), stdout=conn.fileno(),
+                                 stderr=subprocess.DEVNULL, close_fds=True)
+        conn.close()
+        self._children.append(child)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._listener.close()
+        for child in self._children:
+            if child.poll() is None:
+                child.terminate()
+        for child in self._children:
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _websocket_pump(kube: Kube, target: PodTarget, conn: socket.socket) -> None:
+    from kubernetes.stream import stream
+
+    try:
+        ws: Any = stream(kube.core().connect_get_namespaced_pod_exec, target.pod,
+                         target.namespace, container=target.container, command=DIAL,
+                         stdin=True, stdout=True, stderr=True, tty=False,
+                         _preload_content=False, binary=True)
+    except Exception:  # noqa: BLE001 - grpc sees the closed socket and reports it
+        conn.close()
+        return
+
+    def upstream() -> None:
+        try:
+            while chunk := conn.recv(1 << 16):
+                ws.write_stdin(chunk)
+        except OSError:
+            pass
+        finally:
+            ws.close()
+
+    threading.Thread(target=upstream, name="kb-ws-up", daemon=True).start()
+    try:
+        while ws.is_open():
+            ws.update(timeout=1)
+            if ws.peek_stdout():
+                conn.sendall(ws.read_stdout())
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+@contextmanager
+def open_client(kube: Kube, target: PodTarget, transport: str = "kubectl") -> Iterator[BuildKitClient]:
+    """A BuildKitClient whose channel reaches buildkitd in the pod."""
+    bridge = _Bridge(kube, target, transport)
+    address = f"kube-pod://{target.namespace}/{target.pod}"
+    client = BuildKitClient(Endpoint(address, f"unix:{bridge.path}", False))
+    try:
+        yield client
+    finally:
+        client.close()
+        bridge.close()
