@@ -49,7 +49,7 @@ ours() {
 }
 alive() { # non-zombie process exists
   local st
-  st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
   [[ -n "$st" && "$st" != Z && "$st" != X ]]
 }
 
@@ -59,7 +59,7 @@ start() {
   local pidf="$KB_STATE/pids/$name.pid"
   if ours "$pidf" "$pat"; then log "$name already running (pid $(<"$pidf"))"; return 0; fi
   mkdir -p "$KB_STATE/pids" "$(dirname "$logf")"
-  setsid "$@" >>"$logf" 2>&1 </dev/null &
+  setsid "$@" >>"$logf" 2>&1 </dev/null 9>&- &   # 9: the up/down lock, not for daemons
   echo $! >"$pidf"
   local i  # the child needs a moment to exec; give up after 3 s
   for ((i = 0; i < 30; i++)); do ours "$pidf" "$pat" && break; sleep 0.1; done
@@ -201,7 +201,18 @@ registry_config() { # NAME PORT [tls]
       echo "  htpasswd: {realm: kubectl-build-testbed, path: \"$r/htpasswd\"}"
     fi
   } >"$r/config.yml.tmp"
-  mv "$r/config.yml.tmp" "$r/config.yml"
+  install_config "$r/config.yml" "registry-$name"
+}
+
+# install_config FILE DAEMON [STOP-HOOK]: move FILE.tmp over FILE; restart-by-stop DAEMON if it changed.
+install_config() {
+  if [[ -f "$1" ]] && cmp -s "$1.tmp" "$1"; then rm -f "$1.tmp"; return 0; fi
+  if [[ -f "$1" ]]; then
+    log "$2 configuration changed"
+    stop "$2" "$1" "${3:-}"
+    if [[ "$2" == buildkitd ]]; then delete_containers; unmount_state; fi
+  fi
+  mv "$1.tmp" "$1"
 }
 
 reg_up_plain() { curl -fsS -o /dev/null "http://$REG/v2/"; }
@@ -287,7 +298,7 @@ insecure-entitlements = ["network.host", "security.insecure"]
   http = false
   ca = ["$CERTS/ca.crt"]
 EOF
-  mv "$BK/buildkitd.toml.tmp" "$BK/buildkitd.toml"
+  install_config "$BK/buildkitd.toml" buildkitd kill_containers
 }
 
 # Build containers of our buildkitd: runc (default state root) containers whose bundle
