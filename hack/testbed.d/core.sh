@@ -5,6 +5,15 @@
 # Everything listens on 127.0.0.1 or a unix socket. State: $KB_STATE; cache: $KB_CACHE.
 # `up` is idempotent (a warm `up` only checks), every wait is bounded, and `down` stops
 # only the processes whose pid files and command lines say they are ours.
+#
+# Contract: `up` writes $KB_STATE/env (`export K=V` lines) and $KB_STATE/env.json with
+#   BUILDKIT_HOST (unix://...), KB_BUILDCTL, KB_BUILDKITD, KB_BUILDKIT_VERSION,
+#   KB_REGISTRY (plain HTTP, 127.0.0.1:5000), KB_REGISTRY_TLS (127.0.0.1:5443, TLS + basic
+#   auth), KB_REGISTRY_USER, KB_REGISTRY_PASSWORD, KB_REGISTRY_CA (CA of the TLS registry),
+#   KB_DOCKER_CONFIG (dir with a config.json holding the TLS registry's auth), KB_STATE.
+# buildkitd resolves docker.io/* and mcr.microsoft.com/* against KB_REGISTRY (mirrors).
+# Ports: KB_REGISTRY_PORT, KB_REGISTRY_TLS_PORT. binfmt registrations stay after `down`
+# (host-wide, always with the P flag); KB_BINFMT_RESET=1 makes `down` undo them.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 KB_REPO="${KB_REPO:-$(cd "$here/../.." && pwd)}"
@@ -369,6 +378,7 @@ unmount_state() { # everything mounted under $KB_STATE (buildkitd leftovers), de
 do_up() {
   local t0 t; t0=$(now)
   [[ $(id -u) -eq 0 ]] || die "the core test bed needs root (binfmt_misc, runc)"
+  command -v go >/dev/null || die "Go (>= 1.26.3) must be on PATH: it builds buildkit and is the seeded golang image's toolchain"
   mkdir -p "$KB_STATE" "$KB_CACHE"
   t=$(now); "$KB_REPO/hack/install-deps.sh"; log "deps: $(since "$t")"
   t=$(now)
