@@ -31,7 +31,8 @@ import small_images  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
 CACHE = os.environ.get("KB_CACHE") or os.path.join(
-    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kubectl-build")
+    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kubectl-build"
+)
 BUILDKIT_VERSION = os.environ.get("KB_BUILDKIT_VERSION", "v0.34.2")
 ROOTLESSKIT_VERSION = "v2.3.6"
 QEMU_ARCHES = ["aarch64", "arm", "riscv64", "ppc64le", "s390x", "mips64el", "loongarch64"]
@@ -43,9 +44,13 @@ def log(msg: str) -> None:
 
 
 def buildkit_bin() -> str:
-    out = subprocess.run([os.path.join(REPO, "hack/build-buildkit.sh")], check=True,
-                         stdout=subprocess.PIPE, text=True,
-                         env=dict(os.environ, KB_CACHE=CACHE, BUILDKIT_VERSION=BUILDKIT_VERSION)).stdout
+    out = subprocess.run(
+        [os.path.join(REPO, "hack/build-buildkit.sh")],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, KB_CACHE=CACHE, BUILDKIT_VERSION=BUILDKIT_VERSION),
+    ).stdout
     return out.strip().splitlines()[-1]
 
 
@@ -57,9 +62,19 @@ def rootlesskit_bin() -> str:
         os.makedirs(d, exist_ok=True)
         env = dict(os.environ, GOBIN=d, CGO_ENABLED="0")
         env["PATH"] = "/usr/local/go/bin:" + env.get("PATH", "")
-        subprocess.run(["go", "install", "-trimpath", "-ldflags", "-s -w",
-                        f"github.com/rootless-containers/rootlesskit/v2/cmd/rootlesskit@{ROOTLESSKIT_VERSION}"],
-                       check=True, env=env, cwd=d)
+        subprocess.run(
+            [
+                "go",
+                "install",
+                "-trimpath",
+                "-ldflags",
+                "-s -w",
+                f"github.com/rootless-containers/rootlesskit/v2/cmd/rootlesskit@{ROOTLESSKIT_VERSION}",
+            ],
+            check=True,
+            env=env,
+            cwd=d,
+        )
     return exe
 
 
@@ -72,7 +87,9 @@ def uidmap_root() -> str:
     os.makedirs(top, exist_ok=True)
     for f in glob.glob(os.path.join(top, "*.deb")):
         os.unlink(f)
-    subprocess.run(["apt-get", "-o", "APT::Sandbox::User=root", "-qq", "download", "uidmap"], check=True, cwd=top)
+    subprocess.run(
+        ["apt-get", "-o", "APT::Sandbox::User=root", "-qq", "download", "uidmap"], check=True, cwd=top
+    )
     deb = glob.glob(os.path.join(top, "uidmap_*.deb"))[0]
     shutil.rmtree(root, ignore_errors=True)
     subprocess.run(["dpkg-deb", "-x", deb, root], check=True)
@@ -150,8 +167,16 @@ def rootless_layer(tmp: str) -> oci.Layer:
         with open(os.path.join(root, "etc", f), "w") as fh:
             fh.write("user:100000:65536\n")
     owned = {}
-    for d in ("home/user", "home/user/.local", "home/user/.local/share", "home/user/.local/share/buildkit",
-              "home/user/.config", "home/user/.config/buildkit", "run/user", "run/user/1000"):
+    for d in (
+        "home/user",
+        "home/user/.local",
+        "home/user/.local/share",
+        "home/user/.local/share/buildkit",
+        "home/user/.config",
+        "home/user/.config/buildkit",
+        "run/user",
+        "run/user/1000",
+    ):
         os.makedirs(os.path.join(root, d), exist_ok=True)
         owned[d] = (1000, 1000)
     owned["run/user"] = (0, 0)
@@ -166,16 +191,36 @@ def build(registry: str, archive: str | None) -> None:
         base = base_layer(tmp)
         bk = buildkit_layer(tmp, bindir)
         rl = rootless_layer(tmp)
-    labels = {"org.opencontainers.image.version": BUILDKIT_VERSION,
-              "org.opencontainers.image.description": "BuildKit assembled locally by the kubectl-build test bed"}
-    rootful = oci.Image(layers=[base, bk], config={
-        "Entrypoint": ["buildkitd"], "Env": [PATH_ENV], "Volumes": {"/var/lib/buildkit": {}},
-        "Labels": labels})
-    rootless = oci.Image(layers=[base, bk, rl], config={
-        "Entrypoint": ["rootlesskit", "buildkitd"], "User": "1000:1000",
-        "Env": [PATH_ENV, "HOME=/home/user", "USER=user", "XDG_RUNTIME_DIR=/run/user/1000",
-                "BUILDKIT_HOST=unix:///run/user/1000/buildkit/buildkitd.sock"],
-        "Volumes": {"/home/user/.local/share/buildkit": {}}, "WorkingDir": "/home/user", "Labels": labels})
+    labels = {
+        "org.opencontainers.image.version": BUILDKIT_VERSION,
+        "org.opencontainers.image.description": "BuildKit assembled locally by the kubectl-build test bed",
+    }
+    rootful = oci.Image(
+        layers=[base, bk],
+        config={
+            "Entrypoint": ["buildkitd"],
+            "Env": [PATH_ENV],
+            "Volumes": {"/var/lib/buildkit": {}},
+            "Labels": labels,
+        },
+    )
+    rootless = oci.Image(
+        layers=[base, bk, rl],
+        config={
+            "Entrypoint": ["rootlesskit", "buildkitd"],
+            "User": "1000:1000",
+            "Env": [
+                PATH_ENV,
+                "HOME=/home/user",
+                "USER=user",
+                "XDG_RUNTIME_DIR=/run/user/1000",
+                "BUILDKIT_HOST=unix:///run/user/1000/buildkit/buildkitd.sock",
+            ],
+            "Volumes": {"/home/user/.local/share/buildkit": {}},
+            "WorkingDir": "/home/user",
+            "Labels": labels,
+        },
+    )
     for tag, img in ((BUILDKIT_VERSION, rootful), (BUILDKIT_VERSION + "-rootless", rootless)):
         if archive:
             os.makedirs(archive, exist_ok=True)
@@ -189,14 +234,19 @@ def build(registry: str, archive: str | None) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--registry", default="127.0.0.1:5000", help="plain-HTTP registry to push to ('' for none)")
+    ap.add_argument(
+        "--registry", default="127.0.0.1:5000", help="plain-HTTP registry to push to ('' for none)"
+    )
     ap.add_argument("--ensure", action="store_true", help="skip when both tags are already pushed")
     ap.add_argument("--archive", help="also write ctr/docker-loadable archives into this directory")
     a = ap.parse_args()
     if a.ensure and a.registry:
         reg = oci.Registry(a.registry)
         try:
-            if all(reg.has_manifest("moby/buildkit", t) for t in (BUILDKIT_VERSION, BUILDKIT_VERSION + "-rootless")):
+            if all(
+                reg.has_manifest("moby/buildkit", t)
+                for t in (BUILDKIT_VERSION, BUILDKIT_VERSION + "-rootless")
+            ):
                 log(f"{a.registry}/moby/buildkit:{BUILDKIT_VERSION}{{,-rootless}} already present")
                 return 0
         except OSError as e:

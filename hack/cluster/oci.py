@@ -43,12 +43,14 @@ class Layer:
         return sha256(self.blob)
 
     @classmethod
-    def from_tar_bytes(cls, raw: bytes) -> "Layer":
+    def from_tar_bytes(cls, raw: bytes) -> Layer:
         blob = gzip.compress(raw, compresslevel=6, mtime=0)
         return cls(blob=blob, diff_id=sha256(raw))
 
     @classmethod
-    def from_tree(cls, root: str, uid: int = 0, gid: int = 0, owners: dict[str, tuple[int, int]] | None = None) -> "Layer":
+    def from_tree(
+        cls, root: str, uid: int = 0, gid: int = 0, owners: dict[str, tuple[int, int]] | None = None
+    ) -> Layer:
         """Tar ``root``'s content (paths relative to it) with fixed mtime/owner.
 
         ``owners`` maps image-relative paths (no leading slash) to (uid, gid)."""
@@ -104,7 +106,10 @@ class Image:
             "os": self.os,
             "config": self.config,
             "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in self.layers]},
-            "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "kubectl-build test bed"} for _ in self.layers],
+            "history": [
+                {"created": "1970-01-01T00:00:00Z", "created_by": "kubectl-build test bed"}
+                for _ in self.layers
+            ],
             "created": "1970-01-01T00:00:00Z",
         }
         if self.variant:
@@ -118,7 +123,8 @@ class Image:
             "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": sha256(cfg), "size": len(cfg)},
             "layers": [
-                {"mediaType": OCI_LAYER_GZIP, "digest": layer.digest, "size": len(layer.blob)} for layer in self.layers
+                {"mediaType": OCI_LAYER_GZIP, "digest": layer.digest, "size": len(layer.blob)}
+                for layer in self.layers
             ],
         }
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
@@ -169,8 +175,17 @@ class Image:
                 _tar_bytes(tar, "blobs/sha256/" + digest[7:], data)
         os.replace(tmp, path)
 
-    def push(self, registry: str, repo: str, tag: str, *, scheme: str = "http", cafile: str | None = None,
-             user: str | None = None, password: str | None = None) -> str:
+    def push(
+        self,
+        registry: str,
+        repo: str,
+        tag: str,
+        *,
+        scheme: str = "http",
+        cafile: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+    ) -> str:
         """Upload blobs and the manifest; returns the manifest digest."""
         reg = Registry(registry, scheme=scheme, cafile=cafile, user=user, password=password)
         cfg = self.config_blob()
@@ -190,8 +205,15 @@ def _tar_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 class Registry:
-    def __init__(self, host: str, *, scheme: str = "http", cafile: str | None = None,
-                 user: str | None = None, password: str | None = None):
+    def __init__(
+        self,
+        host: str,
+        *,
+        scheme: str = "http",
+        cafile: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+    ):
         self.host, self.scheme = host, scheme
         self.ctx = ssl.create_default_context(cafile=cafile) if scheme == "https" else None
         self.headers = {}
@@ -227,24 +249,30 @@ class Registry:
         status, _, _ = self.request("HEAD", f"/v2/{repo}/blobs/{digest}")
         if status == 200:
             return digest
-        status, headers, data = self.request("POST", f"/v2/{repo}/blobs/uploads/", b"", {"Content-Length": "0"})
+        status, headers, data = self.request(
+            "POST", f"/v2/{repo}/blobs/uploads/", b"", {"Content-Length": "0"}
+        )
         if status != 202:
             raise RuntimeError(f"blob upload start failed for {repo}: {status} {data[:200]!r}")
         loc = {k.lower(): v for k, v in headers.items()}["location"]
         u = urllib.parse.urlsplit(loc)
         path = u.path + "?" + (u.query + "&" if u.query else "") + "digest=" + urllib.parse.quote(digest)
-        status, _, data = self.request("PUT", path, blob, {"Content-Type": "application/octet-stream",
-                                                           "Content-Length": str(len(blob))})
+        status, _, data = self.request(
+            "PUT", path, blob, {"Content-Type": "application/octet-stream", "Content-Length": str(len(blob))}
+        )
         if status != 201:
             raise RuntimeError(f"blob upload failed for {repo}: {status} {data[:200]!r}")
         return digest
 
     def put_manifest(self, repo: str, ref: str, body: bytes, media_type: str) -> None:
-        status, _, data = self.request("PUT", f"/v2/{repo}/manifests/{ref}", body, {"Content-Type": media_type})
+        status, _, data = self.request(
+            "PUT", f"/v2/{repo}/manifests/{ref}", body, {"Content-Type": media_type}
+        )
         if status != 201:
             raise RuntimeError(f"manifest upload failed for {repo}:{ref}: {status} {data[:300]!r}")
 
     def has_manifest(self, repo: str, ref: str) -> bool:
-        status, _, _ = self.request("HEAD", f"/v2/{repo}/manifests/{ref}",
-                                    headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"})
+        status, _, _ = self.request(
+            "HEAD", f"/v2/{repo}/manifests/{ref}", headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"}
+        )
         return status == 200

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Tiny images the test-bed cluster needs, built locally (nothing is pulled).
 
-  small_images.py pause OUT.tar NAME        static pause program -> archive for `ctr import`
-  small_images.py busybox-rootfs DIR        busybox-static applet tree (host arch)
-  small_images.py busybox REGISTRY REPO:TAG [--https --cafile F --user U --password P]
-                                           push a busybox image (plain or TLS+auth registry)
+small_images.py pause OUT.tar NAME        static pause program -> archive for `ctr import`
+small_images.py busybox-rootfs DIR        busybox-static applet tree (host arch)
+small_images.py busybox REGISTRY REPO:TAG [--https --cafile F --user U --password P]
+                                         push a busybox image (plain or TLS+auth registry)
 """
 
 from __future__ import annotations
@@ -27,16 +27,34 @@ def build_pause(out_tar: str, name: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = os.path.join(tmp, "root")
         os.makedirs(root)
-        subprocess.run(["gcc", "-static", "-Os", "-s", "-o", os.path.join(root, "pause"),
-                        os.path.join(HERE, "pause.c")], check=True)
-        img = oci.Image(layers=[oci.Layer.from_tree(root)],
-                        config={"Entrypoint": ["/pause"], "User": "65535:65535", "WorkingDir": "/"})
+        subprocess.run(
+            ["gcc", "-static", "-Os", "-s", "-o", os.path.join(root, "pause"), os.path.join(HERE, "pause.c")],
+            check=True,
+        )
+        img = oci.Image(
+            layers=[oci.Layer.from_tree(root)],
+            config={"Entrypoint": ["/pause"], "User": "65535:65535", "WorkingDir": "/"},
+        )
         img.write_archive(out_tar, [name])
 
 
 def busybox_rootfs(root: str, busybox: str = BUSYBOX) -> None:
     """A minimal root filesystem: static busybox + applet links + /etc basics."""
-    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "tmp", "root", "var", "proc", "sys", "dev", "run", "home"):
+    for d in (
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "etc",
+        "tmp",
+        "root",
+        "var",
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "home",
+    ):
         os.makedirs(os.path.join(root, d), exist_ok=True)
     os.chmod(os.path.join(root, "tmp"), 0o1777)
     shutil.copy2(busybox, os.path.join(root, "bin/busybox"))
@@ -52,8 +70,10 @@ def busybox_rootfs(root: str, busybox: str = BUSYBOX) -> None:
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         os.symlink("/bin/busybox", dest)
     with open(os.path.join(root, "etc/passwd"), "w") as f:
-        f.write("root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n"
-                "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+        f.write(
+            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n"
+            "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+        )
     with open(os.path.join(root, "etc/group"), "w") as f:
         f.write("root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n")
     with open(os.path.join(root, "etc/nsswitch.conf"), "w") as f:
@@ -93,8 +113,15 @@ def main() -> int:
         busybox_rootfs(a.dir)
     else:
         repo, tag = a.ref.rsplit(":", 1)
-        digest = busybox_image(a.marker).push(a.registry, repo, tag, scheme="https" if a.https else "http",
-                                              cafile=a.cafile, user=a.user, password=a.password)
+        digest = busybox_image(a.marker).push(
+            a.registry,
+            repo,
+            tag,
+            scheme="https" if a.https else "http",
+            cafile=a.cafile,
+            user=a.user,
+            password=a.password,
+        )
         print(digest)
     return 0
 

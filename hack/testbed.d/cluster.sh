@@ -159,6 +159,7 @@ ensure_pki() {
   gen_cert apiserver-kubelet-client "/O=kubeadm:cluster-admins/CN=kube-apiserver-kubelet-client"
   gen_cert controller-manager "/CN=system:kube-controller-manager"
   gen_cert scheduler "/CN=system:kube-scheduler"
+  gen_cert front-proxy-client "/CN=front-proxy-client"
   if [[ ! -f "$PKI/sa.key" ]]; then
     openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
     openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
@@ -269,6 +270,10 @@ start_apiserver() {
     --kubelet-preferred-address-types=InternalIP \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+    --requestheader-client-ca-file="$PKI/ca.crt" --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
     --profiling=false --event-ttl=1h --endpoint-reconciler-type=none -v=1
 }
 apiserver_ready() { kc get --raw /readyz >/dev/null; }
@@ -493,6 +498,7 @@ do_up() {
   mkdir -p "$C" "$RUN" "$LOGS"
   if [[ -x "$KB_REPO/hack/testbed.d/core.sh" && -z "${KB_CLUSTER_SKIP_CORE:-}" ]]; then
     "$KB_REPO/hack/testbed" up core >&2 || log "WARNING: core test bed did not come up; registries may be missing"
+    log "core up ($(elapsed))"
   fi
   ensure_packages
   resolve_binaries

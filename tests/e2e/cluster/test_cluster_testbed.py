@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -44,12 +43,23 @@ class Cluster:
         self.kubeconfig = env["KUBECONFIG"]
         self.node = env["KB_CLUSTER_NODE"]
 
-    def kubectl(self, *args: str, input: bytes | str | None = None, check: bool = True,
-                timeout: float = 180, text: bool = True) -> subprocess.CompletedProcess:
+    def kubectl(
+        self,
+        *args: str,
+        input: bytes | str | None = None,
+        check: bool = True,
+        timeout: float = 180,
+        text: bool = True,
+    ) -> subprocess.CompletedProcess:
         if isinstance(input, str) and not text:
             input = input.encode()
-        proc = subprocess.run(["kubectl", "--kubeconfig", self.kubeconfig, *args], input=input,
-                              capture_output=True, text=text, timeout=timeout)
+        proc = subprocess.run(
+            ["kubectl", "--kubeconfig", self.kubeconfig, *args],
+            input=input,
+            capture_output=True,
+            text=text,
+            timeout=timeout,
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
         return proc
@@ -58,8 +68,16 @@ class Cluster:
         self.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
 
     def wait_ready(self, namespace: str, pod: str, timeout: int = 180) -> None:
-        proc = self.kubectl("-n", namespace, "wait", "--for=condition=Ready", f"pod/{pod}",
-                            f"--timeout={timeout}s", check=False, timeout=timeout + 30)
+        proc = self.kubectl(
+            "-n",
+            namespace,
+            "wait",
+            "--for=condition=Ready",
+            f"pod/{pod}",
+            f"--timeout={timeout}s",
+            check=False,
+            timeout=timeout + 30,
+        )
         if proc.returncode != 0:
             desc = self.kubectl("-n", namespace, "describe", "pod", pod, check=False).stdout
             raise AssertionError(f"pod {pod} not Ready: {proc.stderr}\n{desc[-3000:]}")
@@ -96,8 +114,12 @@ def pod(name: str, image: str, command: list[str] | None = None, **spec) -> dict
     if command:
         container["command"] = command
     container.update(spec.pop("container", {}))
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"terminationGracePeriodSeconds": 1, "containers": [container], **spec}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [container], **spec},
+    }
 
 
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
@@ -115,11 +137,22 @@ def test_node_ready(cluster: Cluster) -> None:
 
 
 def test_deployment_of_two_busybox_replicas_rolls_out(cluster: Cluster, ns: str) -> None:
-    cluster.apply(ns, {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bb"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "bb"}},
-                 "template": {"metadata": {"labels": {"app": "bb"}},
-                              "spec": pod("x", BUSYBOX, SLEEPER)["spec"]}}})
+    cluster.apply(
+        ns,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "bb"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "bb"}},
+                "template": {
+                    "metadata": {"labels": {"app": "bb"}},
+                    "spec": pod("x", BUSYBOX, SLEEPER)["spec"],
+                },
+            },
+        },
+    )
     cluster.kubectl("-n", ns, "rollout", "status", "deployment/bb", "--timeout=180s", timeout=210)
     pods = json.loads(cluster.kubectl("-n", ns, "get", "pods", "-l", "app=bb", "-o", "json").stdout)["items"]
     running = [p for p in pods if p["status"]["phase"] == "Running"]
@@ -145,31 +178,67 @@ def test_exec_streams_100mb_binary_intact(cluster: Cluster, ns: str) -> None:
     data = os.urandom(100 * 1024 * 1024)
     want = hashlib.sha256(data).hexdigest()
     # host -> pod: stdin, checksummed inside the pod
-    proc = cluster.kubectl("-n", ns, "exec", "-i", "streamer", "--", "sh", "-c",
-                           "cat > /tmp/blob && sha256sum /tmp/blob", input=data, text=False, timeout=300)
+    proc = cluster.kubectl(
+        "-n",
+        ns,
+        "exec",
+        "-i",
+        "streamer",
+        "--",
+        "sh",
+        "-c",
+        "cat > /tmp/blob && sha256sum /tmp/blob",
+        input=data,
+        text=False,
+        timeout=300,
+    )
     assert proc.stdout.split()[0].decode() == want
     # pod -> host: stdout, checksummed here
     proc = cluster.kubectl("-n", ns, "exec", "streamer", "--", "cat", "/tmp/blob", text=False, timeout=300)
     assert len(proc.stdout) == len(data)
     assert hashlib.sha256(proc.stdout).hexdigest() == want
     # both directions in one stream
-    proc = cluster.kubectl("-n", ns, "exec", "-i", "streamer", "--", "cat", input=data, text=False, timeout=300)
+    proc = cluster.kubectl(
+        "-n", ns, "exec", "-i", "streamer", "--", "cat", input=data, text=False, timeout=300
+    )
     assert hashlib.sha256(proc.stdout).hexdigest() == want
 
 
 def test_port_forward(cluster: Cluster, ns: str) -> None:
     token = uuid.uuid4().hex
-    cluster.apply(ns, pod("web", BUSYBOX, ["sh", "-c", f"mkdir -p /www && echo {token} > /www/index.html && "
-                                                      "exec httpd -f -p 8080 -h /www"],
-                          container={"ports": [{"containerPort": 8080}]}))
+    cluster.apply(
+        ns,
+        pod(
+            "web",
+            BUSYBOX,
+            ["sh", "-c", f"mkdir -p /www && echo {token} > /www/index.html && exec httpd -f -p 8080 -h /www"],
+            container={"ports": [{"containerPort": 8080}]},
+        ),
+    )
     cluster.wait_ready(ns, "web")
-    pf = subprocess.Popen(["kubectl", "--kubeconfig", cluster.kubeconfig, "-n", ns, "port-forward",
-                           "--address", "127.0.0.1", "pod/web", ":8080"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pf = subprocess.Popen(
+        [
+            "kubectl",
+            "--kubeconfig",
+            cluster.kubeconfig,
+            "-n",
+            ns,
+            "port-forward",
+            "--address",
+            "127.0.0.1",
+            "pod/web",
+            ":8080",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = pf.stdout.readline()
         m = re.search(r"127\.0\.0\.1:(\d+) ->", line)
-        assert m, f"unexpected port-forward output: {line!r} {pf.stderr.read() if pf.poll() is not None else ''}"
+        assert m, (
+            f"unexpected port-forward output: {line!r} {pf.stderr.read() if pf.poll() is not None else ''}"
+        )
         body = urllib.request.urlopen(f"http://127.0.0.1:{m.group(1)}/index.html", timeout=30).read().decode()
         assert body.strip() == token
     finally:
@@ -179,8 +248,14 @@ def test_port_forward(cluster: Cluster, ns: str) -> None:
 
 def test_logs(cluster: Cluster, ns: str) -> None:
     token = uuid.uuid4().hex
-    cluster.apply(ns, pod("talker", BUSYBOX, ["sh", "-c", f"for i in 1 2 3; do echo {token}-$i; done; "
-                                                         "echo err-line >&2; " + SLEEPER[2]]))
+    cluster.apply(
+        ns,
+        pod(
+            "talker",
+            BUSYBOX,
+            ["sh", "-c", f"for i in 1 2 3; do echo {token}-$i; done; echo err-line >&2; " + SLEEPER[2]],
+        ),
+    )
     cluster.wait_ready(ns, "talker")
     deadline = time.time() + 30
     while True:
@@ -194,10 +269,19 @@ def test_logs(cluster: Cluster, ns: str) -> None:
 
 def test_privileged_pod_with_containerd_socket(cluster: Cluster, ns: str) -> None:
     sock = cluster.env["KB_CLUSTER_CONTAINERD_SOCK"]
-    cluster.apply(ns, pod("priv", BUSYBOX, SLEEPER,
-                          container={"securityContext": {"privileged": True},
-                                     "volumeMounts": [{"name": "sock", "mountPath": "/run/containerd/containerd.sock"}]},
-                          volumes=[{"name": "sock", "hostPath": {"path": sock, "type": "Socket"}}]))
+    cluster.apply(
+        ns,
+        pod(
+            "priv",
+            BUSYBOX,
+            SLEEPER,
+            container={
+                "securityContext": {"privileged": True},
+                "volumeMounts": [{"name": "sock", "mountPath": "/run/containerd/containerd.sock"}],
+            },
+            volumes=[{"name": "sock", "hostPath": {"path": sock, "type": "Socket"}}],
+        ),
+    )
     cluster.wait_ready(ns, "priv")
     cluster.kubectl("-n", ns, "exec", "priv", "--", "test", "-S", "/run/containerd/containerd.sock")
     # privileged: all capabilities, so e.g. a mount works
@@ -211,10 +295,27 @@ def test_pull_from_tls_registry_with_image_pull_secret(cluster: Cluster, ns: str
     reg = core["KB_REGISTRY_TLS"]
     tag = uuid.uuid4().hex[:12]
     marker = "pulled-with-secret-" + tag
-    subprocess.run([sys.executable, str(REPO / "hack/cluster/small_images.py"), "busybox", reg,
-                    f"kb-e2e/private:{tag}", "--https", "--cafile", core["KB_REGISTRY_CA"],
-                    "--user", core["KB_REGISTRY_USER"], "--password", core["KB_REGISTRY_PASSWORD"],
-                    "--marker", marker], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "hack/cluster/small_images.py"),
+            "busybox",
+            reg,
+            f"kb-e2e/private:{tag}",
+            "--https",
+            "--cafile",
+            core["KB_REGISTRY_CA"],
+            "--user",
+            core["KB_REGISTRY_USER"],
+            "--password",
+            core["KB_REGISTRY_PASSWORD"],
+            "--marker",
+            marker,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     image = f"{reg}/kb-e2e/private:{tag}"
     # without credentials the node is refused
     cluster.apply(ns, pod("nosecret", image, SLEEPER))
@@ -229,9 +330,17 @@ def test_pull_from_tls_registry_with_image_pull_secret(cluster: Cluster, ns: str
         time.sleep(1)
     assert reason in ("ErrImagePull", "ImagePullBackOff"), reason
     # with an imagePullSecret it runs
-    cluster.kubectl("-n", ns, "create", "secret", "docker-registry", "regcred", f"--docker-server={reg}",
-                    f"--docker-username={core['KB_REGISTRY_USER']}",
-                    f"--docker-password={core['KB_REGISTRY_PASSWORD']}")
+    cluster.kubectl(
+        "-n",
+        ns,
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        f"--docker-server={reg}",
+        f"--docker-username={core['KB_REGISTRY_USER']}",
+        f"--docker-password={core['KB_REGISTRY_PASSWORD']}",
+    )
     cluster.apply(ns, pod("withsecret", image, SLEEPER, imagePullSecrets=[{"name": "regcred"}]))
     cluster.wait_ready(ns, "withsecret")
     out = cluster.kubectl("-n", ns, "exec", "withsecret", "--", "cat", "/etc/testbed-marker").stdout
@@ -240,13 +349,26 @@ def test_pull_from_tls_registry_with_image_pull_secret(cluster: Cluster, ns: str
 
 def test_buildkitd_pod_from_local_image_reports_workers(cluster: Cluster, ns: str) -> None:
     image = cluster.env.get("KB_CLUSTER_BUILDKIT_IMAGE", BUILDKIT_IMAGE)
-    probe = {"exec": {"command": ["buildctl", "debug", "workers"]}, "periodSeconds": 2, "failureThreshold": 60}
-    cluster.apply(ns, pod("buildkitd", image, None,
-                          container={"args": ["--addr", "unix:///run/buildkit/buildkitd.sock"],
-                                     "securityContext": {"privileged": True},
-                                     "readinessProbe": probe,
-                                     "volumeMounts": [{"name": "state", "mountPath": "/var/lib/buildkit"}]},
-                          volumes=[{"name": "state", "emptyDir": {}}]))
+    probe = {
+        "exec": {"command": ["buildctl", "debug", "workers"]},
+        "periodSeconds": 2,
+        "failureThreshold": 60,
+    }
+    cluster.apply(
+        ns,
+        pod(
+            "buildkitd",
+            image,
+            None,
+            container={
+                "args": ["--addr", "unix:///run/buildkit/buildkitd.sock"],
+                "securityContext": {"privileged": True},
+                "readinessProbe": probe,
+                "volumeMounts": [{"name": "state", "mountPath": "/var/lib/buildkit"}],
+            },
+            volumes=[{"name": "state", "emptyDir": {}}],
+        ),
+    )
     cluster.wait_ready(ns, "buildkitd", timeout=240)
     out = cluster.kubectl("-n", ns, "exec", "buildkitd", "--", "buildctl", "debug", "workers", "-v").stdout
     assert "linux/amd64" in out, out
@@ -263,22 +385,34 @@ def test_buildkitd_reachable_with_buildctl_dial_stdio(cluster: Cluster, ns: str)
     buildctl = cluster.core.get("KB_BUILDCTL")
     assert buildctl and os.access(buildctl, os.X_OK), "core test bed env lacks KB_BUILDCTL"
     image = cluster.env.get("KB_CLUSTER_BUILDKIT_IMAGE", BUILDKIT_IMAGE)
-    cluster.apply(ns, pod("bk2", image, None,
-                          container={"args": ["--addr", "unix:///run/buildkit/buildkitd.sock"],
-                                     "securityContext": {"privileged": True},
-                                     "readinessProbe": {"exec": {"command": ["buildctl", "debug", "workers"]},
-                                                        "periodSeconds": 2, "failureThreshold": 60},
-                                     "volumeMounts": [{"name": "state", "mountPath": "/var/lib/buildkit"}]},
-                          volumes=[{"name": "state", "emptyDir": {}}]))
+    cluster.apply(
+        ns,
+        pod(
+            "bk2",
+            image,
+            None,
+            container={
+                "args": ["--addr", "unix:///run/buildkit/buildkitd.sock"],
+                "securityContext": {"privileged": True},
+                "readinessProbe": {
+                    "exec": {"command": ["buildctl", "debug", "workers"]},
+                    "periodSeconds": 2,
+                    "failureThreshold": 60,
+                },
+                "volumeMounts": [{"name": "state", "mountPath": "/var/lib/buildkit"}],
+            },
+            volumes=[{"name": "state", "emptyDir": {}}],
+        ),
+    )
     cluster.wait_ready(ns, "bk2", timeout=240)
-    with tempfile.TemporaryDirectory() as tmp:
-        # buildctl's connhelper for kube-pod needs kubectl; use the generic stdio one instead
-        helper = Path(tmp) / "dial.sh"
-        helper.write_text("#!/bin/sh\nexec kubectl --kubeconfig '%s' -n '%s' exec -i bk2 -- buildctl dial-stdio\n"
-                          % (cluster.kubeconfig, ns))
-        helper.chmod(0o755)
-        env = dict(os.environ, KUBECONFIG=cluster.kubeconfig)
-        proc = subprocess.run([buildctl, "--addr", f"kube-pod://bk2?namespace={ns}", "debug", "workers"],
-                              capture_output=True, text=True, timeout=120, env=env)
+    # buildctl's kube-pod:// connection helper runs `kubectl exec -i POD -- buildctl dial-stdio`
+    env = dict(os.environ, KUBECONFIG=cluster.kubeconfig)
+    proc = subprocess.run(
+        [buildctl, "--addr", f"kube-pod://bk2?namespace={ns}", "debug", "workers"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "linux/amd64" in proc.stdout, proc.stdout
