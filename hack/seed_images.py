@@ -67,9 +67,7 @@ BUSYBOX_PLATFORMS = [
     ("s390x", {"architecture": "s390x", "os": "linux"}),
 ]
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-GO_PATH = (
-    "PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-)
+GO_PATH = "PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NANOSERVER_OS_VERSION = "10.0.20348.2227"
 
 
@@ -154,9 +152,7 @@ def build_layer(entries: list[Entry], out: Path, level: int = 6) -> Layer:
     tmp = out.with_suffix(".tmp")
     with open(tmp, "wb") as fh:
         comp = _HashWriter(fh)
-        with gzip.GzipFile(
-            filename="", mode="wb", fileobj=comp, mtime=0, compresslevel=level
-        ) as gz:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=comp, mtime=0, compresslevel=level) as gz:
             raw = _HashWriter(gz)
             with tarfile.open(fileobj=raw, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 for e in entries:
@@ -223,9 +219,7 @@ class Registry:
             time.sleep(0.2)
 
     def has_manifest(self, repo: str, ref: str) -> bool:
-        st, _, _ = self._req(
-            "HEAD", f"/v2/{repo}/manifests/{ref}", headers={"Accept": ACCEPT}, ok=(200, 404)
-        )
+        st, _, _ = self._req("HEAD", f"/v2/{repo}/manifests/{ref}", headers={"Accept": ACCEPT}, ok=(200, 404))
         return st == 200
 
     def has_blob(self, repo: str, digest: str) -> bool:
@@ -484,9 +478,7 @@ def seed_key(busybox_dir: Path, go: str) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--registry", default=os.environ.get("KB_REGISTRY", "127.0.0.1:5000"))
     ap.add_argument("--busybox-dir", type=Path, required=True)
     ap.add_argument("--go", default=shutil.which("go") or "go")
@@ -504,9 +496,7 @@ def main() -> int:
         "library/golang": ["1.26", "latest"],
         "windows/nanoserver": ["ltsc2022"],
     }
-    todo = {
-        r for r, tags in wanted.items() if a.force or not all(reg.has_manifest(r, t) for t in tags)
-    }
+    todo = {r for r, tags in wanted.items() if a.force or not all(reg.has_manifest(r, t) for t in tags)}
     if not todo:
         log("all images present")
         return 0

@@ -69,9 +69,7 @@ def _basic(tb: Bed) -> dict:
 
 
 def _index(tb: Bed, repo: str, tag: str) -> tuple[dict, str]:
-    st, hdrs, body = _get(
-        f"http://{tb.registry}/v2/{repo}/manifests/{tag}", {"Accept": INDEX_ACCEPT}
-    )
+    st, hdrs, body = _get(f"http://{tb.registry}/v2/{repo}/manifests/{tag}", {"Accept": INDEX_ACCEPT})
     assert st == 200, f"{repo}:{tag}: HTTP {st}"
     return json.loads(body), hdrs.get("Docker-Content-Digest", "")
 
@@ -157,10 +155,7 @@ def test_tls_registry_requires_auth_and_verifies_with_ca(testbed: Bed) -> None:
             url, timeout=10, context=ssl.create_default_context(cafile=None, capath="/nonexistent")
         )
     port = testbed.registry_tls.rsplit(":", 1)[1]
-    assert (
-        _get(f"https://localhost:{port}/v2/", _basic(testbed), context=_ca_context(testbed))[0]
-        == 200
-    )
+    assert _get(f"https://localhost:{port}/v2/", _basic(testbed), context=_ca_context(testbed))[0] == 200
 
 
 def test_binfmt_registered_with_p_flag() -> None:
@@ -221,19 +216,22 @@ def test_golang_image(testbed: Bed) -> None:
     env = cfg["config"]["Env"]
     assert "GOPATH=/go" in env and "GOTOOLCHAIN=local" in env
     assert (
-        "PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        in env
+        "PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in env
     )
     assert cfg["config"]["WorkingDir"] == "/go"
 
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize(
-    ("platform", "expected"), [("linux/arm64", "aarch64"), ("linux/arm/v7", "armv7l")]
+    ("platform", "expected"),
+    [
+        ("linux/arm64", "aarch64"),
+        ("linux/arm/v7", "armv7l"),
+        ("linux/s390x", "s390x"),
+        ("linux/ppc64le", "ppc64le"),
+    ],
 )
-def test_emulated_run_reports_target_arch(
-    testbed: Bed, tmp_path: Path, platform: str, expected: str
-) -> None:
+def test_emulated_run_reports_target_arch(testbed: Bed, tmp_path: Path, platform: str, expected: str) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     # the nonce keeps the RUN step from being answered from the build cache
@@ -268,9 +266,7 @@ def test_golang_cross_build_for_arm64(testbed: Bed, tmp_path: Path) -> None:
     assert head[:4] == b"\x7fELF" and int.from_bytes(head[18:20], "little") == 183  # EM_AARCH64
     # and it runs, through the host's binfmt/qemu registration
     assert (
-        subprocess.run(
-            [str(binary)], capture_output=True, text=True, timeout=60, check=True
-        ).stdout.strip()
+        subprocess.run([str(binary)], capture_output=True, text=True, timeout=60, check=True).stdout.strip()
         == f"hello {nonce}"
     )
 
@@ -279,9 +275,7 @@ def test_golang_cross_build_for_arm64(testbed: Bed, tmp_path: Path) -> None:
 def test_nanoserver_standin_resolves(testbed: Bed, tmp_path: Path) -> None:
     index, _ = _index(testbed, "windows/nanoserver", "ltsc2022")
     [m] = index["manifests"]
-    assert m["platform"]["os"] == "windows" and m["platform"]["os.version"].startswith(
-        "10.0.20348."
-    )
+    assert m["platform"]["os"] == "windows" and m["platform"]["os.version"].startswith("10.0.20348.")
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "hello.txt").write_text("hi\n")
