@@ -55,10 +55,8 @@ def go_match(pattern: str, name: str) -> bool:
         if advanced is not None:
             name = advanced
             continue
-        # Go validates the remainder before answering "no match".
-        while pattern:
-            _, chunk, pattern = _scan_chunk(pattern)
-            _match_chunk(chunk, "")
+        # Unlike path.Match, filepath.Match does not validate the chunks it
+        # never reached, so "a/**[" passes the syntax check (verified in Go).
         return False
     return not name
 
@@ -188,8 +186,10 @@ _POSIX_CLASSES: dict[str, Ranges] = {
     "xdigit": [(0x30, 0x39), (0x41, 0x46), (0x61, 0x66)],
 }
 _C_ESCAPES = {"a": 0x07, "f": 0x0C, "n": 0x0A, "r": 0x0D, "t": 0x09, "v": 0x0B}
-# Operators only our own regex construction emits outside classes.
-_PASSTHROUGH = "^*?().|"
+# Operators outside classes: our own constructs, plus "|" that leaks through.
+_PASSTHROUGH = "*?().|"
+_REPEAT = re.compile(r"\{(\d+)(,(\d*))?\}")
+_MAX_REPEAT = 1000
 
 
 def compile_re2(source: str) -> re.Pattern[str]:
@@ -199,7 +199,7 @@ def compile_re2(source: str) -> re.Pattern[str]:
         source: The regex text, anchored `^...$` by the caller.
 
     Returns:
-        An equivalent Python pattern; use `.match()`.
+        An equivalent Python pattern; use `.search()` like Go's MatchString.
 
     Raises:
         PatternSyntaxError: Go's regexp.Compile would fail.
@@ -215,7 +215,11 @@ def compile_re2(source: str) -> re.Pattern[str]:
             ranges, negated, i = _parse_class(source, i + 1)
             piece = _emit_class(ranges, negated)
         elif ch == "$" and i == len(source) - 1:
-            piece, i = r"\Z", i + 1
+            piece, i = r"(?:\Z)", i + 1
+        elif ch == "^":
+            piece, i = "(?:^)", i + 1  # grouped: RE2 lets "^{2}" repeat an anchor
+        elif ch == "{":
+            piece, i = _repeat(source, i)
         elif ch in _PASSTHROUGH:
             piece, i = ch, i + 1
         else:
@@ -227,6 +231,21 @@ def compile_re2(source: str) -> re.Pattern[str]:
         raise PatternSyntaxError(f"syntax error in pattern: {err}") from err
 
 
+def _repeat(src: str, i: int) -> tuple[str, int]:
+    """RE2 `{n}`, `{n,}`, `{n,m}`; anything else (`{,m}`, `{01}`) is a literal "{"."""
+    found = _REPEAT.match(src, i)
+    if found is None or any(
+        len(d) > 1 and d.startswith("0") for d in (found[1], found[3] or "")
+    ):
+        return _lit(ord("{")), i + 1
+    low = int(found[1])
+    high = low if found[2] is None else (int(found[3]) if found[3] else -1)
+    if low > _MAX_REPEAT or high > _MAX_REPEAT or (high >= 0 and low > high):
+        raise PatternSyntaxError("syntax error in pattern: invalid repeat count")
+    upper = "" if high < 0 else str(high)
+    return f"{{{low},{upper}}}", found.end()
+
+
 def _lit(code: int) -> str:
     ch = chr(code)
     if ch.isascii() and (ch.isalnum() or ch == "_"):
@@ -236,7 +255,7 @@ def _lit(code: int) -> str:
 
 def _outside_escape(src: str, i: int) -> tuple[str, int]:
     nxt = src[i + 1] if i + 1 < len(src) else ""
-    assertions = {"A": r"\A", "b": r"\b", "B": r"\B", "z": r"\Z"}
+    assertions = {"A": r"(?:\A)", "b": r"(?:\b)", "B": r"(?:\B)", "z": r"(?:\Z)"}
     if nxt in assertions:
         return assertions[nxt], i + 2
     if nxt in ("C", "Q"):

@@ -33,7 +33,9 @@ _GO_SPACE = (
     "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
     "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
-_REGEX_META = ".+()|{}$"
+# patternmatcher means to escape ".+()|{}$", but its bit table loses every
+# char >= 64, so "|", "{" and "}" reach the regex raw (verified against Go).
+_REGEX_META = ".+()$"
 
 MatchInfo = tuple[bool, ...] | None
 """Per-pattern results of a directory, inherited by its children (None: no parent)."""
@@ -102,7 +104,8 @@ class Pattern:
             suffix = self.text[2:]
             return path.endswith(suffix) or (suffix[:1] == "/" and path == suffix[1:])
         assert self._regex is not None
-        return self._regex.match(path) is not None
+        # Go's MatchString searches; "^" only anchors the first alternative.
+        return self._regex.search(path) is not None
 
     def _compile(self) -> _Kind:
         kind, source = _translate(self.text)

@@ -56,7 +56,25 @@ MATCH_TABLE: list[tuple[str, str, bool]] = [
     ("\\#x", "#x", True),
     ("a.b", "a.b", True),
     ("a.b*", "axb", False),
-    ("a+(b)|c*", "a+(b)|cd", True),
+    # patternmatcher's escape table loses "|", "{" and "}" (chars >= 64), so in
+    # regex-type patterns they act as operators, and Go's MatchString searches
+    # (unanchored). Expectations checked against the Go code.
+    ("a|b", "a|b", True),  # no regex feature: an exact match
+    ("a|b", "b", False),
+    ("[a]|b", "b", True),
+    ("[a]|b", "xb", True),
+    ("[a]|b", "ax", True),
+    ("[a]|b", "xbx", False),
+    ("[x]|", "anything", True),
+    ("a+(b)|c*", "a+(b)", True),
+    ("a{2}", "a{2}", True),
+    ("[a]{2}", "aa", True),
+    ("[a]{2}", "a{2}", False),
+    ("[a]{1,}", "aaa", True),
+    ("{2}[x]", "x", True),  # RE2 lets a repeat apply to the "^" anchor
+    ("{0}[x]", "ax", True),  # ... even zero times, which drops the anchor
+    ("[a]{,2}", "a{,2}", True),  # not a repeat in RE2 (Python would say {0,2})
+    ("[a]{01}", "a{01}", True),
     ("{a,b}*", "a", False),
     ("{a,b}*", "{a,b}", True),
     ("a$*", "a$", True),
@@ -109,7 +127,10 @@ def test_invalid_at_construction(pattern: str) -> None:
         PatternMatcher([pattern])
 
 
-@pytest.mark.parametrize("pattern", ["[Local-Only]", "\\e", "\\1", "\\C", "\\Z", "x\\é"])
+@pytest.mark.parametrize(
+    "pattern",
+    ["[Local-Only]", "\\e", "\\1", "\\C", "\\Z", "x\\é", "[a]|{2}", "[a]{1001}", "[a]{3,2}", "*{2}", "x*["],
+)
 def test_invalid_regex_fails_lazily(pattern: str) -> None:
     (compiled,) = PatternMatcher([pattern]).patterns
     with pytest.raises(PatternSyntaxError):
@@ -200,6 +221,14 @@ def test_go_match(pattern: str, name: str, expected: bool) -> None:
 def test_go_match_bad_pattern(pattern: str) -> None:
     with pytest.raises(PatternSyntaxError):
         go_match(pattern, "x")
+
+
+@pytest.mark.parametrize("pattern", ["x*[", "a/**[", "?a*["])
+def test_go_match_does_not_check_chunks_it_never_reached(pattern: str) -> None:
+    # filepath.Match (unlike path.Match) stops at the first failing chunk, so
+    # these pass patternmatcher's syntax check and fail later, if ever.
+    assert go_match(pattern, ".") is False
+    PatternMatcher([pattern])
 
 
 @pytest.mark.parametrize(
