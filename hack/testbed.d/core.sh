@@ -240,31 +240,36 @@ start_registries() {
   wait_for 15 "registry https://$REG_TLS (auth)" reg_up_tls || { tail -5 "$KB_STATE/registry/tls/log" >&2; die "TLS registry not answering"; }
 }
 
-# Seeded images: the plain registry's storage after seeding is kept in
-# $KB_CACHE/registry-seed/<key> (key: seed script, busybox and Go versions); a fresh state
-# gets a copy of it instead of building the images again.
+# Seeded images: they are built once into a scratch registry (own storage, free port) whose
+# storage is then kept in $KB_CACHE/registry-seed/<key> (key: seed script, busybox and Go
+# versions), and merged into the plain registry's storage; a fresh state only copies it.
+# The cache therefore holds exactly the seeded images, never what tests pushed.
 seed() {
   local bbdir="$KB_CACHE/busybox" key data="$KB_STATE/registry/plain/data" marker="$KB_STATE/registry/plain/seed-key"
   key=$(python3 "$KB_REPO/hack/seed_images.py" --print-key --busybox-dir "$bbdir")
   local cached="$KB_CACHE/registry-seed/$key"
-  if [[ "$(cat "$marker" 2>/dev/null)" != "$key" && -d "$cached/docker" ]]; then
+  if [[ ! -d "$cached/docker" ]]; then
+    local tmp="$cached.tmp" port cfg="$KB_STATE/registry/seed-scratch.yml"
+    rm -rf "$tmp"; mkdir -p "$tmp"
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    printf '%s\n' "version: 0.1" "log: {level: warn, accesslog: {disabled: true}}" \
+      "storage: {filesystem: {rootdirectory: \"$tmp\"}}" "http: {addr: 127.0.0.1:$port}" >"$cfg"
+    stop registry-seed "$cfg"   # a leftover of an interrupted run
+    start registry-seed "$cfg" "$KB_STATE/registry/seed-scratch.log" docker-registry serve "$cfg"
+    python3 "$KB_REPO/hack/seed_images.py" --registry "127.0.0.1:$port" --busybox-dir "$bbdir" --force \
+      || { stop registry-seed "$cfg"; die "seeding failed"; }
+    stop registry-seed "$cfg"
+    mv "$tmp" "$cached"
+    local old
+    for old in "$KB_CACHE/registry-seed"/*; do [[ "$old" == "$cached" ]] || rm -rf "$old"; done
+    log "seeded images cached in $cached"
+  fi
+  if [[ "$(cat "$marker" 2>/dev/null)" != "$key" ]]; then
     cp -a "$cached/." "$data/"   # merge: keeps whatever else was pushed meanwhile
     echo "$key" >"$marker"
     log "seeded images copied from cache ($key)"
   fi
-  local force=()
-  [[ "$(cat "$marker" 2>/dev/null)" == "$key" ]] || force=(--force)
-  python3 "$KB_REPO/hack/seed_images.py" --registry "$REG" --busybox-dir "$bbdir" "${force[@]}"
-  if [[ ! -d "$cached/docker" ]]; then
-    mkdir -p "$KB_CACHE/registry-seed"
-    rm -rf "$cached.tmp"
-    cp -a "$data" "$cached.tmp"
-    mv "$cached.tmp" "$cached"
-    local old
-    for old in "$KB_CACHE/registry-seed"/*; do [[ "$old" == "$cached" ]] || rm -rf "$old"; done
-    log "seeded registry storage cached in $cached"
-  fi
-  echo "$key" >"$marker"
+  python3 "$KB_REPO/hack/seed_images.py" --registry "$REG" --busybox-dir "$bbdir"  # verifies: all present
 }
 
 # ------------------------------------------------------------------ buildkitd
@@ -401,6 +406,7 @@ do_down() {
   unmount_state
   stop registry-tls "$KB_STATE/registry/tls/config.yml"
   stop registry-plain "$KB_STATE/registry/plain/config.yml"
+  stop registry-seed "$KB_STATE/registry/seed-scratch.yml"
   rm -f "$SOCK" "$KB_STATE/env" "$KB_STATE/env.json"
   # binfmt registrations are host-wide and harmless (always with the P flag); other test
   # bed parts may rely on them. KB_BINFMT_RESET=1 undoes what `up` registered/mounted.
