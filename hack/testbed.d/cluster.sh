@@ -480,16 +480,22 @@ ensure_buildkit_image() {
 }
 
 write_env() {
-  cat > "$C/env" <<EOF
-KUBECONFIG=$KUBECONFIG_ADMIN
-KB_CLUSTER_NODE=$NODE
-KB_CLUSTER_NODE_IP=$NODE_IP
-KB_CLUSTER_API=https://127.0.0.1:$API_PORT
-KB_CLUSTER_K8S_VERSION=$K8S_VERSION
-KB_CLUSTER_CONTAINERD_SOCK=$SOCK
-KB_CLUSTER_BUILDKIT_IMAGE=docker.io/moby/buildkit:$BUILDKIT_VERSION
-KB_CLUSTER_BUILDKIT_IMAGE_ROOTLESS=docker.io/moby/buildkit:$BUILDKIT_VERSION-rootless
-EOF
+  # $KB_STATE/cluster/env (sourceable, "export K=V") and env.json (same keys)
+  local vars=(
+    "KUBECONFIG=$KUBECONFIG_ADMIN"
+    "KB_CLUSTER_NODE=$NODE"
+    "KB_CLUSTER_NODE_IP=$NODE_IP"
+    "KB_CLUSTER_API=https://127.0.0.1:$API_PORT"
+    "KB_CLUSTER_K8S_VERSION=$K8S_VERSION"
+    "KB_CLUSTER_CONTAINERD_SOCK=$SOCK"
+    "KB_CLUSTER_BUILDKIT_IMAGE=docker.io/moby/buildkit:$BUILDKIT_VERSION"
+    "KB_CLUSTER_BUILDKIT_IMAGE_ROOTLESS=docker.io/moby/buildkit:$BUILDKIT_VERSION-rootless"
+  )
+  local v
+  for v in "${vars[@]}"; do printf 'export %s=%q\n' "${v%%=*}" "${v#*=}"; done > "$C/env.tmp"
+  python3 -c 'import json, sys; print(json.dumps(dict(a.split("=", 1) for a in sys.argv[1:]), indent=2))' \
+    "${vars[@]}" > "$C/env.json.tmp"
+  mv "$C/env.tmp" "$C/env"; mv "$C/env.json.tmp" "$C/env.json"
 }
 
 # ---------------------------------------------------------------- actions
@@ -590,6 +596,6 @@ case "${1:-status}" in
   up) do_up ;;
   down) do_down ;;
   status) do_status ;;
-  env) [[ -f "$C/env" ]] && cat "$C/env" || { echo "KUBECONFIG=$KUBECONFIG_ADMIN"; } ;;
+  env) if [[ -f "$C/env" ]]; then cat "$C/env"; else echo "export KUBECONFIG=$KUBECONFIG_ADMIN"; fi ;;
   *) die "usage: cluster.sh up|down|status|env" ;;
 esac

@@ -416,3 +416,58 @@ def test_buildkitd_reachable_with_buildctl_dial_stdio(cluster: Cluster, ns: str)
     )
     assert proc.returncode == 0, proc.stderr
     assert "linux/amd64" in proc.stdout, proc.stdout
+
+
+def test_rootless_buildkitd_pod_reports_workers(cluster: Cluster, ns: str) -> None:
+    """The -rootless variant runs as uid 1000 under rootlesskit.
+
+    On this machine's kernel, newuidmap (setuid root) may only write the user
+    namespace's maps with CAP_SYS_ADMIN in the container's bounding set, so the pod
+    adds it (measured: default capabilities -> "write to uid_map failed: EPERM").
+    """
+    image = cluster.env.get("KB_CLUSTER_BUILDKIT_IMAGE_ROOTLESS", BUILDKIT_IMAGE + "-rootless")
+    cluster.apply(
+        ns,
+        pod(
+            "rootless",
+            image,
+            None,
+            container={
+                "args": [
+                    "--oci-worker-no-process-sandbox",
+                    "--addr",
+                    "unix:///run/user/1000/buildkit/buildkitd.sock",
+                ],
+                "securityContext": {
+                    "runAsUser": 1000,
+                    "runAsGroup": 1000,
+                    "seccompProfile": {"type": "Unconfined"},
+                    "appArmorProfile": {"type": "Unconfined"},
+                    "capabilities": {"add": ["SYS_ADMIN"]},
+                },
+                "readinessProbe": {
+                    "exec": {"command": ["buildctl", "debug", "workers"]},
+                    "periodSeconds": 2,
+                    "failureThreshold": 60,
+                },
+                "volumeMounts": [{"name": "state", "mountPath": "/home/user/.local/share/buildkit"}],
+            },
+            volumes=[{"name": "state", "emptyDir": {}}],
+        ),
+    )
+    cluster.wait_ready(ns, "rootless", timeout=240)
+    out = cluster.kubectl("-n", ns, "exec", "rootless", "--", "buildctl", "debug", "workers").stdout
+    assert "linux/amd64" in out, out
+    assert cluster.kubectl("-n", ns, "exec", "rootless", "--", "id", "-u").stdout.strip() == "1000"
+
+
+def test_host_network_pod_reaches_node_registries(cluster: Cluster, ns: str) -> None:
+    """Registries listen on the node's 127.0.0.1 only: pods that talk to them (builders
+    pushing) use hostNetwork; the node's containerd pulls from 127.0.0.1 directly."""
+    reg = cluster.core.get("KB_REGISTRY", "127.0.0.1:5000")
+    cluster.apply(ns, pod("hostnet", BUSYBOX, SLEEPER, hostNetwork=True))
+    cluster.wait_ready(ns, "hostnet")
+    out = cluster.kubectl(
+        "-n", ns, "exec", "hostnet", "--", "wget", "-qO-", f"http://{reg}/v2/_catalog"
+    ).stdout
+    assert "moby/buildkit" in json.loads(out)["repositories"], out
