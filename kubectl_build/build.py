@@ -20,7 +20,7 @@ import grpc
 from kubectl_build import results, sources
 from kubectl_build.buildkit.client import BuildKitClient, TLSConfig, parse_address
 from kubectl_build.buildkit.errors import translate_solve
-from kubectl_build.buildkit.session.auth import AuthService
+from kubectl_build.buildkit.session.auth import AuthService, CredentialStore
 from kubectl_build.buildkit.session.filesend import ExportTarget, FileSendService
 from kubectl_build.buildkit.session.filesync import FileSyncService, SyncedDir
 from kubectl_build.buildkit.session.secrets import SecretSource, SecretsService
@@ -29,12 +29,14 @@ from kubectl_build.buildkit.session.session import Session
 from kubectl_build.buildkit.session.ssh import AgentPool, SSHService
 from kubectl_build.buildkit.solve import solve_request
 from kubectl_build.console import Console
+from kubectl_build.context.dockerignore import read_ignore_file
+from kubectl_build.context.walk import WalkFilter
 from kubectl_build.credentials import docker_config_store
 from kubectl_build.errors import (
     BuildFailedError,
     BuildInterruptedError,
-    DaemonUnreachableError,
     KubectlBuildError,
+    RegistryAuthError,
 )
 from kubectl_build.options import BuildOptions
 from kubectl_build.plan import SolvePlan, plan_solve
@@ -71,14 +73,15 @@ def _client_id() -> str:
 
 
 def _services(options: BuildOptions, local: sources.LocalSources, plan: SolvePlan,
+              credentials: CredentialStore,
               stack: ExitStack) -> tuple[list[SessionService], FileSyncService]:
     dirs: dict[str, SyncedDir] = {}
     if local.context_dir is not None:
-        dirs["context"] = SyncedDir(local.context_dir)
+        dirs["context"] = SyncedDir(local.context_dir, predicted=_predicted_filter(local))
     if local.dockerfile_dir is not None:
         dirs["dockerfile"] = SyncedDir(local.dockerfile_dir)
     filesync = FileSyncService(dirs)
-    services: list[SessionService] = [filesync, AuthService(docker_config_store())]
+    services: list[SessionService] = [filesync, AuthService(credentials)]
     if plan.file_targets:
         services.append(FileSendService(
             {i: ExportTarget(kind, dest) for i, (kind, dest) in plan.file_targets.items()}))
@@ -94,13 +97,27 @@ def _services(options: BuildOptions, local: sources.LocalSources, plan: SolvePla
     return services, filesync
 
 
+def _predicted_filter(local: sources.LocalSources) -> WalkFilter | None:
+    """The filter the frontend will ask the context with: the .dockerignore patterns
+    (a `<Dockerfile>.dockerignore` next to the Dockerfile takes precedence)."""
+    candidates = [os.path.join(local.context_dir or "", ".dockerignore")]
+    if local.dockerfile_dir:
+        candidates.insert(0, os.path.join(local.dockerfile_dir,
+                                          local.dockerfile_name + ".dockerignore"))
+    for path in candidates:
+        try:
+            with open(path, "rb") as fh:
+                return WalkFilter(exclude_patterns=tuple(read_ignore_file(fh.read())))
+        except FileNotFoundError:
+            continue
+        except (OSError, KubectlBuildError):
+            return None
+    return WalkFilter()
+
+
 def connect(options: BuildOptions) -> BuildKitClient:
-    """A client for the daemon the options name (direct mode)."""
-    if not options.buildkit_host:
-        raise DaemonUnreachableError(
-            "no builder to talk to: cluster builders are not available in this version",
-            "pass --buildkit-host unix:///path/buildkitd.sock (or set BUILDKIT_HOST)",
-        )
+    """A client for the standing daemon named by --buildkit-host."""
+    assert options.buildkit_host
     tls = TLSConfig(options.tls_ca_cert, options.tls_cert, options.tls_key,
                     options.tls_server_name)
     client = BuildKitClient(parse_address(options.buildkit_host, tls), tls)
@@ -113,13 +130,31 @@ def run_build(options: BuildOptions, console: Console) -> int:
     environ = dict(os.environ)
     with ExitStack() as stack:
         local = stack.enter_context(sources.resolve(options.context, options.dockerfile))
+        secret: str | None = None
+        if options.buildkit_host:
+            clients = [stack.enter_context(connect(options))]
+            credentials = docker_config_store()
+        else:
+            from kubectl_build import cluster
+
+            load = not options.outputs and bool(options.tags)
+            target = stack.enter_context(cluster.open_target(
+                options, console, local.context_dir or options.context, load))
+            options = cluster.with_outputs(
+                options, cluster.load_outputs(options, target.worker, target.builder))
+            clients, credentials, secret = list(target.clients), target.credentials, target.secret
         plan = plan_solve(options, local, environ)
-        client = stack.enter_context(connect(options))
-        services, filesync = _services(options, local, plan, stack)
-        session = Session(services, shared_key(local.context_dir))
-        display = select_display(options.progress, console)
-        response = _solve(client, session, plan, display, console)
-        console.trace(f"context transfer: {filesync.stats}")
+        for client in clients:
+            services, filesync = _services(options, local, plan, credentials, stack)
+            session = Session(services, shared_key(local.context_dir))
+            display = select_display(options.progress, console)
+            try:
+                response = _solve(client, session, plan, display, console)
+            except RegistryAuthError as err:
+                if secret:
+                    err.hint = f"check the credentials in secret {secret} for that registry"
+                raise
+            console.trace(f"context transfer: {filesync.stats}")
         results.report(response, plan, options, console)
     return 0
 

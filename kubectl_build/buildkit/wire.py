@@ -70,3 +70,34 @@ def encode_data_packet(file_id: int, data: bytes) -> bytes:
 def identity(value: bytes) -> bytes:
     """Serializer that passes pre-encoded bytes through."""
     return value
+
+
+def _int64(value: int) -> bytes:
+    # proto int64: negative values are sent as their 64-bit two's complement.
+    return _varint(value & 0xFFFFFFFFFFFFFFFF if value < 0 else value)
+
+
+def _field_bytes(number: int, data: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def encode_stat_packet(path: bytes, mode: int, uid: int, gid: int, size: int, mod_time: int,
+                       linkname: bytes = b"", devmajor: int = 0, devminor: int = 0,
+                       xattrs: dict[str, bytes] | None = None) -> bytes:
+    """Encode fsutil `Packet{type=STAT, stat=Stat{...}}` (type 0 is the default, omitted)."""
+    stat = bytearray(b"\x0a" + _varint(len(path)) + path if path else b"")
+    for number, value in ((2, mode), (3, uid), (4, gid)):
+        if value:
+            stat += bytes((number << 3,)) + _varint(value)
+    for number, value in ((5, size), (6, mod_time)):
+        if value:
+            stat += bytes((number << 3,)) + _int64(value)
+    if linkname:
+        stat += b"\x3a" + _varint(len(linkname)) + linkname
+    for number, value in ((8, devmajor), (9, devminor)):
+        if value:
+            stat += bytes((number << 3,)) + _int64(value)
+    for key, xvalue in sorted((xattrs or {}).items()):
+        entry = _field_bytes(1, key.encode()) + (_field_bytes(2, xvalue) if xvalue else b"")
+        stat += _field_bytes(10, entry)
+    return b"\x12" + _varint(len(stat)) + bytes(stat)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,13 +18,17 @@ from typing import Any
 import grpc
 
 from kubectl_build._proto import fsutil_pb2
+from kubectl_build.buildkit.session.h2server import Framed, frame
 from kubectl_build.buildkit.session.service import metadata_values
-from kubectl_build.buildkit.wire import encode_data_packet
+from kubectl_build.buildkit.wire import encode_data_packet, encode_stat_packet
 from kubectl_build.context.walk import FileStat, WalkFilter, walk
 
 # 1 MiB DATA chunks: 32 KiB (Go's size) costs a third of the throughput in Python.
 CHUNK = 1 << 20
-QUEUE_DEPTH = 16
+# Bytes queued for sending at most: bounds memory whatever the context size.
+QUEUE_BYTES = 16 << 20
+BATCH_BYTES = 4 << 20
+PREFETCH_LIMIT = 200_000
 MODE_TYPE = 0x8F280000
 _END = object()
 
@@ -35,6 +40,8 @@ class SyncedDir:
     path: str
     # Patterns the client itself applies on top of what the daemon asks for.
     extra_excludes: tuple[str, ...] = ()
+    # The filter the daemon is expected to ask with; walked ahead of time when set.
+    predicted: WalkFilter | None = None
 
 
 @dataclass
@@ -55,36 +62,110 @@ class TransferStats:
 
 def stat_packet(entry: FileStat) -> bytes:
     """Encode one STAT packet for an entry."""
-    stat = fsutil_pb2.Stat(
-        path=entry.path, mode=entry.mode, uid=entry.uid, gid=entry.gid, size=entry.size,
-        mod_time=entry.mod_time, linkname=entry.linkname,
-        devmajor=entry.devmajor, devminor=entry.devminor,
-    )
-    for key, value in entry.xattrs.items():
-        stat.xattrs[key] = value
-    return fsutil_pb2.Packet(type=fsutil_pb2.PACKET_STAT, stat=stat).SerializeToString()
+    return encode_stat_packet(entry.path, entry.mode, entry.uid, entry.gid, entry.size,
+                              entry.mod_time, entry.linkname, entry.devmajor, entry.devminor,
+                              dict(entry.xattrs) if entry.xattrs else None)
+
+
+class _ByteQueue:
+    """A FIFO bounded by the bytes it holds (one item may exceed the bound)."""
+
+    def __init__(self, limit: int) -> None:
+        self.items: deque[object] = deque()
+        self.size = 0
+        self.limit = limit
+        self.cond = threading.Condition()
+
+    def put(self, item: object, cancelled: threading.Event) -> bool:
+        weight = len(item) if isinstance(item, bytes) else 0
+        with self.cond:
+            while self.size and self.size + weight > self.limit:
+                if cancelled.is_set():
+                    return False
+                self.cond.wait(0.5)
+            self.items.append(item)
+            self.size += weight
+            self.cond.notify_all()
+        return True
+
+    def take(self, max_bytes: int) -> list[object]:
+        """Block for one item, then take whatever else is ready, up to max_bytes."""
+        with self.cond:
+            while not self.items:
+                self.cond.wait()
+            batch: list[object] = []
+            taken = 0
+            while self.items and (not batch or taken < max_bytes) and batch[-1:] != [_END]:
+                item = self.items.popleft()
+                batch.append(item)
+                taken += len(item) if isinstance(item, bytes) else 0
+            self.size -= taken
+            self.cond.notify_all()
+            return batch
+
+
+class Listing:
+    """A walk started before the daemon asks, to take it off the critical path.
+
+    The daemon requests the context only after it has parsed the Dockerfile and
+    resolved base images; walking during that time hides the walk. A request with
+    other filters than predicted simply walks again.
+    """
+
+    def __init__(self, root: str, flt: WalkFilter, limit: int = PREFETCH_LIMIT) -> None:
+        self.root, self.flt, self.limit = os.path.abspath(root), flt, limit
+        self.packets: list[bytes] = []
+        self.sources: dict[int, bytes] = {}
+        self.usable = False
+        self.done = threading.Event()
+        threading.Thread(target=self._run, name="kb-fs-prefetch", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            for index, entry in enumerate(walk(self.root, self.flt)):
+                if index >= self.limit:
+                    return  # too big to hold: the live walk streams instead
+                if entry.mode & MODE_TYPE == 0 and not entry.linkname:
+                    self.sources[index] = entry.source
+                self.packets.append(stat_packet(entry))
+            self.usable = True
+        except Exception:  # noqa: BLE001 - the live walk will report it properly
+            self.usable = False
+        finally:
+            self.done.set()
+
+    def matches(self, root: str, flt: WalkFilter) -> bool:
+        """Whether this listing answers a request for root with flt."""
+        return self.root == root and self.flt == flt
 
 
 class _Transfer:
     """One DiffCopy call: listing thread, request reader, data sender."""
 
-    def __init__(self, root: str, flt: WalkFilter, stats: TransferStats) -> None:
+    def __init__(self, root: str, flt: WalkFilter, stats: TransferStats,
+                 listing: Listing | None = None) -> None:
         self.root, self.flt, self.stats = root, flt, stats
-        self.out: queue.Queue[object] = queue.Queue(QUEUE_DEPTH)
+        self.listing = listing
+        self.out = _ByteQueue(QUEUE_BYTES)
         self.wanted: queue.Queue[int | None] = queue.Queue()
         self.sources: dict[int, bytes] = {}
         self.cancelled = threading.Event()
 
     def _put(self, item: object) -> bool:
-        while not self.cancelled.is_set():
-            try:
-                self.out.put(item, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return self.out.put(item, self.cancelled)
 
     def list_entries(self) -> None:
+        listing = self.listing
+        if listing is not None and listing.matches(self.root, self.flt):
+            listing.done.wait()
+            if listing.usable:
+                self.sources = listing.sources
+                for packet in listing.packets:
+                    if not self._put(packet):
+                        return
+                self.stats.files_listed += len(listing.packets)
+                self._put(b"")
+                return
         try:
             for index, entry in enumerate(walk(self.root, self.flt)):
                 if entry.mode & MODE_TYPE == 0 and not entry.linkname:
@@ -138,13 +219,17 @@ class _Transfer:
         self.cancelled.set()
         self.wanted.put(None)
 
-    def responses(self) -> Iterator[bytes]:
+    def responses(self) -> Iterator[Framed]:
+        # Whatever is queued leaves together: a listing of thousands of small STAT
+        # packets becomes a few large HTTP/2 frames instead of thousands of writes.
         while True:
-            item = self.out.get()
-            if item is _END:
+            batch = self.out.take(BATCH_BYTES)
+            done = batch[-1] is _END
+            packets = [frame(p) for p in batch if isinstance(p, bytes)]
+            if packets:
+                yield Framed(b"".join(packets))
+            if done:
                 return
-            assert isinstance(item, bytes)
-            yield item
 
 
 class FileSyncService:
@@ -155,6 +240,8 @@ class FileSyncService:
     def __init__(self, dirs: Mapping[str, SyncedDir]) -> None:
         self.dirs = dict(dirs)
         self.stats = TransferStats()
+        self.listings = {name: Listing(d.path, d.predicted)
+                         for name, d in self.dirs.items() if d.predicted is not None}
 
     def handlers(self) -> Mapping[str, grpc.RpcMethodHandler[Any, Any]]:
         """Method name → handler."""
@@ -167,7 +254,7 @@ class FileSyncService:
         }
 
     def diff_copy(self, requests: Iterator[fsutil_pb2.Packet],
-                  context: grpc.ServicerContext) -> Iterator[bytes]:
+                  context: grpc.ServicerContext) -> Iterator[Framed]:
         """Serve one transfer of a local directory."""
         names = metadata_values(context, "dir-name")
         synced = self.dirs.get(names[0]) if names else None
@@ -180,7 +267,13 @@ class FileSyncService:
             + synced.extra_excludes,
             follow_paths=tuple(metadata_values(context, "followpaths")),
         )
-        transfer = _Transfer(os.path.abspath(synced.path), flt, self.stats)
+        root = os.path.abspath(synced.path)
+        listing = self.listings.get(names[0])
+        if listing is not None and listing.matches(root, flt):
+            del self.listings[names[0]]  # one use: a later request walks afresh
+        else:
+            listing = None
+        transfer = _Transfer(root, flt, self.stats, listing)
         context.add_callback(transfer.cancelled.set)
         for target, name in ((transfer.list_entries, "list"), (transfer.send_files, "data")):
             threading.Thread(target=target, name=f"kb-fs-{name}", daemon=True).start()

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import secrets
 import string
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
+
+import grpc
+import h2.exceptions
 
 from kubectl_build.buildkit.client import BuildKitClient
+from kubectl_build.buildkit.session.h2server import H2Server
 from kubectl_build.buildkit.session.health import HealthService
-from kubectl_build.buildkit.session.service import SessionService, generic_handler, method_paths
-from kubectl_build.buildkit.session.tunnel import BytePump, InnerServer, start_pump_thread
+from kubectl_build.buildkit.session.service import SessionService, method_paths
+from kubectl_build.buildkit.wire import decode_bytes_message
 
 _ALPHABET = string.ascii_lowercase + string.digits
 
@@ -42,16 +48,32 @@ class Session:
     @contextmanager
     def open(self, client: BuildKitClient) -> Iterator[Session]:
         """Serve the session for the duration of the block (open it before Solve)."""
-        server = InnerServer([generic_handler(s) for s in self.services],
-                             workers=16 + 2 * len(self.services))
+        handlers = {f"/{svc.name}/{method}": handler
+                    for svc in self.services for method, handler in svc.handlers().items()}
+        server = H2Server(handlers)
+        call = client.open_session(server.requests(), self.metadata())
+        reader = threading.Thread(target=_read, args=(call, server), name="kb-session-read",
+                                  daemon=True)
+        reader.start()
         try:
-            pump = BytePump(server.connect())
-            call = client.open_session(pump.requests(), self.metadata())
-            start_pump_thread(pump, call)
-            try:
-                yield self
-            finally:
-                pump.close()
-                call.cancel()
+            yield self
         finally:
-            server.stop()
+            server.close()  # ends our side: the daemon then ends the call
+            reader.join(5)
+            call.cancel()
+
+
+def _read(call: Any, server: H2Server) -> None:
+    """Feed everything the daemon sends on the Session stream into the h2 server."""
+    try:
+        for message in call:
+            data = decode_bytes_message(message)
+            if data:
+                server.feed(data)
+    except grpc.RpcError as err:
+        if err.code() != grpc.StatusCode.CANCELLED:
+            server.error = err
+    except h2.exceptions.ProtocolError as err:
+        server.error = err
+    finally:
+        server.close()

@@ -28,3 +28,26 @@ def test_data_packet_matches_protobuf() -> None:
 def test_end_of_listing_is_empty_packet() -> None:
     assert fsutil_pb2.Packet().SerializeToString() == b""
     assert fsutil_pb2.Packet(stat=fsutil_pb2.Stat()).SerializeToString() != b""
+
+
+def test_stat_packet_matches_protobuf() -> None:
+    from kubectl_build.buildkit.wire import encode_stat_packet
+
+    cases = [
+        dict(path=b"a", mode=0o644, uid=0, gid=0, size=5, mod_time=1_700_000_000_123_456_789),
+        dict(path=b"dir/\xff\xfe", mode=(1 << 31) | 0o755, uid=1000, gid=1000, size=0,
+             mod_time=-5, linkname=b"", devmajor=0, devminor=0),
+        dict(path=b"l", mode=(1 << 27) | 0o777, uid=0, gid=0, size=0, mod_time=1,
+             linkname=b"../target", devmajor=0, devminor=0),
+        dict(path=b"dev", mode=(1 << 26) | (1 << 21) | 0o600, uid=0, gid=0, size=0, mod_time=2,
+             devmajor=1, devminor=3, xattrs={"user.a": b"1", "security.selinux": b""}),
+        dict(path=b"big", mode=0o600, uid=0, gid=0, size=5 << 30, mod_time=3),
+    ]
+    for case in cases:
+        xattrs = case.pop("xattrs", {})
+        expected = fsutil_pb2.Packet(type=fsutil_pb2.PACKET_STAT,
+                                     stat=fsutil_pb2.Stat(**case, xattrs=xattrs))
+        got = fsutil_pb2.Packet.FromString(encode_stat_packet(**case, xattrs=xattrs))  # type: ignore[arg-type]
+        assert got == expected
+        if not xattrs:
+            assert encode_stat_packet(**case) == expected.SerializeToString()  # type: ignore[arg-type]

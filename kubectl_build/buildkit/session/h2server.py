@@ -1,0 +1,315 @@
+"""Serve the session's gRPC services over the Control.Session byte stream, with h2.
+
+Inside a session buildkitd is the HTTP/2 client and we are the server. We speak
+HTTP/2 directly on the Session stream (no loopback socket, no second gRPC
+stack): incoming BytesMessage payloads feed an h2 connection; whatever it has to
+send is drained, coalesced, into outgoing BytesMessages. gRPC framing is done
+here, so a handler may hand over many messages at once (`Framed`) and the
+thousands of small packets of a context listing leave in a few large frames,
+where a stock gRPC server pays a full round trip per message.
+
+Handlers are grpc.RpcMethodHandler objects (unary-unary or stream-stream), called
+with a small context offering invocation_metadata(), abort() and add_callback().
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import grpc
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+
+from kubectl_build.buildkit.wire import encode_bytes_message
+
+# Largest BytesMessage we send on the Session stream (the daemon accepts 16 MiB).
+MAX_CHUNK = 4 << 20
+WINDOW = (1 << 31) - 1 - 65535
+_END = object()
+
+
+@dataclass(frozen=True)
+class Framed:
+    """Several gRPC messages already framed (5-byte prefix each), sent as one blob."""
+
+    data: bytes
+
+
+def frame(message: bytes) -> bytes:
+    """gRPC length-prefixed message, uncompressed."""
+    return b"\x00" + len(message).to_bytes(4, "big") + message
+
+
+class _AbortError(Exception):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code, self.details = code, details
+
+
+class _Stream:
+    """One RPC: request metadata, queued request messages, flow-control accounting."""
+
+    def __init__(self, stream_id: int, headers: list[tuple[str, str]]) -> None:
+        self.id = stream_id
+        self.headers = headers
+        self.path = dict(headers).get(":path", "")
+        self.inbox: queue.Queue[object] = queue.Queue()
+        self.partial = bytearray()
+        self.unacked = 0
+        self.closed = False
+        self.callbacks: list[Callable[[], None]] = []
+
+    def invocation_metadata(self) -> list[tuple[str, str]]:
+        """Request headers except HTTP/2 pseudo-headers (repeated keys kept)."""
+        return [(k, v) for k, v in self.headers if not k.startswith(":")]
+
+    def abort(self, code: grpc.StatusCode, details: str) -> NoReturn:
+        """End the RPC with a status."""
+        raise _AbortError(code, details)
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        """Run callback when the RPC ends."""
+        self.callbacks.append(callback)
+        return True
+
+    def messages(self, data: bytes) -> list[bytes]:
+        """Split received bytes into whole gRPC messages."""
+        self.partial += data
+        out = []
+        while len(self.partial) >= 5:
+            size = int.from_bytes(self.partial[1:5], "big")
+            if len(self.partial) < 5 + size:
+                break
+            out.append(bytes(self.partial[5 : 5 + size]))
+            del self.partial[: 5 + size]
+        return out
+
+
+@dataclass
+class _Outbox:
+    """Bytes h2 wants to send, drained by the Session request iterator."""
+
+    buffer: bytearray = field(default_factory=bytearray)
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    closed: bool = False
+
+    def put(self, data: bytes) -> None:
+        if data:
+            with self.cond:
+                self.buffer += data
+                self.cond.notify_all()
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+    def chunks(self) -> Iterator[bytes]:
+        while True:
+            with self.cond:
+                while not self.buffer and not self.closed:
+                    self.cond.wait()
+                if not self.buffer:
+                    return
+                chunk = bytes(self.buffer[:MAX_CHUNK])
+                del self.buffer[:MAX_CHUNK]
+            yield encode_bytes_message(chunk)
+
+
+class H2Server:
+    """An HTTP/2 gRPC server whose transport is the Session call's byte stream."""
+
+    def __init__(self, handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]]) -> None:
+        self.handlers = dict(handlers)
+        config = h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+        self.conn = h2.connection.H2Connection(config=config)
+        self.lock = threading.Condition()
+        self.outbox = _Outbox()
+        self.streams: dict[int, _Stream] = {}
+        self.error: BaseException | None = None
+        self.conn.local_settings = h2.settings.Settings(client=False, initial_values={
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 16 << 20,
+            h2.settings.SettingCodes.MAX_FRAME_SIZE: (1 << 24) - 1,
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1000,
+        })
+        self.conn.initiate_connection()
+        self.conn.increment_flow_control_window(WINDOW)
+        self._flush()
+
+    def requests(self) -> Iterator[bytes]:
+        """Raw BytesMessage frames for the Session call (our side of the stream)."""
+        return self.outbox.chunks()
+
+    def close(self) -> None:
+        """Say goodbye and end our side of the stream."""
+        with self.lock:
+            try:
+                self.conn.close_connection()
+            except h2.exceptions.ProtocolError:
+                pass
+            self._flush()
+            for stream in self.streams.values():
+                self._end_stream(stream)
+        self.outbox.close()
+
+    def _flush(self) -> None:
+        self.outbox.put(self.conn.data_to_send())
+
+    # -- the reading side -------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """Process bytes that arrived from the daemon."""
+        with self.lock:
+            events = self.conn.receive_data(data)
+            for event in events:
+                self._dispatch(event)
+            self._flush()
+            self.lock.notify_all()
+
+    def _dispatch(self, event: object) -> None:
+        if isinstance(event, h2.events.RequestReceived):
+            headers = [(str(k), str(v)) for k, v in event.headers or []]
+            self._start(event.stream_id, headers)
+        elif isinstance(event, h2.events.DataReceived):
+            stream = self.streams.get(event.stream_id)
+            if stream is None:
+                return
+            stream.unacked += event.flow_controlled_length
+            for message in stream.messages(event.data or b""):
+                stream.inbox.put(message)
+        elif isinstance(event, h2.events.StreamEnded):
+            if (stream := self.streams.get(event.stream_id)) is not None:
+                stream.inbox.put(_END)
+        elif isinstance(event, h2.events.StreamReset):
+            if (stream := self.streams.pop(event.stream_id, None)) is not None:
+                self._end_stream(stream)
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            for stream in list(self.streams.values()):
+                self._end_stream(stream)
+
+    def _end_stream(self, stream: _Stream) -> None:
+        stream.closed = True
+        stream.inbox.put(_END)
+
+    def _start(self, stream_id: int, headers: list[tuple[str, str]]) -> None:
+        stream = _Stream(stream_id, headers)
+        handler = self.handlers.get(stream.path)
+        if handler is None:
+            self._trailers_only(stream_id, grpc.StatusCode.UNIMPLEMENTED, "unknown method")
+            return
+        self.streams[stream_id] = stream
+        threading.Thread(target=self._serve, args=(stream, handler), daemon=True,
+                         name=f"kb-rpc-{stream_id}").start()
+
+    def _trailers_only(self, stream_id: int, code: grpc.StatusCode, details: str) -> None:
+        self.conn.send_headers(stream_id, [
+            (":status", "200"), ("content-type", "application/grpc"),
+            ("grpc-status", str(code.value[0])), ("grpc-message", details),
+        ], end_stream=True)
+
+    # -- one RPC ----------------------------------------------------------------
+
+    def _incoming(self, stream: _Stream,
+                  deserialize: Callable[[bytes], Any] | None) -> Iterator[Any]:
+        while True:
+            item = stream.inbox.get()
+            if item is _END:
+                return
+            with self.lock:
+                if stream.unacked and not stream.closed:
+                    try:
+                        self.conn.acknowledge_received_data(stream.unacked, stream.id)
+                    except (h2.exceptions.ProtocolError, KeyError):
+                        pass
+                    stream.unacked = 0
+                    self._flush()
+            assert isinstance(item, bytes)
+            yield item if deserialize is None else deserialize(item)
+
+    def _serve(self, stream: _Stream, handler: grpc.RpcMethodHandler[Any, Any]) -> None:
+        code, details = grpc.StatusCode.OK, ""
+        started = False
+        try:
+            requests = self._incoming(stream, handler.request_deserializer)
+            serialize = handler.response_serializer or (lambda b: b)
+            context: Any = stream  # duck-types the parts of grpc.ServicerContext we use
+            if handler.request_streaming and handler.response_streaming:
+                assert handler.stream_stream is not None
+                for item in handler.stream_stream(requests, context):
+                    started = self._send_item(stream, item, serialize, started)
+            else:
+                assert handler.unary_unary is not None
+                request = next(iter(requests), None)
+                response = handler.unary_unary(request, context)
+                started = self._send_item(stream, response, serialize, started)
+        except _AbortError as abort:
+            code, details = abort.code, abort.details
+        except (h2.exceptions.StreamClosedError, _StreamGoneError):
+            code = grpc.StatusCode.CANCELLED
+        except Exception as err:  # noqa: BLE001 - reported to the daemon as the RPC status
+            code, details = grpc.StatusCode.UNKNOWN, f"{type(err).__name__}: {err}"
+        finally:
+            for callback in stream.callbacks:
+                callback()
+        self._finish(stream, started, code, details)
+
+    def _send_item(self, stream: _Stream, item: Any, serialize: Callable[[Any], bytes],
+                   started: bool) -> bool:
+        data = item.data if isinstance(item, Framed) else frame(serialize(item))
+        with self.lock:
+            if not started:
+                self._check(stream)
+                self.conn.send_headers(stream.id, [(":status", "200"),
+                                                   ("content-type", "application/grpc")])
+        self._send_data(stream, data)
+        return True
+
+    def _check(self, stream: _Stream) -> None:
+        if stream.closed:
+            raise _StreamGoneError()
+
+    def _send_data(self, stream: _Stream, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            with self.lock:
+                while True:
+                    self._check(stream)
+                    window = self.conn.local_flow_control_window(stream.id)
+                    if window > 0:
+                        break
+                    self.lock.wait(1.0)
+                size = self.conn.max_outbound_frame_size
+                budget = min(window, len(view))
+                while budget > 0:
+                    piece = min(budget, size)
+                    self.conn.send_data(stream.id, view[:piece].tobytes())
+                    view, budget = view[piece:], budget - piece
+                self._flush()
+
+    def _finish(self, stream: _Stream, started: bool, code: grpc.StatusCode, details: str) -> None:
+        with self.lock:
+            self.streams.pop(stream.id, None)
+            if stream.closed:
+                return
+            try:
+                if not started:
+                    self._trailers_only(stream.id, code, details)
+                else:
+                    trailers = [("grpc-status", str(code.value[0]))]
+                    if details:
+                        trailers.append(("grpc-message", details))
+                    self.conn.send_headers(stream.id, trailers, end_stream=True)
+            except h2.exceptions.ProtocolError:
+                pass
+            self._flush()
+
+
+class _StreamGoneError(Exception):
+    """The daemon reset or closed the stream while we were answering."""
