@@ -245,6 +245,21 @@ remove_cgroups() {
 }
 
 # ---------------------------------------------------------------- etcd + control plane
+# A port taken by someone else's process (e.g. a test bed of another checkout) is a
+# clear error, never a silent clash.
+check_port_free() {  # check_port_free NAME PORT
+  local name="$1" port="$2" line
+  running "$name" && return 0
+  line="$(ss -Hltnp "sport = :$port" 2>/dev/null | head -1)"
+  [[ -z "$line" ]] || die "port $port (for $name) is already in use: $line -- another test bed running? (hack/testbed down cluster there)"
+}
+check_ports() {
+  check_port_free etcd "$ETCD_PORT"; check_port_free etcd "$ETCD_PEER_PORT"
+  check_port_free kube-apiserver "$API_PORT"
+  check_port_free kube-controller-manager 10257; check_port_free kube-scheduler 10259
+  check_port_free kubelet 10250; check_port_free kubelet 10248
+}
+
 start_etcd() {
   mkdir -p "$C/etcd"; chmod 700 "$C/etcd"
   start etcd "$ETCD_BIN" --name kb-testbed --data-dir "$C/etcd" \
@@ -512,6 +527,7 @@ do_up() {
   core_env
   ensure_pki
   ensure_kubeconfigs
+  check_ports
   ensure_bridge
   ensure_cgroup_parent
   start_etcd
