@@ -81,19 +81,21 @@ class FileStat:
     uid: int
     gid: int
     size: int
-    """0 for directories; the symlink's target length for symlinks; the real size otherwise."""
+    """0 for directories, the target's length for symlinks, else the real size (hard
+    links included: Go keeps it, and the daemon never requests a hard link's data)."""
     mod_time: int
     """st_mtime_ns."""
     linkname: bytes = b""
-    """Symlink target as readlink returns it, or for a hard link the earlier path it links to."""
+    """Symlink target as readlink returns it; for any other non-directory sharing an
+    inode with an entry sent earlier, that first sent path (a hard link)."""
     devmajor: int = 0
     devminor: int = 0
     xattrs: Mapping[str, bytes] = field(default_factory=dict, hash=False)
     """Extended attributes (not "com.apple.*"); empty where the file system has none."""
     source: bytes = b""
-    """Absolute path to read the data from. Empty when there is no data to send: not a
-    regular file, a socket (listed as a plain file by fsutil), or a file Go's sender
-    would refuse to open (its DATA is then empty although `size` is not 0)."""
+    """Absolute path to read the data from. Empty when the sender must answer a REQ
+    with no data: not a regular file, a socket (fsutil lists it as a plain file), or
+    a file Go's FilterFS.Open refuses (the DATA is then empty although `size` is not)."""
 
 
 @dataclass(frozen=True)
