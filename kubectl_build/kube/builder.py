@@ -1,0 +1,392 @@
+"""Builders in the cluster: find, list, create (race-safely), update, wait for, remove.
+
+A builder is a Deployment (or a StatefulSet when it has a cache volume per replica)
+plus a ConfigMap with its buildkitd.toml, all labelled ``kubectl-build.dev/builder=NAME``
+so `list_builders` finds them. The manifests are built by `builder_manifest` (pure);
+this module does the API calls, each through `Kube.call`.
+
+Reading comes first everywhere: a user who may only get Deployments, list pods and
+exec can use a builder somebody else created. Creating tolerates a concurrent creator
+(409 AlreadyExists just means "wait for it"), and an invocation that created a builder
+which never became ready deletes it again, so nothing is left half-created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from kubectl_build.console import Console
+from kubectl_build.errors import BuilderError, UsageError
+from kubectl_build.kube import builder_manifest as manifest
+from kubectl_build.kube._api import as_json as _json
+from kubectl_build.kube._api import call as _api
+from kubectl_build.kube.builder_manifest import builder_diff
+from kubectl_build.kube.builder_spec import BuilderSpec, frozen, resolve, validate_spec
+from kubectl_build.kube.config import Kube
+from kubectl_build.kube.waiting import Problem, diagnose, pod_ready, poll
+
+__all__ = ["Builder", "BuilderPod", "BuilderSpec", "builder_diff", "create_builder", "ensure_builder",
+           "find_builder", "list_builders", "remove_builder"]
+
+PSA_LABEL = "pod-security.kubernetes.io/enforce"
+
+
+@dataclass(frozen=True)
+class BuilderPod:
+    """One buildkitd pod of a builder."""
+
+    name: str
+    node: str
+    ready: bool
+    container: str
+    phase: str
+
+
+@dataclass(frozen=True)
+class Builder:
+    """A builder as found in the cluster."""
+
+    name: str
+    namespace: str
+    worker: str
+    image: str
+    pods: tuple[BuilderPod, ...]
+    kind: str = "Deployment"
+    """Deployment, or StatefulSet for builders with a cache volume per replica."""
+    replicas: int = 1
+    """Desired pods."""
+    created: str = ""
+    """creationTimestamp of the workload (RFC 3339)."""
+
+    def ready_pods(self) -> list[BuilderPod]:
+        """Pods that answer `buildctl debug workers` and are not being deleted."""
+        return [pod for pod in self.pods if pod.ready]
+
+
+def builder_from(workload: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Builder:
+    """Build a Builder from the JSON of its workload and pods (pure)."""
+    meta = workload.get("metadata") or {}
+    spec = workload.get("spec") or {}
+    boxes = ((spec.get("template") or {}).get("spec") or {}).get("containers") or [{}]
+    box = next((c for c in boxes if c.get("name") == manifest.CONTAINER), boxes[0])
+    return Builder(
+        name=str(meta.get("name")), namespace=str(meta.get("namespace")),
+        worker=str((meta.get("labels") or {}).get(manifest.LABEL_WORKER, "unknown")),
+        image=str(box.get("image", "")),
+        pods=tuple(sorted((_pod(p) for p in pods), key=lambda p: p.name)),
+        kind=str(workload.get("kind") or "Deployment"), replicas=int(spec.get("replicas", 1)),
+        created=str(meta.get("creationTimestamp") or ""),
+    )
+
+
+def _pod(pod: Mapping[str, Any]) -> BuilderPod:
+    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+    phase = "Terminating" if meta.get("deletionTimestamp") else str(status.get("phase") or "Unknown")
+    return BuilderPod(name=str(meta.get("name")), node=str((pod.get("spec") or {}).get("nodeName") or ""),
+                      ready=pod_ready(pod), container=manifest.CONTAINER, phase=phase)
+
+
+# ---------------------------------------------------------------------------- API access
+
+
+def _read_workload(kube: Kube, name: str) -> dict[str, Any] | None:
+    ns = kube.namespace
+    found = _api(kube, f"get deployment {name}", kube.apps().read_namespaced_deployment, name, ns)
+    kind = "Deployment"
+    if found is None:
+        # 403 too: a user without rights on StatefulSets still sees Deployment builders.
+        found = _api(kube, f"get statefulset {name}", kube.apps().read_namespaced_stateful_set,
+                     name, ns, absent=(403, 404))
+        kind = "StatefulSet"
+    if found is None:
+        return None
+    data: dict[str, Any] = _json(kube, found)
+    data.setdefault("kind", kind)
+    return data
+
+
+def _pods(kube: Kube, name: str | None) -> list[dict[str, Any]]:
+    selector = f"{manifest.LABEL_BUILDER}={name}" if name else manifest.LABEL_BUILDER
+    found = _api(kube, "list pods", kube.core().list_namespaced_pod, kube.namespace, label_selector=selector)
+    return list(_json(kube, found).get("items") or [])
+
+
+def find_builder(kube: Kube, name: str) -> Builder | None:
+    """The builder `name` in the current namespace, or None if there is none."""
+    workload = _read_workload(kube, name)
+    labels = ((workload or {}).get("metadata") or {}).get("labels") or {}
+    if workload is None or manifest.LABEL_BUILDER not in labels:
+        return None
+    return builder_from(workload, _pods(kube, name))
+
+
+def list_builders(kube: Kube) -> list[Builder]:
+    """Every builder in the current namespace, by name."""
+    ns, apps, selector = kube.namespace, kube.apps(), manifest.LABEL_BUILDER
+    workloads: list[dict[str, Any]] = []
+    for kind, fn, absent in (("Deployment", apps.list_namespaced_deployment, ()),
+                             ("StatefulSet", apps.list_namespaced_stateful_set, (403,))):
+        found = _api(kube, f"list {kind.lower()}s", fn, ns, label_selector=selector, absent=absent)
+        for item in (_json(kube, found).get("items") or []) if found is not None else []:
+            item.setdefault("kind", kind)
+            workloads.append(item)
+    pods = _pods(kube, None)
+    builders = []
+    for workload in workloads:
+        name = workload["metadata"]["name"]
+        mine = [p for p in pods if (p["metadata"].get("labels") or {}).get(manifest.LABEL_BUILDER) == name]
+        builders.append(builder_from(workload, mine))
+    return sorted(builders, key=lambda b: b.name)
+
+
+# ---------------------------------------------------------------------------- preparing a spec
+
+
+def prepare(kube: Kube, spec: BuilderSpec, console: Console) -> BuilderSpec:
+    """Validate `spec`, settle its ``auto`` choices against the nodes, check Pod Security."""
+    spec = resolve(frozen(validate_spec(spec)), _node_runtimes(kube, spec, console))
+    if spec.worker == "containerd" and spec.cache_volume is not None:
+        raise UsageError("--cache-size does not apply to the containerd worker",
+                         "its cache persists on the node already; use --worker runc for a volume")
+    manifest.buildkitd_toml(spec)  # config conflicts are usage errors, before any API call
+    _check_pod_security(kube, spec)
+    return spec
+
+
+def _node_runtimes(kube: Kube, spec: BuilderSpec, console: Console) -> list[str] | None:
+    if spec.runtime != "auto" and spec.worker != "auto":
+        return None
+    selector = ",".join(f"{k}={v}" for k, v in spec.node_selector.items()) or None
+    found = _api(kube, "list nodes", kube.core().list_node, label_selector=selector, absent=(403,))
+    if found is None:
+        console.info("cannot list nodes (forbidden), so the container runtime is unknown: "
+                     "using the runc worker (pass --worker containerd to load images into the nodes)")
+        return None
+    return [str(n.status.node_info.container_runtime_version) for n in found.items if n.status.node_info]
+
+
+def _check_pod_security(kube: Kube, spec: BuilderSpec) -> None:
+    ns = _api(kube, f"get namespace {kube.namespace}", kube.core().read_namespace, kube.namespace,
+              absent=(403, 404))
+    level = ((ns.metadata.labels or {}).get(PSA_LABEL) if ns is not None else None) or "privileged"
+    if level == "privileged":
+        return
+    needs = ("seccomp and AppArmor Unconfined (rootlesskit needs user namespaces and mounts)"
+             if spec.worker == "rootless" else "a privileged container")
+    raise BuilderError(
+        f"the {spec.worker} builder needs {needs}, which Pod Security level {level!r} of namespace "
+        f"{kube.namespace} forbids",
+        f"use a namespace labelled {PSA_LABEL}=privileged (kubectl label ns NAME {PSA_LABEL}=privileged, "
+        "as an admin), or build with --buildkit-host against a daemon outside the cluster")
+
+
+def with_name(spec: BuilderSpec, name: str) -> BuilderSpec:
+    """`spec` renamed (the CLI's positional NAME)."""
+    return replace(spec, name=name)
+
+
+# ---------------------------------------------------------------------------- lifecycle
+
+
+def ensure_builder(kube: Kube, spec: BuilderSpec, console: Console, *, timeout: float = 180,
+                   create: bool = True) -> Builder:
+    """The builder `spec.name`, created from `spec` if absent, with at least one ready pod.
+
+    Args:
+        kube: Cluster connection (its namespace is the builder's).
+        spec: What to create when the builder does not exist; an existing builder is
+            used as it is.
+        console: For progress lines.
+        timeout: Seconds to wait for a ready pod.
+        create: False to fail instead of creating.
+
+    Raises:
+        BuilderError: Absent and not `create`; forbidden to create; a pod problem that
+            waiting cannot fix (named, with the `kubectl describe` to run).
+        WaitTimeoutError: No ready pod within `timeout` (with the reason seen last).
+    """
+    existing = find_builder(kube, spec.name)
+    if existing is not None:
+        return existing if existing.ready_pods() else _wait(kube, spec.name, console, timeout)
+    if not create:
+        raise BuilderError(f"no builder {spec.name} in namespace {kube.namespace}",
+                           f"create it with `kubectl buildkit create {spec.name} -n {kube.namespace}`")
+    return _create_and_wait(kube, prepare(kube, spec, console), console, timeout)
+
+
+def create_builder(kube: Kube, spec: BuilderSpec, console: Console, *, timeout: float = 180,
+                   force: bool = False) -> Builder:
+    """`kubectl buildkit create`: create, or check an existing builder against `spec`.
+
+    An existing builder with a different spec is an error listing what differs (each
+    difference also goes to the console), unless `force`, which updates it in place
+    (or re-creates it when its kind or cache volume changes).
+    """
+    spec = prepare(kube, spec, console)
+    existing = _read_workload(kube, spec.name)
+    if existing is None:
+        return _create_and_wait(kube, spec, console, timeout)
+    diff = builder_diff(existing, manifest.workload(spec, kube.namespace))
+    if not diff:
+        console.info(f"builder {spec.name} already exists in namespace {kube.namespace} with this spec")
+        return _wait(kube, spec.name, console, timeout)
+    for line in diff:
+        console.info(f"  {line}")
+    if not force:
+        raise BuilderError(
+            f"builder {spec.name} in namespace {kube.namespace} exists with a different spec "
+            f"({'; '.join(diff)})", "pass --force to update it, or choose another name")
+    return _update(kube, spec, existing, console, timeout)
+
+
+def _create_and_wait(kube: Kube, spec: BuilderSpec, console: Console, timeout: float) -> Builder:
+    created = _create(kube, spec, console)
+    try:
+        return _wait(kube, spec.name, console, timeout)
+    except BaseException:
+        if created:
+            # Ctrl-C included: what this invocation created and never saw ready goes.
+            console.info(f"removing builder {spec.name}, which never became ready")
+            remove_builder(kube, spec.name, timeout=60)
+        raise
+
+
+def _create(kube: Kube, spec: BuilderSpec, console: Console) -> bool:
+    """Create ConfigMap and workload; False if a concurrent invocation created the workload."""
+    ns, core, apps = kube.namespace, kube.core(), kube.apps()
+    console.info(f"creating builder {spec.name} in namespace {ns} ({spec.worker} worker, {spec.image})")
+    config = manifest.configmap(spec, ns)
+    if _api(kube, f"create configmap {spec.name}", core.create_namespaced_config_map, ns, config,
+            absent=(409,)) is None:
+        # Left over from an interrupted run, or a concurrent creator's identical one.
+        _api(kube, f"replace configmap {spec.name}", core.replace_namespaced_config_map,
+             spec.name, ns, config)
+    body = manifest.workload(spec, ns)
+    create = apps.create_namespaced_deployment if body["kind"] == "Deployment" \
+        else apps.create_namespaced_stateful_set
+    made = _api(kube, f"create {body['kind'].lower()} {spec.name}", create, ns, body, absent=(409,))
+    if made is None:
+        console.info(f"builder {spec.name} is being created by another invocation; waiting for it")
+    return made is not None
+
+
+def _update(kube: Kube, spec: BuilderSpec, existing: dict[str, Any], console: Console,
+            timeout: float) -> Builder:
+    ns, apps = kube.namespace, kube.apps()
+    body = manifest.workload(spec, ns)
+    if body["kind"] != existing.get("kind") or body["kind"] == "StatefulSet":
+        # Kind and volume claim templates cannot change in place.
+        console.info(f"re-creating builder {spec.name} in namespace {ns}")
+        remove_builder(kube, spec.name, timeout=timeout)
+        return _create_and_wait(kube, spec, console, timeout)
+    console.info(f"updating builder {spec.name} in namespace {ns}")
+    _api(kube, f"replace configmap {spec.name}", kube.core().replace_namespaced_config_map, spec.name, ns,
+         manifest.configmap(spec, ns))
+    body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+    _api(kube, f"replace deployment {spec.name}", apps.replace_namespaced_deployment, spec.name, ns, body)
+    return _wait(kube, spec.name, console, timeout, rollout=True)
+
+
+def remove_builder(kube: Kube, name: str, *, timeout: float = 120) -> None:
+    """Delete a builder's workload, ConfigMap and cache claims; wait until its pods are gone.
+
+    Raises:
+        BuilderError: There is no such builder.
+        WaitTimeoutError: Pods still exist after `timeout` seconds.
+    """
+    from kubectl_build.errors import WaitTimeoutError
+
+    ns, core, apps = kube.namespace, kube.core(), kube.apps()
+    gone = [
+        _api(kube, f"delete deployment {name}", apps.delete_namespaced_deployment, name, ns,
+             propagation_policy="Background") is None,
+        _api(kube, f"delete statefulset {name}", apps.delete_namespaced_stateful_set, name, ns,
+             propagation_policy="Background", absent=(403, 404)) is None,
+        _api(kube, f"delete configmap {name}", core.delete_namespaced_config_map, name, ns) is None,
+    ]
+    claims = _api(kube, "list persistentvolumeclaims", core.list_namespaced_persistent_volume_claim, ns,
+                  label_selector=f"{manifest.LABEL_BUILDER}={name}", absent=(403,))
+    for claim in claims.items if claims is not None else []:
+        _api(kube, f"delete persistentvolumeclaim {claim.metadata.name}",
+             core.delete_namespaced_persistent_volume_claim, claim.metadata.name, ns)
+    if all(gone) and not (claims and claims.items) and not _pods(kube, name):
+        raise BuilderError(f"no builder {name} in namespace {ns}", "list builders with `kubectl buildkit ls`")
+    if poll(lambda: True if not _pods(kube, name) else None, timeout=timeout) is None:
+        left = ", ".join(p["metadata"]["name"] for p in _pods(kube, name))
+        raise WaitTimeoutError(f"builder {name} removed but its pods are still terminating after "
+                               f"{timeout:.0f}s ({left})", f"check `kubectl -n {ns} describe pod {left}`")
+
+
+def _wait(kube: Kube, name: str, console: Console, timeout: float, *, rollout: bool = False) -> Builder:
+    """Wait for a ready pod (after an update: of the new version), naming what blocks it."""
+    from kubectl_build.errors import WaitTimeoutError
+
+    seen: list[Problem | None] = [None]
+    said: set[str] = set()
+
+    def check() -> Builder | None:
+        workload = _read_workload(kube, name)
+        if workload is None:
+            raise BuilderError(f"builder {name} was deleted from namespace {kube.namespace} while "
+                               "waiting for it", "run the command again")
+        pods = _pods(kube, name)
+        builder = builder_from(workload, pods)
+        if builder.ready_pods() and (not rollout or rolled_out(workload)):
+            return builder
+        if rollout and not rolled_out(workload):
+            # Old pods are on their way out: their problems are not the new version's.
+            pods = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+            if not _observed(workload):
+                pods = []
+        problem = seen[0] = diagnose(kube, workload, pods)
+        if problem is not None and problem.fatal:
+            raise BuilderError(f"builder {name} in namespace {kube.namespace} cannot start: "
+                               f"{problem.describe()}", _hint(kube, workload, problem))
+        _say(console, said, builder, problem)
+        return None
+
+    found = poll(check, timeout=timeout)
+    if found is None:
+        problem = seen[0]
+        workload = _read_workload(kube, name) or {"kind": "Deployment", "metadata": {"name": name}}
+        why = problem.describe() if problem else "no pod became ready"
+        raise WaitTimeoutError(f"builder {name} in namespace {kube.namespace} not ready after "
+                               f"{timeout:.0f}s: {why}", _hint(kube, workload, problem))
+    return found
+
+
+def _observed(workload: Mapping[str, Any]) -> bool:
+    meta, status = workload.get("metadata") or {}, workload.get("status") or {}
+    return int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
+
+
+def rolled_out(workload: Mapping[str, Any]) -> bool:
+    """The controller has replaced every old pod (pure, from the workload's status)."""
+    status = workload.get("status") or {}
+    if not _observed(workload):
+        return False
+    if workload.get("kind") == "StatefulSet":
+        revision = status.get("updateRevision")
+        return bool(revision) and status.get("currentRevision") == revision
+    return int(status.get("updatedReplicas") or 0) == int(status.get("replicas") or 0)
+
+
+def _hint(kube: Kube, workload: Mapping[str, Any], problem: Problem | None) -> str:
+    name = (workload.get("metadata") or {}).get("name")
+    kind = str(workload.get("kind")).lower()
+    target = f"pod {problem.pod}" if problem and problem.pod else f"{kind} {name}"
+    see = f"see `kubectl -n {kube.namespace} describe {target}`"
+    return f"{problem.hint}; {see}" if problem and problem.hint else see
+
+
+def _say(console: Console, said: set[str], builder: Builder, problem: Problem | None) -> None:
+    # One line per new state, not per poll.
+    pods = ", ".join(f"{p.name} ({p.phase})" for p in builder.pods) or "no pod yet"
+    line = f"waiting for builder {builder.name}: {pods}"
+    if problem is not None:
+        line += f"; {problem.describe()}"
+    if line not in said:
+        said.add(line)
+        console.info(line)
