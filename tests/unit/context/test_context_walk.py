@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -248,3 +249,51 @@ def test_regex_errors_surface_when_first_used(tmp_path: Path) -> None:
         list(entries)
     # Never evaluated (the skip rule passes over it), so never an error.
     assert _paths(tmp_path, WalkFilter(exclude_patterns=("*", "[Local-Only]"))) == []
+
+
+def test_file_vanishing_mid_walk_skips_the_rest_of_its_dir(tmp_path: Path) -> None:
+    # Go turns ENOENT into fs.SkipDir, which for a file ends its directory.
+    build_tree(tmp_path, ["d/a", "d/b", "d/c", "e/x", "f"])
+    sent = []
+    for entry in walk(tmp_path, NO_FILTER):
+        sent.append(entry.path)
+        if entry.path == b"d/a":
+            (tmp_path / "d" / "b").unlink()
+    assert sent == [b"d", b"d/a", b"e", b"e/x", b"f"]
+
+
+def test_dir_vanishing_mid_walk_is_skipped(tmp_path: Path) -> None:
+    build_tree(tmp_path, ["a", "d/x", "e"])
+    sent = []
+    for entry in walk(tmp_path, NO_FILTER):
+        sent.append(entry.path)
+        if entry.path == b"a":
+            (tmp_path / "d" / "x").unlink()
+            (tmp_path / "d").rmdir()
+    assert sent == [b"a", b"e"]
+
+
+def _frame_depth() -> int:
+    frame, depth = sys._getframe(), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1  # type: ignore[assignment]
+    return depth
+
+
+def test_deep_tree_needs_no_recursion(tmp_path: Path) -> None:
+    levels = [tmp_path]
+    for _ in range(600):
+        levels.append(levels[-1] / "d")
+        levels[-1].mkdir()
+    (levels[-1] / "f").write_bytes(b"x")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(_frame_depth() + 100)  # far fewer frames than levels
+    try:
+        entries = list(walk(tmp_path, WalkFilter(exclude_patterns=("d", "!**/f"))))
+    finally:
+        sys.setrecursionlimit(limit)
+        (levels[-1] / "f").unlink()
+        for level in reversed(levels[1:]):
+            level.rmdir()  # shutil.rmtree would recurse this deep
+    assert len(entries) == 601
+    assert entries[-1].path == b"/".join([b"d"] * 600) + b"/f"
