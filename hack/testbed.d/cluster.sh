@@ -29,23 +29,36 @@ CONTAINERD_DEB="1.7.24~ds1-6+deb13u1"
 ETCD_DEB="3.5.16-4"
 BUILDKIT_VERSION="${KB_BUILDKIT_VERSION:-v0.34.2}"
 PAUSE_IMAGE="registry.k8s.io/pause:3.8"
-NODE="${KB_NODE_NAME:-kb-node}"
-BRIDGE=kb0
-NODE_IP=10.244.0.1
-POD_SUBNET=10.244.0.0/24
 SERVICE_CIDR=10.96.0.0/16
 API_PORT="${KB_API_PORT:-6443}"
 ETCD_PORT=23790
 ETCD_PEER_PORT=23800
-CGROUP_PARENT=kbtestbed
 
 C="$KB_STATE/cluster"
 PKI="$C/pki"
 RUN="$C/run"
 LOGS="$C/logs"
-CTRD="$C/containerd"
-SOCK="$CTRD/containerd.sock"
 KUBECONFIG_ADMIN="$C/kubeconfig"
+
+# Nodes: "main" always; "arm64" (stretch: a second amd64 kubelet + containerd that
+# registers itself with kubernetes.io/arch=arm64, see hack/cluster/README.md) when
+# KB_CLUSTER_ARM64_NODE=1 at `up` time (remembered in $C/arm64-node for `down`).
+select_node() {  # select_node main|arm64: sets the per-node variables
+  case "$1" in
+    main) NODE="${KB_NODE_NAME:-kb-node}"; SFX=""; NET=0; NODE_LABELS="" ;;
+    arm64) NODE="${KB_NODE_NAME:-kb-node}-arm64"; SFX="-arm64"; NET=1
+      NODE_LABELS="kubernetes.io/arch=arm64,kb-testbed/emulated-arch=arm64" ;;
+    *) die "unknown node $1" ;;
+  esac
+  BRIDGE="kb$NET"; NODE_IP="10.244.$NET.1"; POD_SUBNET="10.244.$NET.0/24"
+  POD_RANGE_START="10.244.$NET.10"; POD_RANGE_END="10.244.$NET.250"
+  CGROUP_PARENT="kbtestbed$SFX"
+  CTRD="$C/containerd$SFX"; SOCK="$CTRD/containerd.sock"
+  KDIR="$C/kubelet$SFX"; CNIDIR="$C/cni$SFX"; KUBELET_KUBECONFIG="$C/kubelet$SFX.kubeconfig"
+  HEALTHZ_PORT=$((10248 + 20 * NET))
+  P_CTRD="containerd$SFX"; P_KUBELET="kubelet$SFX"
+}
+NODES=(main)
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { printf '[cluster] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -152,10 +165,15 @@ ensure_pki() {
       -out "$PKI/ca.crt" 2>/dev/null
   fi
   gen_cert apiserver "/CN=kube-apiserver" \
-    "IP:127.0.0.1,IP:10.96.0.1,IP:$NODE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+    "IP:127.0.0.1,IP:10.96.0.1,IP:10.244.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   gen_cert admin "/O=system:masters/CN=kubernetes-admin"
-  gen_cert "kubelet-$NODE" "/O=system:nodes/CN=system:node:$NODE"
-  gen_cert kubelet-serving-"$NODE" "/CN=$NODE" "IP:$NODE_IP,IP:127.0.0.1,DNS:$NODE,DNS:localhost"
+  local n
+  for n in "${NODES[@]}"; do
+    select_node "$n"
+    gen_cert "kubelet-$NODE" "/O=system:nodes/CN=system:node:$NODE"
+    gen_cert kubelet-serving-"$NODE" "/CN=$NODE" "IP:$NODE_IP,IP:127.0.0.1,DNS:$NODE,DNS:localhost"
+  done
+  select_node main
   gen_cert apiserver-kubelet-client "/O=kubeadm:cluster-admins/CN=kube-apiserver-kubelet-client"
   gen_cert controller-manager "/CN=system:kube-controller-manager"
   gen_cert scheduler "/CN=system:kube-scheduler"
@@ -179,7 +197,12 @@ kubeconfig() {  # kubeconfig FILE CERTNAME USER
 }
 ensure_kubeconfigs() {
   kubeconfig "$KUBECONFIG_ADMIN" admin kubernetes-admin
-  kubeconfig "$C/kubelet.kubeconfig" "kubelet-$NODE" "system:node:$NODE"
+  local n
+  for n in "${NODES[@]}"; do
+    select_node "$n"
+    kubeconfig "$KUBELET_KUBECONFIG" "kubelet-$NODE" "system:node:$NODE"
+  done
+  select_node main
   kubeconfig "$C/controller-manager.kubeconfig" controller-manager system:kube-controller-manager
   kubeconfig "$C/scheduler.kubeconfig" scheduler system:kube-scheduler
 }
@@ -192,8 +215,8 @@ ensure_bridge() {
   fi
   ip addr show dev "$BRIDGE" | grep -qF "inet $NODE_IP/" || ip addr add "$NODE_IP/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
-  mkdir -p "$C/cni/net.d" "$C/cni/ipam"
-  cat > "$C/cni/net.d/10-kb-testbed.conflist" <<EOF
+  mkdir -p "$CNIDIR/net.d" "$CNIDIR/ipam"
+  cat > "$CNIDIR/net.d/10-kb-testbed.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
   "name": "kb-testbed",
@@ -207,8 +230,8 @@ ensure_bridge() {
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",
-        "dataDir": "$C/cni/ipam",
-        "ranges": [[{"subnet": "$POD_SUBNET", "rangeStart": "10.244.0.10", "rangeEnd": "10.244.0.250", "gateway": "$NODE_IP"}]]
+        "dataDir": "$CNIDIR/ipam",
+        "ranges": [[{"subnet": "$POD_SUBNET", "rangeStart": "$POD_RANGE_START", "rangeEnd": "$POD_RANGE_END", "gateway": "$NODE_IP"}]]
       }
     }
   ]
@@ -233,7 +256,9 @@ ensure_cgroup_parent() {
 cgroup_pids() {  # every PID in our cgroup subtree
   local s
   for s in pids memory cpu; do
-    [[ -d /sys/fs/cgroup/$s/$CGROUP_PARENT ]] && find "/sys/fs/cgroup/$s/$CGROUP_PARENT" -name cgroup.procs -exec cat {} + 2>/dev/null
+    if [[ -d /sys/fs/cgroup/$s/$CGROUP_PARENT ]]; then
+      find "/sys/fs/cgroup/$s/$CGROUP_PARENT" -name cgroup.procs -exec cat {} + 2>/dev/null || true
+    fi
   done | sort -un
 }
 remove_cgroups() {
@@ -257,7 +282,9 @@ check_ports() {
   check_port_free etcd "$ETCD_PORT"; check_port_free etcd "$ETCD_PEER_PORT"
   check_port_free kube-apiserver "$API_PORT"
   check_port_free kube-controller-manager 10257; check_port_free kube-scheduler 10259
-  check_port_free kubelet 10250; check_port_free kubelet 10248
+  local n
+  for n in "${NODES[@]}"; do select_node "$n"; check_port_free "$P_KUBELET" "$HEALTHZ_PORT"; done
+  select_node main
 }
 
 start_etcd() {
@@ -405,7 +432,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$CNI_BIN"
-    conf_dir = "$C/cni/net.d"
+    conf_dir = "$CNIDIR/net.d"
     max_conf_num = 1
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "$CTRD/certs.d"
@@ -414,7 +441,7 @@ EOF
 start_containerd() {
   write_containerd_config
   # The shim is looked up in PATH: make it the trixie one next to containerd.
-  start containerd env PATH="$CTRD_BIN:$PATH" "$CTRD_BIN/containerd" --config "$CTRD/config.toml"
+  start "$P_CTRD" env PATH="$CTRD_BIN:$PATH" "$CTRD_BIN/containerd" --config "$CTRD/config.toml"
 }
 ctr_() { "$CTR" -a "$SOCK" -n k8s.io "$@"; }
 ensure_pause_image() {
@@ -428,15 +455,15 @@ ensure_pause_image() {
 
 # ---------------------------------------------------------------- kubelet
 start_kubelet() {
-  mkdir -p "$C/kubelet/root" "$C/kubelet/pod-logs" "$C/kubelet/volume-plugins"
-  cat > "$C/kubelet/config.yaml" <<EOF
+  mkdir -p "$KDIR/root" "$KDIR/pod-logs" "$KDIR/volume-plugins"
+  cat > "$KDIR/config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $NODE_IP
 port: 10250
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
-healthzPort: 10248
+healthzPort: $HEALTHZ_PORT
 authentication:
   anonymous:
     enabled: false
@@ -463,8 +490,8 @@ evictionHard:
   nodefs.available: 1%
   nodefs.inodesFree: 1%
   imagefs.available: 1%
-podLogsDir: $C/kubelet/pod-logs
-volumePluginDir: $C/kubelet/volume-plugins
+podLogsDir: $KDIR/pod-logs
+volumePluginDir: $KDIR/volume-plugins
 resolvConf: /etc/resolv.conf
 serializeImagePulls: false
 maxPods: 110
@@ -478,9 +505,11 @@ nodeStatusUpdateFrequency: 5s
 runtimeRequestTimeout: 10m
 streamingConnectionIdleTimeout: 1h
 EOF
-  start kubelet "$K8S_BIN/kubelet" --config="$C/kubelet/config.yaml" \
-    --kubeconfig="$C/kubelet.kubeconfig" --root-dir="$C/kubelet/root" \
-    --hostname-override="$NODE" --node-ip="$NODE_IP" -v=1
+  local labels=()
+  [[ -z "$NODE_LABELS" ]] || labels=(--node-labels="$NODE_LABELS")
+  start "$P_KUBELET" "$K8S_BIN/kubelet" --config="$KDIR/config.yaml" \
+    --kubeconfig="$KUBELET_KUBECONFIG" --root-dir="$KDIR/root" \
+    --hostname-override="$NODE" --node-ip="$NODE_IP" "${labels[@]}" -v=1
 }
 node_ready() {
   [[ "$(kc get node "$NODE" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
@@ -506,6 +535,11 @@ write_env() {
     "KB_CLUSTER_BUILDKIT_IMAGE=docker.io/moby/buildkit:$BUILDKIT_VERSION"
     "KB_CLUSTER_BUILDKIT_IMAGE_ROOTLESS=docker.io/moby/buildkit:$BUILDKIT_VERSION-rootless"
   )
+  if [[ " ${NODES[*]} " == *" arm64 "* ]]; then
+    select_node arm64
+    vars+=("KB_CLUSTER_ARM64_NODE=$NODE" "KB_CLUSTER_ARM64_NODE_IP=$NODE_IP")
+    select_node main
+  fi
   local v
   for v in "${vars[@]}"; do printf 'export %s=%q\n' "${v%%=*}" "${v#*=}"; done > "$C/env.tmp"
   python3 -c 'import json, sys; print(json.dumps(dict(a.split("=", 1) for a in sys.argv[1:]), indent=2))' \
@@ -525,27 +559,39 @@ do_up() {
   resolve_binaries
   log "binaries ready ($(elapsed))"
   core_env
+  if [[ "${KB_CLUSTER_ARM64_NODE:-}" == 1 || -f "$C/arm64-node" ]]; then NODES=(main arm64); touch "$C/arm64-node"; fi
   ensure_pki
   ensure_kubeconfigs
   check_ports
-  ensure_bridge
-  ensure_cgroup_parent
+  local n
+  for n in "${NODES[@]}"; do select_node "$n"; ensure_bridge; ensure_cgroup_parent; start_containerd; done
+  select_node main
   start_etcd
-  start_containerd
   wait_for 30 etcd etcd_healthy
   start_apiserver
-  wait_for 60 containerd "$CTR" -a "$SOCK" version
-  ensure_pause_image
+  for n in "${NODES[@]}"; do
+    select_node "$n"; wait_for 60 "$P_CTRD" "$CTR" -a "$SOCK" version; ensure_pause_image
+  done
+  select_node main
   wait_for 90 kube-apiserver apiserver_ready
   log "apiserver ready ($(elapsed))"
   apply_rbac
   start_controller_manager
   start_scheduler
-  start_kubelet
+  for n in "${NODES[@]}"; do select_node "$n"; start_kubelet; done
+  select_node main
   write_env
-  wait_for 120 "node $NODE Ready" node_ready
+  for n in "${NODES[@]}"; do select_node "$n"; wait_for 120 "node $NODE Ready" node_ready; done
+  if [[ " ${NODES[*]} " == *" arm64 "* ]]; then
+    # The kubelet registers its own GOARCH as kubernetes.io/arch (its --node-labels value
+    # is overwritten at registration), so the label is set here, after registration; the
+    # kubelet only reconciles it again when it re-registers (restart), and `up` redoes this.
+    select_node arm64
+    kc label node "$NODE" kubernetes.io/arch=arm64 --overwrite >/dev/null
+  fi
+  select_node main
   wait_for 60 "default service account" default_sa
-  log "node $NODE Ready ($(elapsed))"
+  log "node(s) Ready ($(elapsed))"
   ensure_buildkit_image
   log "up in $(elapsed); KUBECONFIG=$KUBECONFIG_ADMIN"
   echo "$(date -u +%FT%TZ) up $(elapsed)" >> "$C/timings.log"
@@ -577,29 +623,39 @@ unmount_ours() {
   done
 }
 do_down() {
-  stop kubelet
-  kill_pod_processes
-  local pid
-  for pid in $(our_shims); do stop_pid "$pid" containerd-shim; done
-  stop containerd
-  for pid in $(our_shims); do kill -KILL "$pid" 2>/dev/null || true; done
+  local n pid all=(main arm64)
+  for n in "${all[@]}"; do select_node "$n"; stop "$P_KUBELET"; done
+  for n in "${all[@]}"; do
+    select_node "$n"
+    kill_pod_processes
+    for pid in $(our_shims); do stop_pid "$pid" containerd-shim; done
+    stop "$P_CTRD"
+    for pid in $(our_shims); do kill -KILL "$pid" 2>/dev/null || true; done
+  done
   stop kube-scheduler
   stop kube-controller-manager
   stop kube-apiserver
   stop etcd
   unmount_ours
-  remove_cgroups
-  rm -rf "$C/cni/ipam" "$CTRD/state"
-  if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link del "$BRIDGE" 2>/dev/null || true; fi
+  for n in "${all[@]}"; do
+    select_node "$n"
+    remove_cgroups
+    rm -rf "$CNIDIR/ipam" "$CTRD/state"
+    if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link del "$BRIDGE" 2>/dev/null || true; fi
+  done
+  rm -f "$C/arm64-node"
   log "down"
 }
 
 do_status() {
   local n pid state rc=0
-  for n in etcd containerd kube-apiserver kube-controller-manager kube-scheduler kubelet; do
+  local procs=(etcd containerd kube-apiserver kube-controller-manager kube-scheduler kubelet)
+  [[ -f "$C/arm64-node" ]] && procs+=(containerd-arm64 kubelet-arm64)
+  for n in "${procs[@]}"; do
     if running "$n"; then state="running (pid $(cat "$(pidfile "$n")"))"; else state="stopped"; rc=3; fi
     printf '%-24s %s\n' "$n" "$state"
   done
+  select_node main
   printf '%-24s %s\n' "pod shims" "$(our_shims | wc -l)"
   printf '%-24s %s\n' "kubeconfig" "$KUBECONFIG_ADMIN"
   if [[ -f "$KUBECONFIG_ADMIN" ]] && running kube-apiserver; then
@@ -608,6 +664,7 @@ do_status() {
   return $rc
 }
 
+select_node main
 case "${1:-status}" in
   up) do_up ;;
   down) do_down ;;
