@@ -8,13 +8,13 @@ Errors are raised, never printed: ``kubectl_build.__main__`` turns them into one
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from kubectl_build import __version__
 from kubectl_build.console import Console
-from kubectl_build.errors import KubectlBuildError
 
 # Fixed widths make the help text identical on every terminal, which lets
 # __main__ answer a bare --help without importing click at all.
@@ -23,6 +23,7 @@ CONTEXT_SETTINGS: dict[str, Any] = {
     "terminal_width": 80,
     "max_content_width": 80,
 }
+FC = TypeVar("FC", bound=Callable[..., Any])
 BUILD_PROG = "kubectl build"
 BUILDKIT_PROG = "kubectl buildkit"
 
@@ -171,40 +172,148 @@ def render_build_help() -> str:
         return build.get_help(ctx)
 
 
+def _kube_options(func: Any) -> Any:
+    options = [
+        click.option("--kubeconfig", metavar="FILE", help="Kubeconfig file [env KUBECONFIG]."),
+        click.option("--context", "kube_context", metavar="NAME", help="Kubeconfig context."),
+        click.option("--cluster", metavar="NAME", help="Kubeconfig cluster."),
+        click.option("--user", metavar="NAME", help="Kubeconfig user."),
+        click.option("-n", "--namespace", metavar="NAME", help="Namespace (default: the context's)."),
+        click.option("--request-timeout", metavar="SECONDS", type=float, default=30.0, show_default=True,
+                     help="Timeout of each API request."),
+        click.option("--debug", is_flag=True, expose_value=False, help="Show tracebacks."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @click.group(name="buildkit", context_settings=CONTEXT_SETTINGS)
+@_kube_options
 @click.version_option(__version__, "--version", prog_name="kubectl-buildkit", message="%(prog)s %(version)s")
-def buildkit() -> None:
+@click.pass_context
+def buildkit(ctx: click.Context, kubeconfig: str | None, kube_context: str | None, cluster: str | None,
+             user: str | None, namespace: str | None, request_timeout: float) -> None:
     """Manage BuildKit builders in a Kubernetes cluster."""
+    from kubectl_build.kube.config import KubeOptions
+
+    ctx.obj = KubeOptions(kubeconfig, kube_context, cluster, user, namespace, request_timeout)
 
 
-def _not_yet(verb: str) -> KubectlBuildError:
-    return KubectlBuildError(
-        f"kubectl buildkit {verb} is not implemented yet",
-        "builders are created on first use by kubectl build",
+def _timeout_option(default: str) -> Callable[[FC], FC]:
+    return click.option("--timeout", metavar="DURATION", default=default, show_default=True,
+                        help="How long to wait for pods (90s, 5m).")
+
+
+def _seconds(flag: str, text: str) -> float:
+    from kubectl_build.builder_cmds import parse_duration
+
+    return parse_duration(flag, text) / 1e9
+
+
+# The builder `kubectl build` uses by default, so both commands agree without flags.
+_NAME = click.argument("name", metavar="[NAME]", required=False, default="buildkit",
+                       envvar="BUILDKIT_BUILDER")
+
+
+@buildkit.command(name="create", context_settings=CONTEXT_SETTINGS)
+@_NAME
+@click.option("--image", metavar="IMAGE", help="buildkitd image [default: docker.io/moby/buildkit:v0.34.2].")
+@click.option("--replicas", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Pods (containerd worker: at most one per node).")
+@click.option("--worker", type=click.Choice(["auto", "containerd", "runc", "rootless"]), default="auto",
+              show_default=True, help="auto = containerd where the nodes run containerd, else runc.")
+@click.option("--node-selector", multiple=True, metavar="K=V[,K=V]", help="Pod node selector.")
+@click.option("--tolerations", multiple=True, metavar="key=K,operator=O,value=V,effect=E[;...]",
+              help="Pod tolerations.")
+@click.option("--requests", multiple=True, metavar="cpu=..,memory=..", help="Container resource requests.")
+@click.option("--limits", multiple=True, metavar="cpu=..,memory=..", help="Container resource limits.")
+@click.option("--service-account", metavar="NAME", help="Pod service account.")
+@click.option("--config", metavar="FILE", help="buildkitd.toml (mirrors, insecure registries, GC).")
+@click.option("--custom-ca", metavar="FILE", help="PEM CA certificates buildkitd trusts (registries, git).")
+@click.option("--env", multiple=True, metavar="K=V|K",
+              help="Container environment, e.g. HTTPS_PROXY; a bare K copies yours.")
+@click.option("--runtime", type=click.Choice(["auto", "containerd", "docker"]), default="auto",
+              show_default=True, help="The nodes' container runtime.")
+@click.option("--containerd-sock", metavar="PATH", help="Node's containerd socket.")
+@click.option("--containerd-root", metavar="DIR", help="Node's containerd root [/var/lib/containerd].")
+@click.option("--containerd-state", metavar="DIR", help="Node's containerd state dir [/run/containerd].")
+@click.option("--containerd-namespace", metavar="NS", help="containerd namespace for images [k8s.io].")
+@click.option("--host-network", is_flag=True,
+              help="Use the node's network, to reach registries that listen on the node only.")
+@click.option("--cache-size", metavar="SIZE", help="Persistent cache volume per replica (runc/rootless).")
+@click.option("--force", is_flag=True, help="Update an existing builder whose spec differs.")
+@_timeout_option("180s")
+@click.pass_obj
+def create(options: Any, /, name: str, force: bool, timeout: str, **flags: Any) -> int:
+    """Create builder NAME (default buildkit), or check an existing one against the flags.
+
+    An existing builder with a different spec is an error that lists the differences;
+    --force updates it.
+    """
+    from kubectl_build import builder_cmds
+
+    spec = builder_cmds.spec_from_flags({"name": name, **flags}, os.environ)
+    return builder_cmds.create(options, spec, Console(), force=force, timeout=_seconds("--timeout", timeout))
+
+
+@buildkit.command(name="ls", context_settings=CONTEXT_SETTINGS)
+@click.pass_obj
+def ls(options: Any, /) -> int:
+    """List builders (NAME NAMESPACE WORKER PODS NODES IMAGE AGE)."""
+    from kubectl_build import builder_cmds
+
+    return builder_cmds.ls(options, Console())
+
+
+@buildkit.command(name="inspect", context_settings=CONTEXT_SETTINGS)
+@_NAME
+@click.pass_obj
+def inspect(options: Any, /, name: str) -> int:
+    """Show a builder's pods, nodes, BuildKit version and worker platforms."""
+    from kubectl_build import builder_cmds
+
+    return builder_cmds.inspect(options, name, Console())
+
+
+@buildkit.command(name="rm", context_settings=CONTEXT_SETTINGS)
+@click.argument("names", metavar="NAME...", nargs=-1, required=True)
+@_timeout_option("120s")
+@click.pass_obj
+def rm(options: Any, /, names: tuple[str, ...], timeout: str) -> int:
+    """Remove builders: workload, ConfigMap and cache volumes; waits for the pods to go."""
+    from kubectl_build import builder_cmds
+
+    return builder_cmds.rm(options, names, Console(), timeout=_seconds("--timeout", timeout))
+
+
+@buildkit.command(name="prune", context_settings=CONTEXT_SETTINGS)
+@_NAME
+@click.option("-a", "--all", "prune_all", is_flag=True, help="Remove all cache, not only dangling records.")
+@click.option("--keep-duration", metavar="DURATION", help="Keep cache used within this time (24h).")
+@click.option("--keep-storage", metavar="SIZE", help="Keep this much cache (10GB).")
+@click.pass_obj
+def prune(options: Any, /, name: str, prune_all: bool, keep_duration: str | None,
+          keep_storage: str | None) -> int:
+    """Remove build cache on every replica of builder NAME."""
+    from kubectl_build import builder_cmds
+
+    duration = builder_cmds.parse_duration("--keep-duration", keep_duration) if keep_duration else 0
+    prune_options = builder_cmds.PruneOptions(
+        all=prune_all, keep_duration_ns=duration,
+        keep_bytes=builder_cmds.parse_size("--keep-storage", keep_storage) if keep_storage else 0,
     )
+    return builder_cmds.prune(options, name, prune_options, Console())
 
 
-def _stub(verb: str, summary: str) -> None:
-    # Unknown arguments are accepted so every invocation reaches the clear message.
-    @buildkit.command(
-        name=verb,
-        help=summary,
-        context_settings={**CONTEXT_SETTINGS, "ignore_unknown_options": True},
-    )
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def command(args: tuple[str, ...]) -> None:
-        raise _not_yet(verb)
+@buildkit.command(name="du", context_settings=CONTEXT_SETTINGS)
+@_NAME
+@click.pass_obj
+def du(options: Any, /, name: str) -> int:
+    """Show build cache disk usage on every replica of builder NAME."""
+    from kubectl_build import builder_cmds
 
-
-for _verb, _summary in (
-    ("create", "Create a builder."),
-    ("ls", "List builders."),
-    ("inspect", "Show a builder's pods, workers and platforms."),
-    ("rm", "Remove a builder."),
-    ("prune", "Remove build cache."),
-    ("du", "Show build cache disk usage."),
-):
-    _stub(_verb, _summary)
+    return builder_cmds.du(options, name, Console())
 
 
 @buildkit.command(name="version")

@@ -235,9 +235,10 @@ def create_builder(kube: Kube, spec: BuilderSpec, console: Console, *, timeout: 
     for line in diff:
         console.info(f"  {line}")
     if not force:
+        changed = ", ".join(line.partition(":")[0] for line in diff)
         raise BuilderError(
             f"builder {spec.name} in namespace {kube.namespace} exists with a different spec "
-            f"({'; '.join(diff)})", "pass --force to update it, or choose another name")
+            f"({changed}: see above)", "pass --force to update it, or choose another name")
     return _update(kube, spec, existing, console, timeout)
 
 

@@ -309,14 +309,30 @@ def test_unexpected_error_is_one_line(workdir: Path, fake_build: FakeBuild) -> N
 # kubectl buildkit ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("verb", ["create", "ls", "inspect", "rm", "prune", "du"])
-def test_buildkit_stubs(verb: str) -> None:
-    outcome = buildkit(verb, "mybuilder", "--some-flag")
-    assert outcome.code == ExitCode.FAILURE
-    assert outcome.error_line == (
-        f"error: kubectl buildkit {verb} is not implemented yet; "
-        "builders are created on first use by kubectl build"
-    )
+@pytest.mark.parametrize(("args", "line"), [
+    (("create", "--node-selector", "disk"),
+     "error: invalid --node-selector 'disk'; use KEY=VALUE with label syntax, comma-separated"),
+    (("create", "Bad_Name"), "error: invalid builder name 'Bad_Name'; use 1-52 lower-case letters, "
+     "digits and '-', starting and ending alphanumeric"),
+    (("create", "--requests", "cpu=lots"), "error: invalid --requests quantity cpu='lots'; "
+     "use a Kubernetes quantity such as 500m, 2, 512Mi or 10Gi"),
+    (("create", "--worker", "containerd", "--cache-size", "10Gi"),
+     "error: --cache-size does not apply to the containerd worker; its cache already persists on the "
+     "node (containerd's store and /var/lib/buildkit/NAMESPACE/NAME); use --worker runc for a volume"),
+    (("prune", "--keep-duration", "soon"),
+     "error: invalid --keep-duration 'soon'; use a duration such as 90s, 30m, 24h or 7d"),
+])
+def test_buildkit_bad_input_fails_before_the_cluster(args: tuple[str, ...], line: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # An unreachable kubeconfig proves nothing was contacted: the usage error comes first.
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+    outcome = buildkit(*args)
+    assert (outcome.code, outcome.error_line) == (ExitCode.USAGE, line)
+
+
+@pytest.mark.parametrize("args", [("create", "--worker", "nope"), ("rm",), ("ls", "--frob")])
+def test_buildkit_click_usage_errors(args: tuple[str, ...]) -> None:
+    assert buildkit(*args).code == ExitCode.USAGE
 
 
 def test_buildkit_version_and_help() -> None:
