@@ -43,6 +43,22 @@ from kubectl_build.plan import SolvePlan, plan_solve
 from kubectl_build.progress.display import Display, select_display
 
 CONNECT_TIMEOUT = 20.0
+
+
+def _process_age() -> float:
+    """Seconds since this process started (Linux), else since this module loaded."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as fh:
+            uptime = float(fh.read().split()[0])
+        return max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+# Monotonic time of process start: for --debug timings (and the overhead benchmark).
+STARTED = time.monotonic() - _process_age()
 STATUS_DRAIN_TIMEOUT = 10.0
 
 
@@ -130,7 +146,7 @@ def run_build(options: BuildOptions, console: Console) -> int:
     environ = dict(os.environ)
     with ExitStack() as stack:
         local = stack.enter_context(sources.resolve(options.context, options.dockerfile))
-        secret: str | None = None
+        cluster_target = None
         if options.buildkit_host:
             clients = [stack.enter_context(connect(options))]
             credentials = docker_config_store()
@@ -138,11 +154,11 @@ def run_build(options: BuildOptions, console: Console) -> int:
             from kubectl_build import cluster
 
             load = not options.outputs and bool(options.tags)
-            target = stack.enter_context(cluster.open_target(
+            cluster_target = stack.enter_context(cluster.open_target(
                 options, console, local.context_dir or options.context, load))
-            options = cluster.with_outputs(
-                options, cluster.load_outputs(options, target.worker, target.builder))
-            clients, credentials, secret = list(target.clients), target.credentials, target.secret
+            options = cluster.with_outputs(options, cluster.load_outputs(
+                options, cluster_target.worker, cluster_target.builder))
+            clients, credentials = list(cluster_target.clients), cluster_target.credentials
         plan = plan_solve(options, local, environ)
         for client in clients:
             services, filesync = _services(options, local, plan, credentials, stack)
@@ -151,7 +167,8 @@ def run_build(options: BuildOptions, console: Console) -> int:
             try:
                 response = _solve(client, session, plan, display, console)
             except RegistryAuthError as err:
-                if secret:
+                if cluster_target is not None and (secret := cluster_target.secret):
+                    err.message += f" (credentials from secret {secret})"
                     err.hint = f"check the credentials in secret {secret} for that registry"
                 raise
             console.trace(f"context transfer: {filesync.stats}")
@@ -168,6 +185,7 @@ def _solve(client: BuildKitClient, session: Session, plan: SolvePlan, display: D
     try:
         with session.open(client):
             future = client.solve(request)
+            console.trace(f"solve sent {time.monotonic() - STARTED:.3f}s after start")
             status = _follow_status(client, ref, display)
             try:
                 response = _wait(future)

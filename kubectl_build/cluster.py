@@ -1,36 +1,79 @@
-"""Cluster mode: find or create the builder, pick pods, and credentials from Secrets.
+"""Cluster mode: find or create the builder, pick pods, credentials from Secrets.
 
-Imports of the kubernetes client happen here (lazily, through kube/), only when a
-build targets the cluster.
+The kubernetes client is imported here only when needed: on a warm builder the
+remembered pod is dialled straight away (kube/warm.py) and the registry Secret is
+read in the background while the build starts.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 
 from kubectl_build.buildkit.client import BuildKitClient
-from kubectl_build.buildkit.session.auth import CredentialStore
+from kubectl_build.buildkit.session.auth import Credential, CredentialStore
 from kubectl_build.console import Console
-from kubectl_build.errors import BuilderError
+from kubectl_build.errors import BuilderError, DaemonUnreachableError, KubectlBuildError
+from kubectl_build.kube import warm
 from kubectl_build.options import DEFAULT_BUILDER, BuildOptions, OutputSpec
 from kubectl_build.registry import Reference
 
 READY_TIMEOUT = 30.0
+WARM_DIAL_TIMEOUT = 8.0
+CREDENTIALS_TIMEOUT = 60.0
+
+
+class DeferredCredentials(CredentialStore):
+    """Credentials read in a background thread; lookups wait for them (bounded)."""
+
+    def __init__(self, load: Callable[[], tuple[CredentialStore, str | None]]) -> None:
+        super().__init__()
+        self._done = threading.Event()
+        self._store = CredentialStore()
+        self._secret: str | None = None
+        threading.Thread(target=self._run, args=(load,), name="kb-creds", daemon=True).start()
+
+    def _run(self, load: Callable[[], tuple[CredentialStore, str | None]]) -> None:
+        try:
+            self._store, self._secret = load()
+        except KubectlBuildError:
+            pass  # the builder-named Secret is optional: anonymous access
+        finally:
+            self._done.set()
+
+    def lookup(self, host: str) -> Credential | None:
+        """Wait for the Secret, then look the host up."""
+        self._done.wait(CREDENTIALS_TIMEOUT)
+        return self._store.lookup(host)
+
+    @property
+    def secret(self) -> str | None:
+        """namespace/name of the Secret in use, once read."""
+        self._done.wait(CREDENTIALS_TIMEOUT)
+        return self._secret
 
 
 @dataclass(frozen=True)
 class ClusterTarget:
-    """Connected clients for one build, plus where credentials came from."""
+    """Connected clients for one build, plus where credentials come from."""
 
     clients: Sequence[BuildKitClient]
     credentials: CredentialStore
-    secret: str | None
     worker: str
     builder: str
     namespace: str
+    explicit_secret: str | None = None
+
+    @property
+    def secret(self) -> str | None:
+        """The Secret the credentials came from (for error hints)."""
+        if isinstance(self.credentials, DeferredCredentials):
+            return self.credentials.secret
+        return self.explicit_secret
 
 
 def canonical_name(name: str) -> str:
@@ -60,6 +103,16 @@ def load_outputs(options: BuildOptions, worker: str, builder: str) -> tuple[Outp
     return (OutputSpec("image", {"name": names, "unpack": "true", "store": "true"}, None),)
 
 
+def with_outputs(options: BuildOptions, outputs: tuple[OutputSpec, ...]) -> BuildOptions:
+    """Options with the cluster's load outputs filled in."""
+    return replace(options, outputs=outputs)
+
+
+def transport_of(options: BuildOptions) -> str:
+    """The exec bridge: kubectl unless KUBECTL_BUILD_TRANSPORT says websocket."""
+    return os.environ.get("KUBECTL_BUILD_TRANSPORT", "kubectl")
+
+
 def _kube_options(options: BuildOptions) -> object:
     from kubectl_build.kube.config import KubeOptions
 
@@ -67,50 +120,101 @@ def _kube_options(options: BuildOptions) -> object:
                        namespace=options.namespace)
 
 
+def _connect(options: BuildOptions) -> object:
+    from kubectl_build.kube.config import KubeOptions, connect
+
+    kube_options = _kube_options(options)
+    assert isinstance(kube_options, KubeOptions)
+    return connect(kube_options)
+
+
+def _read_credentials(options: BuildOptions) -> tuple[CredentialStore, str | None]:
+    from kubectl_build.kube.config import Kube
+    from kubectl_build.kube.registry_secret import load_credentials
+
+    kube = _connect(options)
+    assert isinstance(kube, Kube)
+    found = load_credentials(kube, options.registry_secret, options.builder)
+    return found.store, found.secret
+
+
 @contextmanager
 def open_target(options: BuildOptions, console: Console, context_key: str,
                 load: bool) -> Iterator[ClusterTarget]:
     """Connect to the builder's pods (creating the default builder on first use)."""
+    key = warm.cache_key(options.kubeconfig, options.kube_context, options.namespace,
+                         options.builder)
+    with ExitStack() as stack:
+        target = None
+        entry = warm.load(key)
+        if entry is not None and (entry.single_node or not load):
+            target = _warm_target(options, entry, stack, console)
+            if target is None:
+                warm.forget(key)
+        if target is None:
+            target = _full_target(options, console, context_key, load, stack, key)
+        yield target
+
+
+def _warm_target(options: BuildOptions, entry: warm.WarmEntry, stack: ExitStack,
+                 console: Console) -> ClusterTarget | None:
+    from kubectl_build.kube.transport import PodTarget, open_client
+
+    if transport_of(options) != "kubectl":
+        return None
+    inner = ExitStack()
+    try:
+        client = inner.enter_context(open_client(
+            PodTarget(entry.namespace, entry.pod, entry.container), "kubectl",
+            kubectl_args=entry.kubectl_args))
+        client.wait_ready(WARM_DIAL_TIMEOUT)
+        client.info(timeout=WARM_DIAL_TIMEOUT)
+    except (KubectlBuildError, DaemonUnreachableError):
+        inner.close()
+        console.trace(f"remembered builder pod {entry.pod} is gone; looking it up")
+        return None
+    stack.push(inner)
+    if options.registry_secret:
+        store, secret = _read_credentials(options)  # an explicit Secret must exist: check now
+        credentials: CredentialStore = store
+    else:
+        credentials, secret = DeferredCredentials(lambda: _read_credentials(options)), None
+    return ClusterTarget([client], credentials, entry.worker, options.builder, entry.namespace,
+                         secret)
+
+
+def _full_target(options: BuildOptions, console: Console, context_key: str, load: bool,
+                 stack: ExitStack, key: str) -> ClusterTarget:
     from kubectl_build.kube.builder import BuilderSpec, ensure_builder
-    from kubectl_build.kube.config import KubeOptions, connect
+    from kubectl_build.kube.config import Kube
     from kubectl_build.kube.registry_secret import load_credentials
     from kubectl_build.kube.transport import PodTarget, open_client
 
-    kube_opts = _kube_options(options)
-    assert isinstance(kube_opts, KubeOptions)
-    kube = connect(kube_opts)
+    kube = _connect(options)
+    assert isinstance(kube, Kube)
     creds = load_credentials(kube, options.registry_secret, options.builder)
     # Only the default builder is created on first use; another name must exist.
-    create = options.builder == DEFAULT_BUILDER
-    builder = ensure_builder(kube, BuilderSpec(name=options.builder), console, create=create)
+    builder = ensure_builder(kube, BuilderSpec(name=options.builder), console,
+                             create=options.builder == DEFAULT_BUILDER)
     ready = builder.ready_pods()
     if not ready:
         raise BuilderError(f"builder {builder.name} has no ready pod",
                            f"check kubectl -n {kube.namespace} get pods -l app={builder.name}")
     if load:
-        by_node = {pod.node: pod for pod in ready}  # one per node: each loads its own node
-        chosen = list(by_node.values())
+        chosen = list({pod.node: pod for pod in ready}.values())  # each node loads its own
     else:
         name = pick_pod(sorted(p.name for p in ready), context_key)
         chosen = [p for p in ready if p.name == name]
-    with ExitStack() as stack:
-        clients = []
-        for pod in chosen:
-            target = PodTarget(kube.namespace, pod.name, pod.container)
-            client = stack.enter_context(open_client(kube, target, options_transport(options)))
-            client.wait_ready(READY_TIMEOUT)
-            clients.append(client)
-        yield ClusterTarget(clients, creds.store, creds.secret, builder.worker, builder.name,
-                            kube.namespace)
-
-
-def options_transport(options: BuildOptions) -> str:
-    """The exec bridge to use (kubectl unless the environment asks otherwise)."""
-    import os
-
-    return os.environ.get("KUBECTL_BUILD_TRANSPORT", "kubectl")
-
-
-def with_outputs(options: BuildOptions, outputs: tuple[OutputSpec, ...]) -> BuildOptions:
-    """Options with the cluster's load outputs filled in."""
-    return replace(options, outputs=outputs)
+    clients = []
+    for pod in chosen:
+        client = stack.enter_context(open_client(
+            PodTarget(kube.namespace, pod.name, pod.container), transport_of(options),
+            kubectl_args=kube.kubectl_args, kube=kube))
+        client.wait_ready(READY_TIMEOUT)
+        clients.append(client)
+    if len(chosen) == 1:
+        single = len({pod.node for pod in ready}) == 1
+        warm.save(key, warm.WarmEntry(kube.namespace, chosen[0].name, chosen[0].container,
+                                      builder.worker, tuple(kube.kubectl_args), single))
+    return ClusterTarget(clients, creds.store, builder.worker, builder.name, kube.namespace,
+                         creds.secret)

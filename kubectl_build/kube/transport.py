@@ -21,13 +21,13 @@ import socket
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from kubectl_build.buildkit.client import BuildKitClient, Endpoint
-from kubectl_build.errors import ClusterError
+from kubectl_build.errors import ClusterError, UsageError
 from kubectl_build.kube.config import Kube
 
 DIAL = ["buildctl", "dial-stdio"]
@@ -46,8 +46,10 @@ class PodTarget:
 class _Bridge:
     """A private unix socket whose connections are bridged to exec streams."""
 
-    def __init__(self, kube: Kube, target: PodTarget, transport: str) -> None:
+    def __init__(self, target: PodTarget, transport: str, kubectl_args: Sequence[str],
+                 kube: Kube | None) -> None:
         self.kube, self.target, self.transport = kube, target, transport
+        self.kubectl_args = list(kubectl_args)
         self._dir = tempfile.mkdtemp(prefix="kb-pod-")
         os.chmod(self._dir, 0o700)
         self.path = os.path.join(self._dir, "bk.sock")
@@ -71,13 +73,14 @@ class _Bridge:
             if self.transport == "kubectl":
                 self._spawn_kubectl(conn)
             else:
+                assert self.kube is not None
                 threading.Thread(target=_websocket_pump, args=(self.kube, self.target, conn),
                                  name="kb-ws", daemon=True).start()
 
     def kubectl_command(self) -> list[str]:
         """The kubectl exec invocation for this pod."""
         assert self._kubectl is not None
-        return [self._kubectl, *self.kube.kubectl_args, "-n", self.target.namespace, "exec",
+        return [self._kubectl, *self.kubectl_args, "-n", self.target.namespace, "exec",
                 "-i", self.target.pod, "-c", self.target.container, "--", *DIAL]
 
     def _spawn_kubectl(self, conn: socket.socket) -> None:
@@ -135,9 +138,19 @@ def _websocket_pump(kube: Kube, target: PodTarget, conn: socket.socket) -> None:
 
 
 @contextmanager
-def open_client(kube: Kube, target: PodTarget, transport: str = "kubectl") -> Iterator[BuildKitClient]:
-    """A BuildKitClient whose channel reaches buildkitd in the pod."""
-    bridge = _Bridge(kube, target, transport)
+def open_client(target: PodTarget, transport: str = "kubectl", *,
+                kubectl_args: Sequence[str] = (),
+                kube: Kube | None = None) -> Iterator[BuildKitClient]:
+    """A BuildKitClient whose channel reaches buildkitd in the pod.
+
+    The kubectl bridge needs only kubectl's flags for the cluster; the websocket
+    bridge needs a connected Kube.
+    """
+    if transport not in TRANSPORTS:
+        raise UsageError(f"unknown transport {transport!r}", f"use one of {', '.join(TRANSPORTS)}")
+    if transport == "websocket" and kube is None:
+        raise UsageError("the websocket transport needs a cluster connection", None)
+    bridge = _Bridge(target, transport, kubectl_args, kube)
     address = f"kube-pod://{target.namespace}/{target.pod}"
     client = BuildKitClient(Endpoint(address, f"unix:{bridge.path}", False))
     try:
