@@ -230,13 +230,13 @@ class ContextFilter:
         inc_info: MatchInfo = None
         exc_info: MatchInfo = None
         if self.include is not None:
-            hit, inc_info = self._match(self.include, "include", path, parent, True)
+            hit, inc_info = _match(self.include, path, parent, include=True)
             if not hit:
                 if is_dir and self._inc_only_prefix and not self._may_hold(path, True):
                     return None
                 skip = True
         if self.exclude is not None:
-            hit, exc_info = self._match(self.exclude, "exclude", path, parent, False)
+            hit, exc_info = _match(self.exclude, path, parent, include=False)
             if hit:
                 if is_dir and self._exc_only_prefix and not self._may_hold(path, False):
                     return None
@@ -247,20 +247,6 @@ class ContextFilter:
         prefix = dir_path + "/"
         patterns = self._inc_prefixes if include else self._exc_prefixes
         return any(p.startswith(prefix) for p in patterns)
-
-    @staticmethod
-    def _match(
-        matcher: PatternMatcher, kind: str, path: str, parent: Verdict | None, include: bool
-    ) -> tuple[bool, MatchInfo]:
-        info = None
-        if parent is not None:
-            info = parent.include_info if include else parent.exclude_info
-        try:
-            return matcher.matches_using_parent_results(path, info)
-        except UnsupportedPatternError as err:
-            raise ContextError(f"unsupported {kind}pattern: {err}") from err
-        except PatternSyntaxError as err:
-            raise ContextError(f"failed to match {kind}patterns: {err}") from err
 
     def ancestor_hits(self, dir_path: str, parent: AncestorHits | None) -> AncestorHits:
         """Which patterns match `dir_path` or one of its ancestors (for `open_allowed`)."""
@@ -277,6 +263,21 @@ class ContextFilter:
             return self.exclude is None or not _or_parent(self.exclude, path, hits[1])
         except PatternSyntaxError:
             return False  # Go's Open fails, and the sender then sends no data
+
+
+def _match(
+    matcher: PatternMatcher, path: str, parent: Verdict | None, *, include: bool
+) -> tuple[bool, MatchInfo]:
+    kind = "include" if include else "exclude"
+    info = None
+    if parent is not None:
+        info = parent.include_info if include else parent.exclude_info
+    try:
+        return matcher.matches_using_parent_results(path, info)
+    except UnsupportedPatternError as err:
+        raise ContextError(f"unsupported {kind}pattern: {err}") from err
+    except PatternSyntaxError as err:
+        raise ContextError(f"failed to match {kind}patterns: {err}") from err
 
 
 def _ancestor_row(
