@@ -12,6 +12,7 @@ import re
 
 MAX_RUNE = 0x10FFFF
 _RUNE_ERROR = 0xFFFD
+_SURROGATE_LO, _SURROGATE_HI = 0xDC80, 0xDCFF  # bytes 0x80..0xFF under surrogateescape
 
 Ranges = list[tuple[int, int]]
 
@@ -223,7 +224,7 @@ def compile_re2(source: str) -> re.Pattern[str]:
         elif ch in _PASSTHROUGH:
             piece, i = ch, i + 1
         else:
-            piece, i = _lit(ord(ch)), i + 1
+            piece, i = _rune_lit(ord(ch)), i + 1
         out.append(piece)
     try:
         return re.compile("".join(out), re.ASCII)
@@ -246,6 +247,11 @@ def _repeat(src: str, i: int) -> tuple[str, int]:
     return f"{{{low},{upper}}}", found.end()
 
 
+def _rune_lit(code: int) -> str:
+    """A literal outside classes; U+FFFD also matches a surrogate-escaped byte."""
+    return _emit_class([(code, code)], False) if code == _RUNE_ERROR else _lit(code)
+
+
 def _lit(code: int) -> str:
     ch = chr(code)
     if ch.isascii() and (ch.isalnum() or ch == "_"):
@@ -266,7 +272,7 @@ def _outside_escape(src: str, i: int) -> tuple[str, int]:
     if group is not None:
         return _emit_class(group, False), i + 2
     code, i = _parse_escape(src, i)
-    return _lit(code), i
+    return _rune_lit(code), i
 
 
 def _perl_group(src: str, i: int) -> Ranges | None:
@@ -367,6 +373,24 @@ def _negate(ranges: Ranges) -> Ranges:
     return out
 
 
+def _as_go_runes(ranges: Ranges) -> Ranges:
+    """Make surrogate-escaped bytes belong to a class exactly when U+FFFD does.
+
+    Go's regexp reads each invalid UTF-8 byte as U+FFFD; our paths carry such a
+    byte as a lone surrogate U+DC80..U+DCFF instead.
+    """
+    out: Ranges = []
+    for lo, hi in ranges:
+        if lo < _SURROGATE_LO:
+            out.append((lo, min(hi, _SURROGATE_LO - 1)))
+        if hi > _SURROGATE_HI:
+            out.append((max(lo, _SURROGATE_HI + 1), hi))
+    if any(lo <= _RUNE_ERROR <= hi for lo, hi in ranges):
+        out.append((_SURROGATE_LO, _SURROGATE_HI))
+    return out
+
+
 def _emit_class(ranges: Ranges, negated: bool) -> str:
+    ranges = _as_go_runes(ranges)
     body = "".join(_lit(lo) if lo == hi else f"{_lit(lo)}-{_lit(hi)}" for lo, hi in ranges)
     return f"[{'^' if negated else ''}{body}]"

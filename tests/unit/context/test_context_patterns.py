@@ -108,6 +108,14 @@ MATCH_TABLE: list[tuple[str, str, bool]] = [
     ("x\\b", "x", True),
     ("\\x41", "A", True),
     ("a\\12", "a\n", True),  # octal escape
+    # A .dockerignore in Latin-1 reaches us with U+FFFD (the frontend's JSON);
+    # Go's regexp reads each invalid byte of a path as U+FFFD too.
+    ("caf\ufffd*", "caf\udce9.txt", True),
+    ("caf\ufffd.txt", "caf\udce9.txt", False),  # exact match compares bytes
+    ("[\ufffd]", "\udcff", True),
+    ("[^\ufffd]", "\udcff", False),
+    ("[a-\ue000]", "\udcff", False),
+    ("\\W", "\udcff", True),
     ("\ufeff*.go", "a.go", True),  # text/scanner drops a leading BOM
     ("\ufeffa", "a", False),  # but exact patterns keep it
 ]
