@@ -14,7 +14,6 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from kubectl_build import __version__
 from kubectl_build.console import Console
 from kubectl_build.errors import ExitCode, KubectlBuildError
 
@@ -177,19 +176,46 @@ def _show(text: str) -> int:
     return _guarded(show, console)
 
 
+def _completion(program: str, args: Sequence[str]) -> int | None:
+    """Completion requests and ``completion SHELL``; None when args are something else."""
+    wants_script = program == "kubectl-build" and len(args) == 2 and args[0] == "completion"
+    if not wants_script and not os.environ.get(f"_{program.replace('-', '_').upper()}_COMPLETE"):
+        return None
+    from kubectl_build import completion
+
+    if wants_script:
+        # Never a valid build (one PATH only), so it cannot shadow a context directory.
+        return _guarded(lambda: _show(completion.script(args[1])), Console())
+    return completion.shell_request(program)
+
+
+def _version(args: Sequence[str]) -> int:
+    """``--version``: the client's, plus the builder's with --buildkit-host or BUILDKIT_HOST."""
+    from kubectl_build import version
+
+    console = Console(debug=_debug_requested(args))
+    address = version.address_from_args(args, os.environ)
+    return _guarded(lambda: version.report(console, address), console)
+
+
 def build_main(argv: Sequence[str] | None = None) -> int:
     """The ``kubectl-build`` console script (also ``kubectl build`` via kubectl's plugins)."""
     args = sys.argv[1:] if argv is None else list(argv)
+    code = _completion("kubectl-build", args)
+    if code is not None:
+        return code
     if args in (["--help"], ["-h"]) and BUILD_HELP:
         return _show(BUILD_HELP)
-    if args == ["--version"]:
-        return _show(f"kubectl-build {__version__}")
+    if "--version" in (args[: args.index("--")] if "--" in args else args):
+        return _version(args)
     return run("build", args)
 
 
 def buildkit_main(argv: Sequence[str] | None = None) -> int:
     """The ``kubectl-buildkit`` console script (``kubectl buildkit``)."""
-    return run("buildkit", sys.argv[1:] if argv is None else list(argv))
+    args = sys.argv[1:] if argv is None else list(argv)
+    code = _completion("kubectl-buildkit", args)
+    return run("buildkit", args) if code is None else code
 
 
 if __name__ == "__main__":

@@ -317,6 +317,22 @@ def du(options: Any, /, name: str) -> int:
 
 
 @buildkit.command(name="version")
-def version() -> None:
-    """Print the client version."""
-    Console().result(f"kubectl-build {__version__}")
+@click.option(
+    "--buildkit-host",
+    metavar="ADDR",
+    help="Also show the BuildKit version of the buildkitd at ADDR [env BUILDKIT_HOST].",
+)
+def version(buildkit_host: str | None) -> int:
+    """Print the client version and, given a buildkitd, its BuildKit version."""
+    from kubectl_build import version as versions
+
+    return versions.report(Console(), buildkit_host or os.environ.get("BUILDKIT_HOST") or None)
+
+
+@buildkit.command(name="completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for kubectl-build and kubectl-buildkit."""
+    from kubectl_build.completion import script
+
+    Console().result(script(shell))
