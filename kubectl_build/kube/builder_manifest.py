@@ -46,7 +46,8 @@ CONFIG_KEY = "buildkitd.toml"
 CA_KEY = "ca.pem"
 CACHE_CLAIM = "buildkit-cache"
 ROOTLESS_HOME = "/home/user"
-_CA_DIR = "/etc/buildkit/ca"
+CA_DIR = "/etc/buildkit/certs"
+"""Where --custom-ca is mounted (as ca.pem): buildkitd.toml may name it in registry ca=[...]."""
 
 
 def selector(name: str) -> dict[str, str]:
@@ -202,7 +203,7 @@ def container(spec: BuilderSpec, namespace: str) -> dict[str, Any]:
         env["TMPDIR"] = state_dir(spec, namespace)
     if spec.custom_ca is not None:
         # Go reads every PEM file of these directories: the system CAs stay trusted.
-        env.setdefault("SSL_CERT_DIR", f"/etc/ssl/certs:{_CA_DIR}")
+        env.setdefault("SSL_CERT_DIR", f"/etc/ssl/certs:{CA_DIR}")
     out: dict[str, Any] = {
         "name": CONTAINER,
         "image": spec.image,
@@ -234,9 +235,9 @@ def _security_context(spec: BuilderSpec) -> dict[str, Any]:
 def mounts(spec: BuilderSpec, namespace: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(volume, volumeMount) pairs; a claim-template volume has no pod volume entry."""
     pairs = [_config_mount(spec)]
-    if spec.custom_ca is not None:
+    if spec.custom_ca is not None and spec.worker == "rootless":
         pairs.append(({"name": "ca", "configMap": {"name": spec.name, "items": [
-            {"key": CA_KEY, "path": CA_KEY}]}}, {"name": "ca", "mountPath": _CA_DIR, "readOnly": True}))
+            {"key": CA_KEY, "path": CA_KEY}]}}, {"name": "ca", "mountPath": CA_DIR, "readOnly": True}))
     if spec.worker == "containerd":
         pairs += _containerd_mounts(spec, namespace)
     else:
@@ -247,8 +248,12 @@ def mounts(spec: BuilderSpec, namespace: str) -> list[tuple[dict[str, Any], dict
 
 
 def _config_mount(spec: BuilderSpec) -> tuple[dict[str, Any], dict[str, Any]]:
-    volume = {"name": "config", "configMap": {"name": spec.name, "items": [
-        {"key": CONFIG_KEY, "path": CONFIG_KEY}]}}
+    items = [{"key": CONFIG_KEY, "path": CONFIG_KEY}]
+    if spec.custom_ca is not None and spec.worker != "rootless":
+        # One volume at /etc/buildkit: a second mount nested in a configMap volume would
+        # need a directory created in it, which is read-only.
+        items.append({"key": CA_KEY, "path": f"{CA_DIR.removeprefix('/etc/buildkit/')}/{CA_KEY}"})
+    volume = {"name": "config", "configMap": {"name": spec.name, "items": items}}
     return volume, {"name": "config", "mountPath": config_dir(spec), "readOnly": True}
 
 

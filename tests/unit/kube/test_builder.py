@@ -305,10 +305,17 @@ def test_scheduling_resources_env_and_ca() -> None:
     assert c["resources"] == {"requests": {"cpu": "1"}, "limits": {"memory": "4Gi"}}
     assert c["env"] == [
         {"name": "HTTPS_PROXY", "value": "http://p"},
-        {"name": "SSL_CERT_DIR", "value": "/etc/ssl/certs:/etc/buildkit/ca"},
+        {"name": "SSL_CERT_DIR", "value": "/etc/ssl/certs:/etc/buildkit/certs"},
     ]
     assert m.configmap(s, "ns")["data"]["ca.pem"].startswith("-----BEGIN")
-    assert {"name": "ca", "mountPath": "/etc/buildkit/ca", "readOnly": True} in c["volumeMounts"]
+    config = next(v for v in pod["volumes"] if v["name"] == "config")
+    assert {"key": "ca.pem", "path": "certs/ca.pem"} in config["configMap"]["items"]
+    rootless = m.workload(
+        bs.frozen(resolve(BuilderSpec(worker="rootless", custom_ca="PEM"), CONTAINERD)), "ns"
+    )
+    assert {"name": "ca", "mountPath": "/etc/buildkit/certs", "readOnly": True} in box(rootless)[
+        "volumeMounts"
+    ]
 
 
 def test_no_credentials_anywhere_in_the_pod() -> None:
