@@ -46,7 +46,7 @@ def _make(root: Path, item: str) -> None:
         (root / item).mkdir(parents=True, exist_ok=True)
     else:
         _parent(root, item)
-        (root / item).write_bytes(b"data:" + item.encode())
+        (root / item).write_bytes(b"data:" + item.encode("utf-8", "surrogateescape"))
 
 
 def _parent(root: Path, name: str) -> None:
