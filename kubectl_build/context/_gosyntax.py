@@ -3,7 +3,7 @@
 moby/patternmatcher validates patterns with `filepath.Match` and matches them
 with Go regexes; fsutil expands followpaths wildcards with `filepath.Match`.
 Python's `fnmatch`/`re` differ in many corners (escapes, classes, `$`), so the
-two dialects are re-implemented here from their documented behaviour.
+two dialects are re-implemented here (and checked against the Go code).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def _scan_chunk(pattern: str) -> tuple[bool, str, str]:
 def _rune(ch: str) -> int:
     """The rune Go decodes for one char (surrogate-escaped bytes are RuneError)."""
     code = ord(ch)
-    return _RUNE_ERROR if 0xDC80 <= code <= 0xDCFF else code
+    return _RUNE_ERROR if _SURROGATE_LO <= code <= _SURROGATE_HI else code
 
 
 def _match_chunk(chunk: str, s: str) -> tuple[str, bool]:
