@@ -20,7 +20,7 @@ def client_line() -> str:
     return f"kubectl-build {__version__}"
 
 
-def builder_line(address: str, timeout: float = CONNECT_TIMEOUT) -> str:
+def builder_line(address: str, timeout: float | None = None) -> str:
     """``buildkitd <address>: BuildKit <version> (<package> <revision>)``, asked over Control.Info.
 
     Raises:
@@ -28,6 +28,7 @@ def builder_line(address: str, timeout: float = CONNECT_TIMEOUT) -> str:
     """
     from kubectl_build.buildkit.client import BuildKitClient, parse_address
 
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
     with BuildKitClient(parse_address(address)) as client:
         client.wait_ready(timeout)
         info = client.info(timeout=timeout).buildkit_version

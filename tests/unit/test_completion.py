@@ -1,0 +1,116 @@
+"""Shell completion: the scripts run in a real bash, and kubectl's plugin completion hook.
+
+The installed console scripts (next to this interpreter) are used, because completion is
+a conversation between a shell (or kubectl) and a program found on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kubectl_build import __main__ as entry
+from kubectl_build import completion
+
+BIN = Path(sys.executable).parent
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
+
+
+def _bash(script: str) -> str:
+    done = subprocess.run(["bash", "--norc", "--noprofile", "-c", script], capture_output=True,
+                          text=True, env=_env(), timeout=60, check=True)
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def bash_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = subprocess.run([str(BIN / "kubectl-build"), "completion", "bash"], capture_output=True,
+                         text=True, env=_env(), timeout=60, check=True)
+    path = tmp_path_factory.mktemp("completion") / "kubectl-build.bash"
+    path.write_text(out.stdout)
+    return path
+
+
+def test_bash_script_registers_both_programs(bash_script: Path) -> None:
+    out = _bash(f"source {bash_script}; complete -p kubectl-build; complete -p kubectl-buildkit")
+    assert "-F _kubectl_build_completion kubectl-build\n" in out
+    assert "-F _kubectl_buildkit_completion kubectl-buildkit\n" in out
+
+
+def test_bash_completes_an_option_through_the_script(bash_script: Path) -> None:
+    out = _bash(f"source {bash_script}; COMP_WORDS=(kubectl-build . --pl); COMP_CWORD=2; "
+                '_kubectl_build_completion kubectl-build; printf "%s\\n" "${COMPREPLY[@]}"')
+    assert out.split() == ["--platform"]
+
+
+def test_bash_completes_buildkit_subcommands(bash_script: Path) -> None:
+    out = _bash(f"source {bash_script}; COMP_WORDS=(kubectl-buildkit ver); COMP_CWORD=1; "
+                '_kubectl_buildkit_completion kubectl-buildkit; printf "%s\\n" "${COMPREPLY[@]}"')
+    assert out.split() == ["version"]
+
+
+def test_scripted_request_protocol() -> None:
+    done = subprocess.run(
+        [str(BIN / "kubectl-build")], capture_output=True, text=True, timeout=60, check=True,
+        env=_env(COMP_WORDS="kubectl-build --pl", COMP_CWORD="1",
+                 _KUBECTL_BUILD_COMPLETE="bash_complete"),
+    )  # fmt: skip
+    assert done.stdout.split() == ["plain,--platform"]
+
+
+@pytest.mark.parametrize(
+    ("shell", "marker"),
+    [
+        ("zsh", "#compdef kubectl-build\n"),
+        ("fish", "complete --no-files --command kubectl-build "),
+        ("bash", "complete -o nosort -F _kubectl_buildkit_completion kubectl-buildkit\n"),
+    ],
+)
+def test_scripts_for_every_shell(shell: str, marker: str) -> None:
+    text = completion.script(shell)
+    assert marker in text and "_KUBECTL_BUILDKIT_COMPLETE" in text
+    checker = shutil.which(shell)
+    if checker:  # a syntax check where the shell exists (bash always does)
+        subprocess.run([checker, "-n"], input=text, text=True, check=True, timeout=60)
+
+
+def test_completion_script_errors() -> None:
+    out = subprocess.run([str(BIN / "kubectl-build"), "completion", "tcsh"], capture_output=True,
+                         text=True, env=_env(), timeout=60, check=False)
+    assert out.returncode == 2
+    assert out.stderr == "error: no completion for shell 'tcsh'; use one of: bash, zsh, fish\n"
+
+
+def test_hook_answer_in_cobra_form() -> None:
+    answer = completion.answer("kubectl-build", ["--pl"])
+    assert [value for value, _ in answer.candidates] == ["--platform"]
+    assert answer.render().endswith(":4\n")
+    # An option value or the context path: no candidates, the shell completes file names.
+    assert completion.answer("kubectl-build", ["-f", ""]).render() == ":0\n"
+    assert completion.answer("kubectl-build", [""]).directive in (0, 4)
+    assert [v for v, _ in completion.answer("kubectl-buildkit", ["ver"]).candidates] == ["version"]
+
+
+def test_hook_executables_through_kubectl() -> None:
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl is needed to test its plugin completion hook"
+    out = subprocess.run([kubectl, "__complete", "build", "--pl"], capture_output=True, text=True,
+                         env=_env(), timeout=60, check=True).stdout
+    assert out.splitlines()[0].startswith("--platform\t") and out.splitlines()[-1] == ":4"
+    out = subprocess.run([kubectl, "__complete", "buildkit", "v"], capture_output=True, text=True,
+                         env=_env(), timeout=60, check=True).stdout
+    assert out.splitlines()[0].startswith("version\t")
+
+
+def test_completion_word_is_still_a_context_directory() -> None:
+    # `kubectl build completion` (one word) stays a build of ./completion; only the
+    # two-word form, never a valid build, prints a script.
+    assert entry._completion("kubectl-build", ["completion"]) is None
