@@ -160,6 +160,11 @@ def build(**flags: Any) -> int:
 
     options = build_options(BuildFlags(**flags), os.environ)
     console = Console(debug=options.debug, quiet=options.quiet)
+    if not options.buildkit_host:
+        from kubectl_build.kube import prespawn
+
+        prespawn.start(options.kubeconfig, options.kube_context, options.namespace,
+                       options.builder)
     # Imported here: the build pulls in grpc and protobuf, which --help must not pay for.
     from kubectl_build.build import run_build
 
@@ -172,32 +177,47 @@ def render_build_help() -> str:
         return build.get_help(ctx)
 
 
-def _kube_options(func: Any) -> Any:
-    options = [
-        click.option("--kubeconfig", metavar="FILE", help="Kubeconfig file [env KUBECONFIG]."),
-        click.option("--context", "kube_context", metavar="NAME", help="Kubeconfig context."),
-        click.option("--cluster", metavar="NAME", help="Kubeconfig cluster."),
-        click.option("--user", metavar="NAME", help="Kubeconfig user."),
-        click.option("-n", "--namespace", metavar="NAME", help="Namespace (default: the context's)."),
-        click.option("--request-timeout", metavar="SECONDS", type=float, default=30.0, show_default=True,
-                     help="Timeout of each API request."),
-        click.option("--debug", is_flag=True, expose_value=False, help="Show tracebacks."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    # kubectl accepts its global flags before or after the subcommand; the later wins.
+    if value is not None and param.name:
+        ctx.find_root().meta.setdefault("kube", {})[param.name] = value
+
+
+_KUBE_FLAGS: list[tuple[tuple[str, ...], str, str]] = [
+    (("--kubeconfig", "kubeconfig"), "FILE", "Kubeconfig file [env KUBECONFIG]."),
+    (("--context", "context"), "NAME", "Kubeconfig context."),
+    (("--cluster", "cluster"), "NAME", "Kubeconfig cluster."),
+    (("--user", "user"), "NAME", "Kubeconfig user."),
+    (("-n", "--namespace", "namespace"), "NAME", "Namespace (default: the context's)."),
+    (("--request-timeout", "request_timeout"), "DURATION", "Timeout of each API request [30s]."),
+]
+
+
+def _kube_options(func: FC) -> FC:
+    for decls, metavar, help_text in reversed(_KUBE_FLAGS):
+        func = click.option(*decls, metavar=metavar, help=help_text, callback=_remember,
+                            expose_value=False)(func)
+    return click.option("--debug", is_flag=True, expose_value=False, help="Show tracebacks.")(func)
+
+
+def _kube() -> Any:
+    """KubeOptions from the global flags, wherever they were given."""
+    from kubectl_build.kube.config import KubeOptions
+
+    given = dict(click.get_current_context().find_root().meta.get("kube", {}))
+    timeout = given.pop("request_timeout", None)
+    seconds = _seconds("--request-timeout", timeout) if timeout is not None else 30.0
+    return KubeOptions(**given, request_timeout=seconds)
 
 
 @click.group(name="buildkit", context_settings=CONTEXT_SETTINGS)
 @_kube_options
 @click.version_option(__version__, "--version", prog_name="kubectl-buildkit", message="%(prog)s %(version)s")
-@click.pass_context
-def buildkit(ctx: click.Context, kubeconfig: str | None, kube_context: str | None, cluster: str | None,
-             user: str | None, namespace: str | None, request_timeout: float) -> None:
-    """Manage BuildKit builders in a Kubernetes cluster."""
-    from kubectl_build.kube.config import KubeOptions
+def buildkit() -> None:
+    """Manage BuildKit builders in a Kubernetes cluster.
 
-    ctx.obj = KubeOptions(kubeconfig, kube_context, cluster, user, namespace, request_timeout)
+    The kubectl flags (--kubeconfig, --context, -n ...) go before or after the command.
+    """
 
 
 def _timeout_option(default: str) -> Callable[[FC], FC]:
@@ -244,8 +264,8 @@ _NAME = click.argument("name", metavar="[NAME]", required=False, default="buildk
 @click.option("--cache-size", metavar="SIZE", help="Persistent cache volume per replica (runc/rootless).")
 @click.option("--force", is_flag=True, help="Update an existing builder whose spec differs.")
 @_timeout_option("180s")
-@click.pass_obj
-def create(options: Any, /, name: str, force: bool, timeout: str, **flags: Any) -> int:
+@_kube_options
+def create(name: str, force: bool, timeout: str, **flags: Any) -> int:
     """Create builder NAME (default buildkit), or check an existing one against the flags.
 
     An existing builder with a different spec is an error that lists the differences;
@@ -254,37 +274,37 @@ def create(options: Any, /, name: str, force: bool, timeout: str, **flags: Any) 
     from kubectl_build import builder_cmds
 
     spec = builder_cmds.spec_from_flags({"name": name, **flags}, os.environ)
-    return builder_cmds.create(options, spec, Console(), force=force, timeout=_seconds("--timeout", timeout))
+    return builder_cmds.create(_kube(), spec, Console(), force=force, timeout=_seconds("--timeout", timeout))
 
 
 @buildkit.command(name="ls", context_settings=CONTEXT_SETTINGS)
-@click.pass_obj
-def ls(options: Any, /) -> int:
+@_kube_options
+def ls() -> int:
     """List builders (NAME NAMESPACE WORKER PODS NODES IMAGE AGE)."""
     from kubectl_build import builder_cmds
 
-    return builder_cmds.ls(options, Console())
+    return builder_cmds.ls(_kube(), Console())
 
 
 @buildkit.command(name="inspect", context_settings=CONTEXT_SETTINGS)
 @_NAME
-@click.pass_obj
-def inspect(options: Any, /, name: str) -> int:
+@_kube_options
+def inspect(name: str) -> int:
     """Show a builder's pods, nodes, BuildKit version and worker platforms."""
     from kubectl_build import builder_cmds
 
-    return builder_cmds.inspect(options, name, Console())
+    return builder_cmds.inspect(_kube(), name, Console())
 
 
 @buildkit.command(name="rm", context_settings=CONTEXT_SETTINGS)
 @click.argument("names", metavar="NAME...", nargs=-1, required=True)
 @_timeout_option("120s")
-@click.pass_obj
-def rm(options: Any, /, names: tuple[str, ...], timeout: str) -> int:
+@_kube_options
+def rm(names: tuple[str, ...], timeout: str) -> int:
     """Remove builders: workload, ConfigMap and cache volumes; waits for the pods to go."""
     from kubectl_build import builder_cmds
 
-    return builder_cmds.rm(options, names, Console(), timeout=_seconds("--timeout", timeout))
+    return builder_cmds.rm(_kube(), names, Console(), timeout=_seconds("--timeout", timeout))
 
 
 @buildkit.command(name="prune", context_settings=CONTEXT_SETTINGS)
@@ -292,8 +312,8 @@ def rm(options: Any, /, names: tuple[str, ...], timeout: str) -> int:
 @click.option("-a", "--all", "prune_all", is_flag=True, help="Remove all cache, not only dangling records.")
 @click.option("--keep-duration", metavar="DURATION", help="Keep cache used within this time (24h).")
 @click.option("--keep-storage", metavar="SIZE", help="Keep this much cache (10GB).")
-@click.pass_obj
-def prune(options: Any, /, name: str, prune_all: bool, keep_duration: str | None,
+@_kube_options
+def prune(name: str, prune_all: bool, keep_duration: str | None,
           keep_storage: str | None) -> int:
     """Remove build cache on every replica of builder NAME."""
     from kubectl_build import builder_cmds
@@ -303,17 +323,17 @@ def prune(options: Any, /, name: str, prune_all: bool, keep_duration: str | None
         all=prune_all, keep_duration_ns=duration,
         keep_bytes=builder_cmds.parse_size("--keep-storage", keep_storage) if keep_storage else 0,
     )
-    return builder_cmds.prune(options, name, prune_options, Console())
+    return builder_cmds.prune(_kube(), name, prune_options, Console())
 
 
 @buildkit.command(name="du", context_settings=CONTEXT_SETTINGS)
 @_NAME
-@click.pass_obj
-def du(options: Any, /, name: str) -> int:
+@_kube_options
+def du(name: str) -> int:
     """Show build cache disk usage on every replica of builder NAME."""
     from kubectl_build import builder_cmds
 
-    return builder_cmds.du(options, name, Console())
+    return builder_cmds.du(_kube(), name, Console())
 
 
 @buildkit.command(name="version")

@@ -108,7 +108,8 @@ def _container_problem(box: Mapping[str, Any], pod: str | None, image: str | Non
     if reason in ("ImagePullBackOff", "ErrImagePull"):
         shown = image or str(box.get("image") or "")
         return Problem(reason, f"image {shown}: {message}".rstrip(": "), pod,
-                       fatal=bool(_PERMANENT_PULL.search(message)),
+                       # ErrImagePull turns into ImagePullBackOff within seconds: report that.
+                       fatal=reason == "ImagePullBackOff" and bool(_PERMANENT_PULL.search(message)),
                        hint="check --image and that the nodes can pull it (registry, mirror, pull secret)")
     if reason in _FATAL_WAITING:
         return Problem(reason, message, pod, fatal=True, hint=_container_hint(message))

@@ -1,0 +1,298 @@
+"""`kubectl buildkit` builders on the test-bed cluster: create, ls, inspect, diff, rm, failures.
+
+They need `hack/testbed up cluster` (and core, for the node-local registry) running and
+FAIL, never skip, otherwise. Each test uses a fresh namespace and deletes it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kubectl_build.errors import ExitCode
+from tests.e2e.helpers import STATE, Run, run_cli
+
+pytestmark = pytest.mark.cluster
+
+CONTAINERD_WORKER_STATE = Path("/var/lib/buildkit")
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    if not path.exists():
+        pytest.fail(f"test-bed cluster not running ({path} missing): run hack/testbed up cluster")
+    pairs = (line.removeprefix("export ").split("=", 1) for line in path.read_text().splitlines()
+             if "=" in line and not line.startswith("#"))
+    return {k: v.strip("'\"") for k, v in pairs}
+
+
+@pytest.fixture(scope="module")
+def env() -> dict[str, str]:
+    found = _env_file(STATE / "cluster" / "env")
+    ready = subprocess.run(["kubectl", "--kubeconfig", found["KUBECONFIG"], "get", "--raw", "/readyz"],
+                           capture_output=True, text=True, timeout=30, check=False)
+    if ready.returncode != 0:
+        pytest.fail(f"test-bed cluster API not reachable: {ready.stderr.strip()}")
+    _shared_state_dir()
+    return found
+
+
+def _shared_state_dir() -> None:
+    """The containerd worker needs /var/lib/buildkit on a shared mount, as systemd nodes have.
+
+    The test bed's root mount is private (no systemd), so make just that directory a
+    shared mount point, once; idempotent. A real node needs nothing.
+    """
+    CONTAINERD_WORKER_STATE.mkdir(parents=True, exist_ok=True)
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == str(CONTAINERD_WORKER_STATE) and any(f.startswith("shared:") for f in fields[6:]):
+            return
+    path = str(CONTAINERD_WORKER_STATE)
+    if subprocess.run(["mountpoint", "-q", path], check=False).returncode != 0:
+        subprocess.run(["mount", "--bind", path, path], check=True)
+    subprocess.run(["mount", "--make-rshared", path], check=True)
+
+
+def kubectl(env: dict[str, str], *args: str, check: bool = True, timeout: float = 120,
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(["kubectl", "--kubeconfig", env["KUBECONFIG"], *args], input=stdin,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    if check:
+        assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+    return done
+
+
+@pytest.fixture
+def ns(env: dict[str, str]) -> Iterator[str]:
+    name = f"kb-bld-{uuid.uuid4().hex[:8]}"
+    kubectl(env, "create", "namespace", name)
+    yield name
+    kubectl(env, "delete", "namespace", name, "--wait=false", check=False)
+
+
+def buildkit(env: dict[str, str], ns: str, *args: str, kubeconfig: str | None = None,
+             timeout: float = 400) -> Run:
+    return run_cli(*args, "-n", ns, program="kubectl-buildkit", timeout=timeout,
+                   env={"KUBECONFIG": kubeconfig or env["KUBECONFIG"]})
+
+
+def containerd_flags(env: dict[str, str]) -> list[str]:
+    """The test bed's containerd lives at non-standard paths (its own root and state)."""
+    sock = env["KB_CLUSTER_CONTAINERD_SOCK"]
+    base = str(Path(sock).parent)
+    return ["--containerd-sock", sock, "--containerd-root", f"{base}/root", "--containerd-state", f"{base}/state"]
+
+
+def objects(env: dict[str, str], ns: str) -> list[str]:
+    out = kubectl(env, "-n", ns, "get", "deployments,statefulsets,replicasets,pods,configmaps,pvc",
+                  "-o", "name").stdout.split()
+    return [o for o in out if o != "configmap/kube-root-ca.crt"]
+
+
+def deployment(env: dict[str, str], ns: str, name: str = "buildkit") -> dict:  # type: ignore[type-arg]
+    return json.loads(kubectl(env, "-n", ns, "get", "deployment", name, "-o", "json").stdout)  # type: ignore[no-any-return]
+
+
+def test_containerd_builder_lifecycle(env: dict[str, str], ns: str) -> None:
+    run = buildkit(env, ns, "create", *containerd_flags(env), "--host-network")
+    assert run.code == 0, run.stderr
+    assert run.stdout == "buildkit\n"
+    assert "creating builder buildkit in namespace" in run.stderr and "(containerd worker" in run.stderr
+    pod = deployment(env, ns)["spec"]["template"]["spec"]
+    assert pod["containers"][0]["securityContext"] == {"privileged": True}
+
+    ls = buildkit(env, ns, "ls")
+    assert ls.code == 0, ls.stderr
+    header, row = ls.stdout.splitlines()
+    assert header.split() == ["NAME", "NAMESPACE", "WORKER", "PODS", "NODES", "IMAGE", "AGE"]
+    assert row.split()[:6] == ["buildkit", ns, "containerd", "1/1", env["KB_CLUSTER_NODE"],
+                               env["KB_CLUSTER_BUILDKIT_IMAGE"]]
+
+    inspect = buildkit(env, ns, "inspect")
+    assert inspect.code == 0, inspect.stderr
+    assert "BuildKit:  github.com/moby/buildkit v0.34.2" in inspect.stdout
+    assert "Worker:    containerd" in inspect.stdout and "linux/amd64" in inspect.stdout
+
+    # The worker really runs steps through the node's containerd, and the image lands in
+    # the kubelet's store (k8s.io).
+    _buildctl_build(env, ns, f"docker.io/library/kb-bld:{ns}")
+    images = kubectl(env, "get", "node", env["KB_CLUSTER_NODE"], "-o",
+                     "jsonpath={.status.images[*].names}", timeout=30).stdout
+    ctr = subprocess.run(["ctr", "-a", env["KB_CLUSTER_CONTAINERD_SOCK"], "-n", "k8s.io", "images", "ls", "-q"],
+                         capture_output=True, text=True, check=False)
+    assert f"docker.io/library/kb-bld:{ns}" in ctr.stdout + images
+
+    _diff_then_force(env, ns)
+
+    rm = buildkit(env, ns, "rm", "buildkit")
+    assert rm.code == 0, rm.stderr
+    assert objects(env, ns) == []
+    again = buildkit(env, ns, "rm", "buildkit")
+    assert again.code == ExitCode.BUILDER and "no builder buildkit" in again.stderr
+
+
+def _buildctl_build(env: dict[str, str], ns: str, name: str) -> None:
+    pod = kubectl(env, "-n", ns, "get", "pod", "-l", "kubectl-build.dev/builder=buildkit", "-o",
+                  "jsonpath={.items[0].metadata.name}").stdout
+    script = (
+        "set -e; d=$(mktemp -d); cd $d; echo s3cr3t > s; "
+        "printf 'FROM 127.0.0.1:5000/library/busybox:1.36 AS a\\nRUN echo from-a > /a\\n"
+        "FROM 127.0.0.1:5000/library/busybox:1.36\\nRUN --mount=type=secret,id=s cp /run/secrets/s /got\\n"
+        "RUN --mount=from=a,target=/m cat /m/a /got\\n' > Dockerfile; "
+        "buildctl build --frontend dockerfile.v0 --local context=. --local dockerfile=. --secret id=s,src=s "
+        f"--progress plain --output type=image,name={name} 2>&1"
+    )
+    done = kubectl(env, "-n", ns, "exec", pod, "--", "sh", "-c", script, check=False, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert "from-a" in done.stdout and "s3cr3t" in done.stdout
+
+
+def _diff_then_force(env: dict[str, str], ns: str) -> None:
+    other = "docker.io/moby/buildkit:v0.34.2-rootless"
+    run = buildkit(env, ns, "create", *containerd_flags(env), "--host-network", "--image", other)
+    assert run.code == ExitCode.BUILDER, run.stderr
+    assert f"  image: {env['KB_CLUSTER_BUILDKIT_IMAGE']} -> {other}" in run.stderr
+    assert "exists with a different spec (image: see above); pass --force to update it" in run.stderr
+    assert deployment(env, ns)["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        env["KB_CLUSTER_BUILDKIT_IMAGE"]
+    # same spec again: nothing to do
+    same = buildkit(env, ns, "create", *containerd_flags(env), "--host-network")
+    assert same.code == 0 and "already exists" in same.stderr, same.stderr
+    forced = buildkit(env, ns, "create", *containerd_flags(env), "--host-network", "--env", "KB_E2E=1",
+                      "--requests", "cpu=10m", "--force")
+    assert forced.code == 0, forced.stderr
+    assert "  env: " in forced.stderr and "updating builder buildkit" in forced.stderr
+    box = deployment(env, ns)["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "KB_E2E", "value": "1"} in box["env"] and box["resources"]["requests"] == {"cpu": "10m"}
+    pods = kubectl(env, "-n", ns, "get", "pods", "-o", "json").stdout
+    assert len(json.loads(pods)["items"]) == 1  # the old pod is gone, the new one ready
+
+
+def test_runc_builder_with_host_network_du_and_prune(env: dict[str, str], ns: str) -> None:
+    run = buildkit(env, ns, "create", "rb", "--worker", "runc", "--host-network", "--replicas", "1")
+    assert run.code == 0, run.stderr
+    pod = deployment(env, ns, "rb")["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True and not any("hostPath" in v for v in pod["volumes"])
+    inspect = buildkit(env, ns, "inspect", "rb")
+    assert inspect.code == 0 and "Worker:    oci" in inspect.stdout, inspect.stdout + inspect.stderr
+    du = buildkit(env, ns, "du", "rb")
+    assert du.code == 0, du.stderr
+    assert du.stdout.splitlines()[0].split() == ["POD", "NODE", "RECORDS", "SIZE", "RECLAIMABLE"]
+    assert du.stdout.splitlines()[-1].startswith("TOTAL")
+    prune = buildkit(env, ns, "prune", "rb", "--all", "--keep-duration", "1h")
+    assert prune.code == 0 and prune.stdout.startswith("Total: "), prune.stderr
+    assert buildkit(env, ns, "rm", "rb").code == 0
+    assert objects(env, ns) == []
+
+
+def test_unpullable_image_fails_with_the_reason_and_leaves_nothing(env: dict[str, str], ns: str) -> None:
+    image = "docker.io/moby/buildkit:no-such-tag"
+    started = time.monotonic()
+    run = buildkit(env, ns, "create", "--worker", "runc", "--image", image, "--timeout", "150s")
+    elapsed = time.monotonic() - started
+    assert run.code == ExitCode.BUILDER, run.stderr
+    error = run.stderr.splitlines()[-1]
+    assert error.startswith("error: builder buildkit in namespace") and "ImagePullBackOff" in error, error
+    assert image in error and f"kubectl -n {ns} describe pod buildkit-" in error
+    assert "removing builder buildkit, which never became ready" in run.stderr
+    assert elapsed < 150
+    assert objects(env, ns) == []
+
+
+def test_pod_security_baseline_fails_early(env: dict[str, str], ns: str) -> None:
+    kubectl(env, "label", "namespace", ns, "pod-security.kubernetes.io/enforce=baseline")
+    for worker in ("runc", "rootless"):
+        run = buildkit(env, ns, "create", "--worker", worker, timeout=60)
+        assert run.code == ExitCode.BUILDER, run.stderr
+        assert "Pod Security level 'baseline'" in run.stderr
+        assert "pod-security.kubernetes.io/enforce=privileged" in run.stderr
+    assert objects(env, ns) == []
+
+
+def test_parallel_ensure_makes_one_builder(env: dict[str, str], ns: str) -> None:
+    from kubectl_build.console import Console
+    from kubectl_build.kube.builder import BuilderSpec, ensure_builder
+    from kubectl_build.kube.config import KubeOptions, connect
+
+    spec = BuilderSpec(worker="runc", host_network=True)
+    results: list[object] = []
+
+    def one() -> None:
+        kube = connect(KubeOptions(kubeconfig=env["KUBECONFIG"], namespace=ns))
+        try:
+            results.append(ensure_builder(kube, spec, Console(quiet=True), timeout=180))
+        except Exception as err:  # noqa: BLE001 - reported by the assertion below
+            results.append(err)
+
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert len(results) == 3 and all(getattr(r, "ready_pods", None) for r in results), results
+    names = kubectl(env, "-n", ns, "get", "deployments", "-o", "name").stdout.split()
+    assert names == ["deployment.apps/buildkit"]
+
+
+def _sa_kubeconfig(env: dict[str, str], ns: str, tmp_path: Path) -> str:
+    """A kubeconfig for a ServiceAccount that may use builders but not create them."""
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "builder-user"},
+        "rules": [
+            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create"]},
+            {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create", "get"]},
+        ],
+    }
+    kubectl(env, "-n", ns, "apply", "-f", "-", stdin=json.dumps(role))
+    kubectl(env, "-n", ns, "create", "serviceaccount", "dev")
+    kubectl(env, "-n", ns, "create", "rolebinding", "dev", "--role=builder-user", f"--serviceaccount={ns}:dev")
+    token = kubectl(env, "-n", ns, "create", "token", "dev", "--duration=1h").stdout.strip()
+    admin = json.loads(kubectl(env, "config", "view", "--raw", "--minify", "-o", "json").stdout)
+    cluster = admin["clusters"][0]
+    config = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "dev",
+        "clusters": [cluster],
+        "users": [{"name": "dev", "user": {"token": token}}],
+        "contexts": [{"name": "dev", "context": {"cluster": cluster["name"], "user": "dev", "namespace": ns}}],
+    }
+    path = tmp_path / "dev.kubeconfig"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def test_rbac_user_uses_existing_builder_but_cannot_create(env: dict[str, str], ns: str,
+                                                           tmp_path: Path) -> None:
+    from kubectl_build.console import Console
+    from kubectl_build.errors import BuilderError
+    from kubectl_build.kube.builder import BuilderSpec, ensure_builder, find_builder
+    from kubectl_build.kube.config import KubeOptions, connect
+
+    assert buildkit(env, ns, "create", "--worker", "runc", "--host-network").code == 0
+    dev = _sa_kubeconfig(env, ns, tmp_path)
+    kube = connect(KubeOptions(kubeconfig=dev))
+    found = find_builder(kube, "buildkit")
+    assert found is not None and found.ready_pods() and found.worker == "runc"
+    used = ensure_builder(kube, BuilderSpec(), Console(quiet=True), timeout=30)
+    assert used.ready_pods()[0].name == found.ready_pods()[0].name
+
+    ls = buildkit(env, ns, "ls", kubeconfig=dev)
+    assert ls.code == 0 and ls.stdout.splitlines()[1].split()[:4] == ["buildkit", ns, "runc", "1/1"], ls.stderr
+    inspect = buildkit(env, ns, "inspect", kubeconfig=dev)  # exec into the pod: allowed
+    assert inspect.code == 0 and "BuildKit:  github.com/moby/buildkit v0.34.2" in inspect.stdout, inspect.stderr
+
+    with pytest.raises(BuilderError, match="forbidden"):
+        ensure_builder(kube, BuilderSpec(name="mine", worker="runc"), Console(quiet=True), timeout=30)
+    run = buildkit(env, ns, "create", "mine", "--worker", "runc", kubeconfig=dev)
+    assert run.code == ExitCode.BUILDER, run.stderr
+    error = run.stderr.splitlines()[-1]
+    assert error.startswith(f"error: cannot create configmap mine in namespace {ns}: forbidden"), error
+    assert f"kubectl buildkit create -n {ns}" in error
+    assert [o for o in objects(env, ns) if "mine" in o] == []
