@@ -83,7 +83,25 @@ class _Bridge:
         return [self._kubectl, *self.kubectl_args, "-n", self.target.namespace, "exec",
                 "-i", self.target.pod, "-c", self.target.container, "--", *DIAL]
 
+    def _adopt_early(self, conn: socket.socket) -> bool:
+        from kubectl_build.kube import prespawn
+
+        if not hasattr(os, "splice"):  # Linux only; elsewhere the exec starts on accept
+            return False
+        key = (self.target.namespace, self.target.pod, self.target.container,
+               tuple(self.kubectl_args))
+        early = prespawn.take(key)
+        if early is None:
+            return False
+        self._children.append(early.process)
+        for src, dst in ((conn, early.sock), (early.sock, conn)):
+            threading.Thread(target=_splice, args=(src, dst), name="kb-splice",
+                             daemon=True).start()
+        return True
+
     def _spawn_kubectl(self, conn: socket.socket) -> None:
+        if self._adopt_early(conn):
+            return
         # The socket itself is the child's stdin and stdout: no Python in the data path.
         child = subprocess.Popen(self.kubectl_command(), stdin=conn.fileno(), stdout=conn.fileno(),
                                  stderr=subprocess.DEVNULL, close_fds=True)
@@ -102,6 +120,27 @@ class _Bridge:
             except subprocess.TimeoutExpired:
                 child.kill()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _splice(src: socket.socket, dst: socket.socket) -> None:
+    """Move bytes src → dst in the kernel (a pipe in between), until EOF."""
+    read_end, write_end = os.pipe()
+    try:
+        while True:
+            moved = os.splice(src.fileno(), write_end, 1 << 20)
+            if moved == 0:
+                break
+            while moved:
+                moved -= os.splice(read_end, dst.fileno(), moved)
+    except OSError:
+        pass
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
 
 def _websocket_pump(kube: Kube, target: PodTarget, conn: socket.socket) -> None:
