@@ -15,6 +15,7 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,3 +180,39 @@ class RegistryClient:
             body=manifest.body,
         )
         return manifest.digest
+
+
+def fetch_pushed(client: RegistryClient, repository: str,
+                 digests: Sequence[str]) -> tuple[tuple[Manifest, ...], dict[str, bytes]]:
+    """What builders pushed by digest, plus the config blobs of single image manifests.
+
+    The configs give the platform of an image manifest that no index describes; merge the
+    result with ``imageindex.merge_index``.
+
+    Raises:
+        RegistryError: a manifest is missing or its bytes do not match its digest.
+    """
+    manifests = []
+    configs: dict[str, bytes] = {}
+    for digest in digests:
+        manifest = client.manifest(repository, digest)
+        if manifest.digest != digest:
+            raise RegistryError(f"{repository}@{digest} came back with digest {manifest.digest}",
+                                "the registry changed the manifest; check its storage and proxies")
+        manifests.append(manifest)
+        if manifest.media_type in (OCI_MANIFEST, DOCKER_MANIFEST):
+            config = manifest.json().get("config", {}).get("digest", "")
+            configs[config] = client.blob(repository, config)
+    return tuple(manifests), configs
+
+
+def push_index(client: RegistryClient, repository: str, tags: Sequence[str],
+               index: Manifest) -> str:
+    """PUT ``index`` under every tag of ``repository``; returns its digest.
+
+    Its children must already be in ``repository``: each builder pushed them there by digest.
+    Without tags the index is put under its own digest, so it still exists in the registry.
+    """
+    for tag in tags or (index.digest,):
+        client.put_manifest(repository, tag, index)
+    return index.digest
