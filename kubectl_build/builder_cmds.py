@@ -191,15 +191,40 @@ def ls(options: KubeOptions, console: Console, now: datetime | None = None) -> i
     return 0
 
 
-def rm(options: KubeOptions, names: Sequence[str], console: Console, *, timeout: float) -> int:
-    """``kubectl buildkit rm``: every object goes, and its pods are waited for."""
-    from kubectl_build.kube.builder import remove_builder
+def rm(options: KubeOptions, names: Sequence[str], console: Console, *, timeout: float,
+       keep_cache: bool = False) -> int:
+    """``kubectl buildkit rm``: every object goes, and its pods are waited for.
+
+    A containerd worker's cache lives in the node's containerd (snapshots and content
+    held by leases), not in any Kubernetes object: it is pruned first, so removing the
+    builder leaves nothing behind on the nodes either, unless `keep_cache`.
+    """
+    from kubectl_build.kube.builder import find_builder, remove_builder
 
     kube = _connect(options)
     for name in names:
+        builder = find_builder(kube, name)
+        if builder is not None and builder.worker == "containerd" and not keep_cache:
+            _release_node_cache(kube, builder, console)
         remove_builder(kube, name, timeout=timeout)
         console.info(f"removed builder {name} from namespace {kube.namespace}")
     return 0
+
+
+def _release_node_cache(kube: Kube, builder: Builder, console: Console) -> None:
+    from kubectl_build._proto import control_pb2
+    from kubectl_build.errors import KubectlBuildError
+
+    for pod in builder.ready_pods():
+        try:
+            with _client(kube, builder, pod) as client:
+                removed = client.prune(control_pb2.PruneRequest(all=True), timeout=120)
+        except KubectlBuildError as err:
+            # Removal still goes ahead; the user learns what may be left on the node.
+            console.info(f"warning: could not release the build cache of {pod.name} on {pod.node} "
+                         f"({err.one_line()}); containerd keeps it until pruned")
+            continue
+        console.info(f"released {human_bytes(sum(r.size for r in removed))} of build cache on {pod.node}")
 
 
 def _find(kube: Kube, name: str) -> Builder:

@@ -298,13 +298,17 @@ def inspect(name: str) -> int:
 
 @buildkit.command(name="rm", context_settings=CONTEXT_SETTINGS)
 @click.argument("names", metavar="NAME...", nargs=-1, required=True)
+@click.option("--keep-cache", is_flag=True,
+              help="containerd worker: leave its build cache in the nodes' containerd.")
 @_timeout_option("120s")
 @_kube_options
-def rm(names: tuple[str, ...], timeout: str) -> int:
-    """Remove builders: workload, ConfigMap and cache volumes; waits for the pods to go."""
+def rm(names: tuple[str, ...], keep_cache: bool, timeout: str) -> int:
+    """Remove builders: workload, ConfigMap, cache volumes and (containerd worker) the
+    build cache in the nodes' containerd; waits for the pods to go."""
     from kubectl_build import builder_cmds
 
-    return builder_cmds.rm(_kube(), names, Console(), timeout=_seconds("--timeout", timeout))
+    return builder_cmds.rm(_kube(), names, Console(), timeout=_seconds("--timeout", timeout),
+                           keep_cache=keep_cache)
 
 
 @buildkit.command(name="prune", context_settings=CONTEXT_SETTINGS)

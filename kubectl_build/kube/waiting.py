@@ -161,9 +161,11 @@ def _event_time(event: Mapping[str, Any]) -> str:
 
 
 def last_line(log: str) -> str:
-    """The last non-empty line of a container log (why it crashed)."""
+    """The line of a crashed container's log that says why: the last error, else the last line."""
     lines = [line.strip() for line in log.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    # rootlesskit ends with a bare ": exit status 1" after the line that matters.
+    errors = [line for line in lines if re.search(r"error|fatal|panic", line, re.IGNORECASE)]
+    return (errors or lines or [""])[-1]
 
 
 # ---------------------------------------------------------------------------- reading the cluster

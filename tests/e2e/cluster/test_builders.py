@@ -7,6 +7,7 @@ FAIL, never skip, otherwise. Each test uses a fresh namespace and deletes it.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import threading
 import time
@@ -27,16 +28,24 @@ CONTAINERD_WORKER_STATE = Path("/var/lib/buildkit")
 def _env_file(path: Path) -> dict[str, str]:
     if not path.exists():
         pytest.fail(f"test-bed cluster not running ({path} missing): run hack/testbed up cluster")
-    pairs = (line.removeprefix("export ").split("=", 1) for line in path.read_text().splitlines()
-             if "=" in line and not line.startswith("#"))
+    pairs = (
+        line.removeprefix("export ").split("=", 1)
+        for line in path.read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
     return {k: v.strip("'\"") for k, v in pairs}
 
 
 @pytest.fixture(scope="module")
 def env() -> dict[str, str]:
     found = _env_file(STATE / "cluster" / "env")
-    ready = subprocess.run(["kubectl", "--kubeconfig", found["KUBECONFIG"], "get", "--raw", "/readyz"],
-                           capture_output=True, text=True, timeout=30, check=False)
+    ready = subprocess.run(
+        ["kubectl", "--kubeconfig", found["KUBECONFIG"], "get", "--raw", "/readyz"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     if ready.returncode != 0:
         pytest.fail(f"test-bed cluster API not reachable: {ready.stderr.strip()}")
     _shared_state_dir()
@@ -60,10 +69,17 @@ def _shared_state_dir() -> None:
     subprocess.run(["mount", "--make-rshared", path], check=True)
 
 
-def kubectl(env: dict[str, str], *args: str, check: bool = True, timeout: float = 120,
-            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(["kubectl", "--kubeconfig", env["KUBECONFIG"], *args], input=stdin,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+def kubectl(
+    env: dict[str, str], *args: str, check: bool = True, timeout: float = 120, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        ["kubectl", "--kubeconfig", env["KUBECONFIG"], *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if check:
         assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
     return done
@@ -75,24 +91,47 @@ def ns(env: dict[str, str]) -> Iterator[str]:
     kubectl(env, "create", "namespace", name)
     yield name
     kubectl(env, "delete", "namespace", name, "--wait=false", check=False)
+    _forget_state_dir(CONTAINERD_WORKER_STATE / name)
 
 
-def buildkit(env: dict[str, str], ns: str, *args: str, kubeconfig: str | None = None,
-             timeout: float = 400) -> Run:
-    return run_cli(*args, "-n", ns, program="kubectl-buildkit", timeout=timeout,
-                   env={"KUBECONFIG": kubeconfig or env["KUBECONFIG"]})
+def _forget_state_dir(path: Path) -> None:
+    """Delete a containerd worker's node directory once nothing is mounted under it."""
+    mounted = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    if path.exists() and not any(m == str(path) or m.startswith(f"{path}/") for m in mounted):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def buildkit(
+    env: dict[str, str], ns: str, *args: str, kubeconfig: str | None = None, timeout: float = 400
+) -> Run:
+    return run_cli(
+        *args,
+        "-n",
+        ns,
+        program="kubectl-buildkit",
+        timeout=timeout,
+        env={"KUBECONFIG": kubeconfig or env["KUBECONFIG"]},
+    )
 
 
 def containerd_flags(env: dict[str, str]) -> list[str]:
     """The test bed's containerd lives at non-standard paths (its own root and state)."""
     sock = env["KB_CLUSTER_CONTAINERD_SOCK"]
     base = str(Path(sock).parent)
-    return ["--containerd-sock", sock, "--containerd-root", f"{base}/root", "--containerd-state", f"{base}/state"]
+    return [
+        "--containerd-sock",
+        sock,
+        "--containerd-root",
+        f"{base}/root",
+        "--containerd-state",
+        f"{base}/state",
+    ]
 
 
 def objects(env: dict[str, str], ns: str) -> list[str]:
-    out = kubectl(env, "-n", ns, "get", "deployments,statefulsets,replicasets,pods,configmaps,pvc",
-                  "-o", "name").stdout.split()
+    out = kubectl(
+        env, "-n", ns, "get", "deployments,statefulsets,replicasets,pods,configmaps,pvc", "-o", "name"
+    ).stdout.split()
     return [o for o in out if o != "configmap/kube-root-ca.crt"]
 
 
@@ -112,8 +151,14 @@ def test_containerd_builder_lifecycle(env: dict[str, str], ns: str) -> None:
     assert ls.code == 0, ls.stderr
     header, row = ls.stdout.splitlines()
     assert header.split() == ["NAME", "NAMESPACE", "WORKER", "PODS", "NODES", "IMAGE", "AGE"]
-    assert row.split()[:6] == ["buildkit", ns, "containerd", "1/1", env["KB_CLUSTER_NODE"],
-                               env["KB_CLUSTER_BUILDKIT_IMAGE"]]
+    assert row.split()[:6] == [
+        "buildkit",
+        ns,
+        "containerd",
+        "1/1",
+        env["KB_CLUSTER_NODE"],
+        env["KB_CLUSTER_BUILDKIT_IMAGE"],
+    ]
 
     inspect = buildkit(env, ns, "inspect")
     assert inspect.code == 0, inspect.stderr
@@ -123,24 +168,39 @@ def test_containerd_builder_lifecycle(env: dict[str, str], ns: str) -> None:
     # The worker really runs steps through the node's containerd, and the image lands in
     # the kubelet's store (k8s.io).
     _buildctl_build(env, ns, f"docker.io/library/kb-bld:{ns}")
-    images = kubectl(env, "get", "node", env["KB_CLUSTER_NODE"], "-o",
-                     "jsonpath={.status.images[*].names}", timeout=30).stdout
-    ctr = subprocess.run(["ctr", "-a", env["KB_CLUSTER_CONTAINERD_SOCK"], "-n", "k8s.io", "images", "ls", "-q"],
-                         capture_output=True, text=True, check=False)
+    images = kubectl(
+        env, "get", "node", env["KB_CLUSTER_NODE"], "-o", "jsonpath={.status.images[*].names}", timeout=30
+    ).stdout
+    ctr = subprocess.run(
+        ["ctr", "-a", env["KB_CLUSTER_CONTAINERD_SOCK"], "-n", "k8s.io", "images", "ls", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert f"docker.io/library/kb-bld:{ns}" in ctr.stdout + images
 
     _diff_then_force(env, ns)
 
     rm = buildkit(env, ns, "rm", "buildkit")
     assert rm.code == 0, rm.stderr
+    assert f"of build cache on {env['KB_CLUSTER_NODE']}" in rm.stderr  # containerd's leases released
     assert objects(env, ns) == []
     again = buildkit(env, ns, "rm", "buildkit")
     assert again.code == ExitCode.BUILDER and "no builder buildkit" in again.stderr
 
 
 def _buildctl_build(env: dict[str, str], ns: str, name: str) -> None:
-    pod = kubectl(env, "-n", ns, "get", "pod", "-l", "kubectl-build.dev/builder=buildkit", "-o",
-                  "jsonpath={.items[0].metadata.name}").stdout
+    pod = kubectl(
+        env,
+        "-n",
+        ns,
+        "get",
+        "pod",
+        "-l",
+        "kubectl-build.dev/builder=buildkit",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ).stdout
     script = (
         "set -e; d=$(mktemp -d); cd $d; echo s3cr3t > s; "
         "printf 'FROM 127.0.0.1:5000/library/busybox:1.36 AS a\\nRUN echo from-a > /a\\n"
@@ -160,13 +220,25 @@ def _diff_then_force(env: dict[str, str], ns: str) -> None:
     assert run.code == ExitCode.BUILDER, run.stderr
     assert f"  image: {env['KB_CLUSTER_BUILDKIT_IMAGE']} -> {other}" in run.stderr
     assert "exists with a different spec (image: see above); pass --force to update it" in run.stderr
-    assert deployment(env, ns)["spec"]["template"]["spec"]["containers"][0]["image"] == \
-        env["KB_CLUSTER_BUILDKIT_IMAGE"]
+    assert (
+        deployment(env, ns)["spec"]["template"]["spec"]["containers"][0]["image"]
+        == env["KB_CLUSTER_BUILDKIT_IMAGE"]
+    )
     # same spec again: nothing to do
     same = buildkit(env, ns, "create", *containerd_flags(env), "--host-network")
     assert same.code == 0 and "already exists" in same.stderr, same.stderr
-    forced = buildkit(env, ns, "create", *containerd_flags(env), "--host-network", "--env", "KB_E2E=1",
-                      "--requests", "cpu=10m", "--force")
+    forced = buildkit(
+        env,
+        ns,
+        "create",
+        *containerd_flags(env),
+        "--host-network",
+        "--env",
+        "KB_E2E=1",
+        "--requests",
+        "cpu=10m",
+        "--force",
+    )
     assert forced.code == 0, forced.stderr
     assert "  env: " in forced.stderr and "updating builder buildkit" in forced.stderr
     box = deployment(env, ns)["spec"]["template"]["spec"]["containers"][0]
@@ -244,7 +316,9 @@ def test_parallel_ensure_makes_one_builder(env: dict[str, str], ns: str) -> None
 def _sa_kubeconfig(env: dict[str, str], ns: str, tmp_path: Path) -> str:
     """A kubeconfig for a ServiceAccount that may use builders but not create them."""
     role = {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "builder-user"},
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "builder-user"},
         "rules": [
             {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list"]},
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create"]},
@@ -253,23 +327,30 @@ def _sa_kubeconfig(env: dict[str, str], ns: str, tmp_path: Path) -> str:
     }
     kubectl(env, "-n", ns, "apply", "-f", "-", stdin=json.dumps(role))
     kubectl(env, "-n", ns, "create", "serviceaccount", "dev")
-    kubectl(env, "-n", ns, "create", "rolebinding", "dev", "--role=builder-user", f"--serviceaccount={ns}:dev")
+    kubectl(
+        env, "-n", ns, "create", "rolebinding", "dev", "--role=builder-user", f"--serviceaccount={ns}:dev"
+    )
     token = kubectl(env, "-n", ns, "create", "token", "dev", "--duration=1h").stdout.strip()
     admin = json.loads(kubectl(env, "config", "view", "--raw", "--minify", "-o", "json").stdout)
     cluster = admin["clusters"][0]
     config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "dev",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "dev",
         "clusters": [cluster],
         "users": [{"name": "dev", "user": {"token": token}}],
-        "contexts": [{"name": "dev", "context": {"cluster": cluster["name"], "user": "dev", "namespace": ns}}],
+        "contexts": [
+            {"name": "dev", "context": {"cluster": cluster["name"], "user": "dev", "namespace": ns}}
+        ],
     }
     path = tmp_path / "dev.kubeconfig"
     path.write_text(json.dumps(config))
     return str(path)
 
 
-def test_rbac_user_uses_existing_builder_but_cannot_create(env: dict[str, str], ns: str,
-                                                           tmp_path: Path) -> None:
+def test_rbac_user_uses_existing_builder_but_cannot_create(
+    env: dict[str, str], ns: str, tmp_path: Path
+) -> None:
     from kubectl_build.console import Console
     from kubectl_build.errors import BuilderError
     from kubectl_build.kube.builder import BuilderSpec, ensure_builder, find_builder
@@ -284,9 +365,13 @@ def test_rbac_user_uses_existing_builder_but_cannot_create(env: dict[str, str], 
     assert used.ready_pods()[0].name == found.ready_pods()[0].name
 
     ls = buildkit(env, ns, "ls", kubeconfig=dev)
-    assert ls.code == 0 and ls.stdout.splitlines()[1].split()[:4] == ["buildkit", ns, "runc", "1/1"], ls.stderr
+    assert ls.code == 0 and ls.stdout.splitlines()[1].split()[:4] == ["buildkit", ns, "runc", "1/1"], (
+        ls.stderr
+    )
     inspect = buildkit(env, ns, "inspect", kubeconfig=dev)  # exec into the pod: allowed
-    assert inspect.code == 0 and "BuildKit:  github.com/moby/buildkit v0.34.2" in inspect.stdout, inspect.stderr
+    assert inspect.code == 0 and "BuildKit:  github.com/moby/buildkit v0.34.2" in inspect.stdout, (
+        inspect.stderr
+    )
 
     with pytest.raises(BuilderError, match="forbidden"):
         ensure_builder(kube, BuilderSpec(name="mine", worker="runc"), Console(quiet=True), timeout=30)

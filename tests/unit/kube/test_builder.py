@@ -531,6 +531,8 @@ def test_poll_is_bounded() -> None:
     assert poll(lambda: None, timeout=2.5, clock=lambda: now[0], sleep=sleep) is None
     assert now[0] == 2.5
     assert last_line("a\n\nlast one\n\n") == "last one" and last_line("") == ""
+    log = "[rootlesskit:parent] error: failed to setup UID/GID map: newuidmap failed\n: exit status 1\n"
+    assert last_line(log).startswith("[rootlesskit:parent] error: failed to setup UID/GID map")
 
 
 def test_ls_rows_and_age() -> None:
