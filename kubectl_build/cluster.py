@@ -30,8 +30,10 @@ CREDENTIALS_TIMEOUT = 60.0
 class DeferredCredentials(CredentialStore):
     """Credentials read in a background thread; lookups wait for them (bounded)."""
 
-    def __init__(self, load: Callable[[], tuple[CredentialStore, str | None]]) -> None:
+    def __init__(self, load: Callable[[], tuple[CredentialStore, str | None]],
+                 console: Console) -> None:
         super().__init__()
+        self._console = console
         self._done = threading.Event()
         self._store = CredentialStore()
         self._secret: str | None = None
@@ -40,8 +42,9 @@ class DeferredCredentials(CredentialStore):
     def _run(self, load: Callable[[], tuple[CredentialStore, str | None]]) -> None:
         try:
             self._store, self._secret = load()
-        except KubectlBuildError:
-            pass  # the builder-named Secret is optional: anonymous access
+        except KubectlBuildError as err:
+            # The builder-named Secret is optional: anonymous access.
+            self._console.trace(f"registry secret not used: {err.one_line()}")
         finally:
             self._done.set()
 
@@ -178,7 +181,8 @@ def _warm_target(options: BuildOptions, entry: warm.WarmEntry, stack: ExitStack,
         store, secret = _read_credentials(options)  # an explicit Secret must exist: check now
         credentials: CredentialStore = store
     else:
-        credentials, secret = DeferredCredentials(lambda: _read_credentials(options)), None
+        credentials = DeferredCredentials(lambda: _read_credentials(options), console)
+        secret = None
     return ClusterTarget([client], credentials, entry.worker, options.builder, entry.namespace,
                          secret)
 
