@@ -8,12 +8,14 @@ Worker modes and why their pods look as they do:
 
 * containerd: buildkitd drives the node's containerd, so built images land in the
   store the kubelet runs pods from. containerd and its shims run on the host and are
-  handed paths by buildkitd (snapshot mounts, bundle files, FIFOs, secret tmpfs), so
-  every such directory is a hostPath mounted at the *same* path, Bidirectional where
-  buildkitd creates mounts the host must see. Its state is
-  /var/lib/buildkit/NAMESPACE/NAME on the node, so builders of the same name in two
-  namespaces never share a bolt database; at most one replica per node (required
-  anti-affinity) and Recreate updates for the same reason.
+  handed paths by buildkitd (socket, snapshot directories, FIFOs), so each is a
+  hostPath mounted at the *same* path. buildkitd mounts every RUN step's root file
+  system (and secret tmpfs) under its TMPDIR, set to its state directory
+  /var/lib/buildkit/NAMESPACE/NAME on the node: the one Bidirectional mount, so the node
+  needs only that directory on a shared mount (systemd nodes have / shared). The
+  namespace in the path keeps same-named builders of two namespaces apart (one bolt
+  database each); at most one replica per node (required anti-affinity) and Recreate
+  updates for the same reason.
 * runc: self-contained (push/export only); state in an emptyDir, or with a cache size
   in one PersistentVolumeClaim per replica (a StatefulSet), so the cache survives
   restarts and upgrades.
@@ -28,7 +30,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kubectl_build import __version__
@@ -301,7 +305,25 @@ def builder_diff(existing: Mapping[str, Any], wanted: Mapping[str, Any]) -> list
     adds to an existing object never show up as differences.
     """
     old, new = facts(existing), facts(wanted)
-    return [f"{key}: {old[key]} -> {new[key]}" for key in new if old.get(key) != new[key]]
+    return [f"{key}: {old[key]} -> {new[key]}" for key in new
+            if old.get(key) != new[key] and _quantities(old.get(key, "")) != _quantities(new[key])]
+
+
+_SUFFIX = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
+           "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9, "T": Decimal(10) ** 12,
+           "P": Decimal(10) ** 15, "E": Decimal(10) ** 18, "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20,
+           "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40, "Pi": Decimal(2) ** 50, "Ei": Decimal(2) ** 60}
+_QUANTITY = re.compile(r'"([0-9.]+(?:[eE][-+]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]?)"')
+
+
+def _quantities(text: str) -> str:
+    """`text` with Kubernetes quantities in their value, so 1024Mi equals the API's 1Gi."""
+    def value(match: re.Match[str]) -> str:
+        try:
+            return str((Decimal(match.group(1)) * _SUFFIX[match.group(2)]).normalize())
+        except (InvalidOperation, KeyError):
+            return match.group(0)
+    return _QUANTITY.sub(value, text)
 
 
 def facts(manifest: Mapping[str, Any]) -> dict[str, str]:
@@ -329,7 +351,7 @@ def facts(manifest: Mapping[str, Any]) -> dict[str, str]:
         "host network": str(bool(pod.get("hostNetwork"))).lower(),
         "host paths": ", ".join(host_paths) or "(none)",
         "config": f"sha256:{config[:12]}" if config else "(none)",
-        "cache volume": str(requests.get("storage") or "(none)"),
+        "cache volume": json.dumps(requests.get("storage") or "(none)"),
     }
 
 

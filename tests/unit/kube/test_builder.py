@@ -366,6 +366,18 @@ def test_no_diff_against_the_api_form_of_the_same_spec() -> None:
         assert m.builder_diff(as_api(wanted), wanted) == []
 
 
+def test_diff_compares_quantities_by_value() -> None:
+    old = as_api(m.workload(spec(worker="runc", requests={"cpu": "1", "memory": "1Gi"}), "ns"))
+    same = m.workload(spec(worker="runc", requests={"cpu": "1000m", "memory": "1024Mi"}), "ns")
+    assert m.builder_diff(old, same) == []
+    more = m.workload(spec(worker="runc", requests={"cpu": "1100m", "memory": "1Gi"}), "ns")
+    assert m.builder_diff(old, more) == [
+        'resources: {"requests":{"cpu":"1","memory":"1Gi"}} -> {"requests":{"cpu":"1100m","memory":"1Gi"}}'
+    ]
+    sts = as_api(m.workload(spec(worker="runc", cache_volume="10Gi"), "ns"))
+    assert m.builder_diff(sts, m.workload(spec(worker="runc", cache_volume="10240Mi"), "ns")) == []
+
+
 def test_diff_lines_name_what_changed() -> None:
     old = as_api(m.workload(spec(), "ns"))
     new = m.workload(spec(image="docker.io/moby/buildkit:v0.35.0", replicas=2), "ns")
