@@ -75,7 +75,7 @@ class Dockerfile:
     def stages(self) -> tuple[tuple[Instruction, ...], ...]:
         """Each stage's instructions, its FROM first."""
         starts = [i for i, ins in enumerate(self.instructions) if ins.keyword == "FROM"]
-        ends = [*starts[1:], len(self.instructions)]
+        ends = [*starts[1:], len(self.instructions)] if starts else []
         return tuple(self.instructions[s:e] for s, e in zip(starts, ends, strict=True))
 
     def _first_from(self) -> int:
