@@ -289,14 +289,14 @@ def _plan_one(platform: Platform, request: PlanRequest, cluster: Cluster) -> Pla
         return PlanFailure(platform, f"no builder can produce {platform.os} images",
                            "build for linux or windows platforms")
     analysis = _analysis(platform, builder.platform, request)
-    windows = analysis.windows_run_stages
-    if windows:
-        lines = ", ".join(str(line) for stage in windows for line in stage.run_lines)
-        return PlanFailure(platform, f"stage {windows[0].label} runs RUN on {windows[0].platform} "
-                           f"at line {lines}, but Linux builders can only copy files into Windows images",
-                           "build that stage FROM --platform=$BUILDPLATFORM, or drop RUN from it")
+    failure = _windows_failure(platform, analysis)
+    if failure is not None:
+        return failure
     if worker_runs(builder.platform, builder.reported, platform):
-        return _on_default(platform, "native", f"{builder.platform.architecture} node", analysis, cluster)
+        arch = builder.platform.architecture
+        why = f"{arch} node" + ("" if serves_natively(builder.platform, platform)
+                                else f" runs {platform.architecture} code")
+        return _on_default(platform, "native", why, analysis, cluster)
     if request.mode in ("auto", "native"):
         native = _native_plan(platform, request, cluster)
         if native is not None or request.mode == "native":
@@ -304,6 +304,17 @@ def _plan_one(platform: Platform, request: PlanRequest, cluster: Cluster) -> Pla
                 platform, f"--mode native: {_no_nodes(platform, cluster.nodes) or 'no nodes known'}",
                 "use --mode auto to cross-compile or emulate instead")
     return _default_plan(platform, request, cluster, analysis)
+
+
+def _windows_failure(platform: Platform, analysis: Analysis) -> PlanFailure | None:
+    stages = analysis.windows_run_stages
+    if not stages:
+        return None
+    lines = [str(line) for line in stages[0].run_lines]
+    where = f"line{'s' if len(lines) > 1 else ''} {', '.join(lines)}"
+    return PlanFailure(platform, f"stage {stages[0].label} runs RUN on {stages[0].platform} at {where}, "
+                       "but Linux builders can only copy files into Windows images",
+                       "build that stage FROM --platform=$BUILDPLATFORM, or drop RUN from it")
 
 
 def _native_plan(platform: Platform, request: PlanRequest, cluster: Cluster) -> PlatformPlan | None:
