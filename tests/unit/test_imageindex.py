@@ -140,7 +140,8 @@ def test_attestation_for_a_missing_image_is_an_error() -> None:
     image, attestation = _image(OCI_MANIFEST, _config(**AMD64), "x"), _image(OCI_MANIFEST, b"{}", "a")
     index = _doc(OCI_INDEX, {"manifests": [
         _descriptor(image, AMD64),
-        _descriptor(attestation, UNKNOWN, {**ATTESTATION, "vnd.docker.reference.digest": "sha256:" + "0" * 64})]})
+        _descriptor(attestation, UNKNOWN,
+                    {**ATTESTATION, "vnd.docker.reference.digest": "sha256:" + "0" * 64})]})
     with pytest.raises(IndexMergeError, match="not in the merged index"):
         merge_index([index], {})
 
