@@ -108,6 +108,7 @@ def spec_from_flags(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Bui
         containerd_namespace=flags.get("containerd_namespace") or defaults.containerd_namespace,
         host_network=bool(flags.get("host_network")),
         cache_volume=flags.get("cache_size") or None,
+        capabilities=tuple(c.upper().removeprefix("CAP_") for c in flags.get("cap_add") or ()),
     )
     return bs.frozen(bs.validate_spec(spec))
 

@@ -262,6 +262,8 @@ _NAME = click.argument("name", metavar="[NAME]", required=False, default="buildk
 @click.option("--host-network", is_flag=True,
               help="Use the node's network, to reach registries that listen on the node only.")
 @click.option("--cache-size", metavar="SIZE", help="Persistent cache volume per replica (runc/rootless).")
+@click.option("--cap-add", multiple=True, metavar="CAP",
+              help="Rootless: add a capability (SYS_ADMIN where newuidmap needs it).")
 @click.option("--force", is_flag=True, help="Update an existing builder whose spec differs.")
 @_timeout_option("180s")
 @_kube_options

@@ -232,8 +232,11 @@ def _security_context(spec: BuilderSpec) -> dict[str, Any]:
     if spec.worker != "rootless":
         return {"privileged": True}
     unconfined = {"type": "Unconfined"}
-    return {"runAsUser": 1000, "runAsGroup": 1000,
-            "seccompProfile": unconfined, "appArmorProfile": dict(unconfined)}
+    context: dict[str, Any] = {"runAsUser": 1000, "runAsGroup": 1000,
+                               "seccompProfile": unconfined, "appArmorProfile": dict(unconfined)}
+    if spec.capabilities:
+        context["capabilities"] = {"add": list(spec.capabilities)}
+    return context
 
 
 def mounts(spec: BuilderSpec, namespace: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -348,6 +351,7 @@ def facts(manifest: Mapping[str, Any]) -> dict[str, str]:
         "resources": _text(box.get("resources") or {}),
         "service account": str(pod.get("serviceAccountName") or "(default)"),
         "env": _text({e.get("name"): e.get("value", "") for e in box.get("env") or []}),
+        "security context": _text(box.get("securityContext") or {}),
         "host network": str(bool(pod.get("hostNetwork"))).lower(),
         "host paths": ", ".join(host_paths) or "(none)",
         "config": f"sha256:{config[:12]}" if config else "(none)",

@@ -82,6 +82,9 @@ class BuilderSpec:
     the node's loopback (node-local registries, mirrors) are reachable for pulls/pushes."""
     cache_volume: str | None = None
     """Size of a PersistentVolumeClaim per replica (runc/rootless; makes a StatefulSet)."""
+    capabilities: tuple[str, ...] = ()
+    """Rootless worker: capabilities added to the container's bounding set. Some kernels
+    let the setuid newuidmap write user-namespace maps only with SYS_ADMIN there."""
 
 
 def validate_name(name: str) -> str:
@@ -116,6 +119,12 @@ def validate_spec(spec: BuilderSpec) -> BuilderSpec:
             )
     if spec.config_toml is not None:
         parse_config(spec.config_toml)
+    for cap in spec.capabilities:
+        if not re.match(r"^[A-Z][A-Z_]*$", cap) or cap.startswith("CAP_"):
+            raise UsageError(f"invalid --cap-add {cap!r}", "use a capability name such as SYS_ADMIN")
+    if spec.capabilities and spec.worker not in ("auto", "rootless"):
+        raise UsageError("--cap-add applies to the rootless worker only",
+                         "the other workers run privileged, with every capability")
     return spec
 
 

@@ -160,6 +160,16 @@ def _event_time(event: Mapping[str, Any]) -> str:
                or (event.get("metadata") or {}).get("creationTimestamp") or "")
 
 
+def crash_hint(line: str) -> str | None:
+    """What to do about a buildkitd that exits at start, judged by its last error line."""
+    if "newuidmap" in line and "not permitted" in line:
+        return ("this node's kernel lets newuidmap write user-namespace maps only with SYS_ADMIN in the "
+                "container's bounding set: create the rootless builder with --cap-add SYS_ADMIN")
+    if "containerd.sock" in line or "connection refused" in line:
+        return "check --containerd-sock (the node's containerd socket)"
+    return None
+
+
 def last_line(log: str) -> str:
     """The line of a crashed container's log that says why: the last error, else the last line."""
     lines = [line.strip() for line in log.splitlines() if line.strip()]
@@ -193,7 +203,8 @@ def diagnose(kube: Kube, workload: Mapping[str, Any], pods: Sequence[Mapping[str
                        absent=(400, 403, 404))
             line = last_line(str(log or ""))
             if line:
-                problem = replace(problem, detail=f"{problem.detail}; last log line: {line}")
+                problem = replace(problem, detail=f"{problem.detail}; last log line: {line}",
+                                  hint=crash_hint(line))
         if problem is not None:
             problems.append(problem)
     if not pods:

@@ -115,7 +115,8 @@ def buildkit(
 
 
 def containerd_flags(env: dict[str, str]) -> list[str]:
-    """The test bed's containerd lives at non-standard paths (its own root and state)."""
+    """The test bed's containerd lives at non-standard paths (its own root and state); the
+    second node has its own containerd, so the builder is pinned to the first node."""
     sock = env["KB_CLUSTER_CONTAINERD_SOCK"]
     base = str(Path(sock).parent)
     return [
@@ -125,6 +126,8 @@ def containerd_flags(env: dict[str, str]) -> list[str]:
         f"{base}/root",
         "--containerd-state",
         f"{base}/state",
+        "--node-selector",
+        f"kubernetes.io/hostname={env['KB_CLUSTER_NODE']}",
     ]
 
 
@@ -245,6 +248,53 @@ def _diff_then_force(env: dict[str, str], ns: str) -> None:
     assert {"name": "KB_E2E", "value": "1"} in box["env"] and box["resources"]["requests"] == {"cpu": "10m"}
     pods = kubectl(env, "-n", ns, "get", "pods", "-o", "json").stdout
     assert len(json.loads(pods)["items"]) == 1  # the old pod is gone, the new one ready
+
+
+def test_rootless_builder_reads_its_config_and_builds(env: dict[str, str], ns: str, tmp_path: Path) -> None:
+    config = tmp_path / "buildkitd.toml"
+    config.write_text('[worker.oci]\n  labels = { "kb-e2e" = "rootless-config-read" }\n')
+    # SYS_ADMIN: this kernel lets the setuid newuidmap write uid maps only with it (see
+    # the test bed's rootless test); the pod stays unprivileged and runs as uid 1000.
+    run = buildkit(
+        env,
+        ns,
+        "create",
+        "rl",
+        "--worker",
+        "rootless",
+        "--cap-add",
+        "SYS_ADMIN",
+        "--config",
+        str(config),
+        "--host-network",
+    )
+    assert run.code == 0, run.stderr
+    box = deployment(env, ns, "rl")["spec"]["template"]["spec"]["containers"][0]
+    assert box["image"] == env["KB_CLUSTER_BUILDKIT_IMAGE_ROOTLESS"]
+    assert "privileged" not in box["securityContext"] and box["securityContext"]["runAsUser"] == 1000
+    pod = kubectl(
+        env,
+        "-n",
+        ns,
+        "get",
+        "pod",
+        "-l",
+        "kubectl-build.dev/builder=rl",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ).stdout
+    workers = kubectl(env, "-n", ns, "exec", pod, "--", "buildctl", "debug", "workers", "-v").stdout
+    assert "rootless-config-read" in workers  # read from ~/.config/buildkit, where uid 1000 looks
+    script = (
+        "set -e; d=$(mktemp -d); cd $d; "
+        "printf 'FROM 127.0.0.1:5000/library/busybox:1.36\\nRUN id -u > /u && echo built-as-$(cat /u)\\n' "
+        "> Dockerfile; buildctl build --frontend dockerfile.v0 --local context=. --local dockerfile=. "
+        "--progress plain 2>&1"
+    )
+    done = kubectl(env, "-n", ns, "exec", pod, "--", "sh", "-c", script, check=False, timeout=300)
+    assert done.returncode == 0 and "built-as-0" in done.stdout, done.stdout[-3000:] + done.stderr
+    assert buildkit(env, ns, "rm", "rl").code == 0
+    assert objects(env, ns) == []
 
 
 def test_runc_builder_with_host_network_du_and_prune(env: dict[str, str], ns: str) -> None:

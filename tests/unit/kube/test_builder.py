@@ -256,6 +256,12 @@ def test_runc_and_rootless() -> None:
     }
     assert "privileged" not in c["securityContext"]
     assert "--oci-worker-no-process-sandbox" in c["args"]
+    capped = box(m.workload(spec(worker="rootless", capabilities=("SYS_ADMIN",)), "ns"))
+    assert capped["securityContext"]["capabilities"] == {"add": ["SYS_ADMIN"]}
+    with pytest.raises(UsageError, match="rootless worker only"):
+        bs.validate_spec(BuilderSpec(worker="runc", capabilities=("SYS_ADMIN",)))
+    with pytest.raises(UsageError, match="invalid --cap-add"):
+        bs.validate_spec(BuilderSpec(worker="rootless", capabilities=("sys admin",)))
     # The rootless daemon (uid 1000) looks in ~/.config/buildkit; --config says it too.
     assert {"name": "config", "mountPath": "/home/user/.config/buildkit", "readOnly": True} in c[
         "volumeMounts"
