@@ -582,6 +582,9 @@ do_up() {
   select_node main
   write_env
   for n in "${NODES[@]}"; do select_node "$n"; wait_for 120 "node $NODE Ready" node_ready; done
+  if [[ " ${NODES[*]} " != *" arm64 "* ]]; then  # a second node of an earlier `up` is gone
+    kc delete node "${KB_NODE_NAME:-kb-node}-arm64" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  fi
   if [[ " ${NODES[*]} " == *" arm64 "* ]]; then
     # The kubelet registers its own GOARCH as kubernetes.io/arch (its --node-labels value
     # is overwritten at registration), so the label is set here, after registration; the

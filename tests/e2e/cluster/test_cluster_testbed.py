@@ -64,7 +64,10 @@ class Cluster:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
         return proc
 
-    def apply(self, namespace: str, manifest: dict) -> None:
+    def apply(self, namespace: str, manifest: dict, node: str | None = None) -> None:
+        """Apply a Pod or Deployment, pinned to ``node`` (default: the main node)."""
+        spec = manifest["spec"]["template"]["spec"] if manifest["kind"] == "Deployment" else manifest["spec"]
+        spec.setdefault("nodeSelector", {"kubernetes.io/hostname": node or self.node})
         self.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(manifest))
 
     def wait_ready(self, namespace: str, pod: str, timeout: int = 180) -> None:
