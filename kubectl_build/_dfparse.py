@@ -16,6 +16,8 @@ from types import MappingProxyType
 from kubectl_build._dfwords import DockerfileError, split_words
 
 _DIRECTIVE = re.compile(r"#\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(.*?)\s*")
+# Any other "# name=value" line is a comment, and so ends the directives.
+_KNOWN_DIRECTIVES = frozenset({"syntax", "escape", "check"})
 _HEREDOC = re.compile(r"<<(-?)(['\"]?)([A-Za-z0-9_.-]+)\2")
 # Instructions whose shell form may carry heredocs, as the frontend accepts them.
 _HEREDOC_KEYWORDS = frozenset({"RUN", "COPY", "ADD"})
@@ -92,7 +94,8 @@ def parse_dockerfile(text: str) -> Dockerfile:
         DockerfileError: a bad escape directive, an unterminated heredoc, no FROM, or a
             non-ARG instruction before the first FROM.
     """
-    lines = text.splitlines()
+    # Editors on Windows may start the file with a byte-order mark; it is not part of line 1.
+    lines = text.removeprefix("\ufeff").splitlines()
     directives, start = _directives(lines)
     escape = directives.get("escape", "\\")
     if escape not in ("\\", "`"):
@@ -104,13 +107,14 @@ def parse_dockerfile(text: str) -> Dockerfile:
 
 
 def _directives(lines: list[str]) -> tuple[dict[str, str], int]:
-    """Parser directives: only at the very top, until the first line that is not one."""
+    """Parser directives: only at the very top, until the first line that is not a known one."""
     found: dict[str, str] = {}
     for index, line in enumerate(lines):
         match = _DIRECTIVE.fullmatch(line.strip())
-        if not match or match.group(1).lower() in found:
+        name, value = (match.group(1).lower(), match.group(2)) if match else ("", "")
+        if name not in _KNOWN_DIRECTIVES or name in found:
             return found, index
-        found[match.group(1).lower()] = match.group(2)
+        found[name] = value
     return found, len(lines)
 
 
@@ -147,11 +151,8 @@ def _instructions(lines: list[str], index: int, escape: str) -> tuple[Instructio
 
 
 def _instruction(text: str, line: int, escape: str) -> Instruction:
-    keyword, _, rest = text.strip().partition(" ")
-    keyword, rest = keyword.upper(), rest.strip()
-    if "\t" in keyword:
-        keyword, _, more = keyword.partition("\t")
-        rest = (more + " " + rest).strip()
+    keyword, *tail = text.split(None, 1)
+    keyword, rest = keyword.upper(), tail[0].strip() if tail else ""
     flags: list[tuple[str, str]] = []
     if keyword in _FLAG_KEYWORDS:
         rest = _take_flags(rest, escape, flags)

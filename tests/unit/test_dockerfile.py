@@ -279,6 +279,20 @@ def test_directives_stop_at_the_first_other_line() -> None:
     assert dockerfile.instructions[1].args == "x   y"
 
 
+def test_unknown_directive_ends_the_directives() -> None:
+    dockerfile = parse_dockerfile("# syntax=x\n# foo=bar\n# escape=`\nFROM a\n")
+    assert dict(dockerfile.directives) == {"syntax": "x"}
+    assert dockerfile.escape == "\\"
+
+
+def test_byte_order_mark_and_tabs() -> None:
+    dockerfile = parse_dockerfile("\ufeff# escape=`\nFROM\ta\tAS b\nrun\t\techo `\n x\nUSER\n")
+    assert dockerfile.escape == "`"
+    assert [(i.keyword, i.args) for i in dockerfile.instructions] == [
+        ("FROM", "a\tAS b"), ("RUN", "echo  x"), ("USER", "")]
+    assert _analyse("FROM\ta\tAS b\n").target.name == "b"
+
+
 def test_bad_escape_directive() -> None:
     with pytest.raises(DockerfileError, match="invalid escape directive"):
         parse_dockerfile("# escape=x\nFROM a\n")
