@@ -135,7 +135,8 @@ def _push_builder(cluster_env: dict[str, str], namespace: str, name: str = "buil
         f'[registry."docker.io"]\n  mirrors = ["{testbed.registry}"]\n'
         f'[registry."{testbed.registry}"]\n  http = true\n'
         f'[registry."{testbed.registry_tls}"]\n  http = false\n  ca = ["/etc/buildkit/certs/ca.pem"]\n')
-    run = run_cli("create", name, "-n", namespace, "--host-network", "--config", str(config),
+    run = run_cli("create", name, "-n", namespace, "--worker", "runc", "--host-network",
+                  "--config", str(config),
                   "--custom-ca", testbed.env["KB_REGISTRY_CA"], "--timeout", "240",
                   program="kubectl-buildkit", env={"KUBECONFIG": cluster_env["KUBECONFIG"]})
     assert run.code == 0, run.stderr[-3000:]
