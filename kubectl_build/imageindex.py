@@ -22,11 +22,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kubectl_build.errors import RegistryError
 from kubectl_build.platforms import from_parts
-from kubectl_build.registry import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Manifest
+from kubectl_build.registry import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Manifest,
+    Reference,
+)
 
 REFERENCE_TYPE = "vnd.docker.reference.type"
 REFERENCE_DIGEST = "vnd.docker.reference.digest"
@@ -44,6 +52,51 @@ Descriptor = dict[str, Any]
 
 class IndexMergeError(RegistryError):
     """The pushed results cannot be merged into one index."""
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    """One repository the merged index goes to, and its tags there."""
+
+    host: str
+    """Registry host (``docker.io`` for Docker Hub names)."""
+    repository: str
+    """Repository path on that host, e.g. ``team/app``."""
+    tags: tuple[str, ...]
+    """Tags to put the index under, in the order given; may be empty (digest only)."""
+
+    @property
+    def name(self) -> str:
+        """``host/repository``: the image name without a tag."""
+        return f"{self.host}/{self.repository}"
+
+
+def push_targets(names: Sequence[str]) -> tuple[PushTarget, ...]:
+    """Group image names (``-t`` values) by repository, in first-seen order.
+
+    Names pinned by digest contribute their repository but no tag.
+    """
+    tags: dict[tuple[str, str], list[str]] = {}
+    for name in names:
+        ref = Reference.parse(name)
+        found = tags.setdefault((ref.host, ref.repository), [])
+        if not ref.reference.startswith("sha256:") and ref.reference not in found:
+            found.append(ref.reference)
+    return tuple(PushTarget(host, repo, tuple(found)) for (host, repo), found in tags.items())
+
+
+def by_digest_attrs(attrs: Mapping[str, str]) -> dict[str, str]:
+    """A pushing ``image`` exporter's attributes for one builder of a multi-builder build.
+
+    Every builder pushes to every repository by digest, with no tag, so that the merged
+    index's children already exist wherever it is put; tags are the client's job.
+    """
+    names = [name.strip() for name in attrs.get("name", "").split(",") if name.strip()]
+    result = dict(attrs)
+    result["name"] = ",".join(target.name for target in push_targets(names))
+    result["push-by-digest"] = "true"
+    result["push"] = "true"
+    return result
 
 
 def config_digest(manifest: Manifest) -> str | None:

@@ -26,10 +26,13 @@ from kubectl_build.dockerfile import Analysis, Dockerfile, analyse
 from kubectl_build.errors import UsageError
 from kubectl_build.platforms import (
     BUILDER_OS,
+    PlatformFields,
     builder_suffix,
     can_emulate,
+    node_platform,
     node_selector,
     serves_natively,
+    worker_platforms,
     worker_runs,
 )
 
@@ -51,6 +54,12 @@ class Node:
     schedulable: bool = True
     """False when cordoned (``spec.unschedulable``)."""
 
+    @classmethod
+    def from_labels(cls, name: str, labels: Mapping[str, str], *, ready: bool = True,
+                    schedulable: bool = True) -> Node:
+        """A node from its name, ``metadata.labels``, Ready condition and cordon state."""
+        return cls(name, node_platform(labels), ready, schedulable)
+
 
 @dataclass(frozen=True)
 class DefaultBuilder:
@@ -65,6 +74,20 @@ class DefaultBuilder:
     """The node its pod runs on; empty when not known yet."""
     reported: tuple[Platform, ...] | None = None
     """Every platform its workers report (native and emulated); None when not asked yet."""
+
+    @classmethod
+    def from_workers(cls, name: str, node: str, reported: Iterable[PlatformFields],
+                     fallback: Platform) -> DefaultBuilder:
+        """A builder from the platforms its first worker reports (``ListWorkers``).
+
+        Args:
+            name: builder name.
+            node: the node its pod runs on.
+            reported: ``WorkerRecord.platforms`` of its first worker.
+            fallback: its platform when the worker reported none we know.
+        """
+        platforms = worker_platforms(reported)
+        return cls(name, platforms[0] if platforms else fallback, node, platforms or None)
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,12 @@ import pytest
 
 from kubectl_build.imageindex import (
     IndexMergeError,
+    by_digest_attrs,
     config_digest,
     config_platform,
     merge_index,
     platform_key,
+    push_targets,
 )
 from kubectl_build.registry import (
     DOCKER_LIST,
@@ -208,3 +210,18 @@ def test_fetch_pushed_checks_digests() -> None:
     registry.manifests["sha256:other"] = index
     with pytest.raises(Exception, match="came back with digest"):
         fetch_pushed(registry, "team/app", ["sha256:other"])
+
+
+def test_push_targets_group_tags_by_repository() -> None:
+    targets = push_targets(["127.0.0.1:5443/team/app:1.0", "alpine:3", "127.0.0.1:5443/team/app",
+                            "127.0.0.1:5443/team/app@sha256:" + "a" * 64, "127.0.0.1:5443/team/app:1.0"])
+    assert [(t.name, t.repository, t.tags) for t in targets] == [
+        ("127.0.0.1:5443/team/app", "team/app", ("1.0", "latest")),
+        ("docker.io/library/alpine", "library/alpine", ("3",))]
+
+
+def test_by_digest_attrs_strip_tags_and_push_by_digest() -> None:
+    attrs = {"name": "r.example.com/a:1, r.example.com/a:2,r.example.com/b", "oci-mediatypes": "true"}
+    assert by_digest_attrs(attrs) == {"name": "r.example.com/a,r.example.com/b",
+                                      "oci-mediatypes": "true", "push-by-digest": "true",
+                                      "push": "true"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,20 @@ def test_nodes_without_labels_and_unknown_nodes() -> None:
 def test_builder_name() -> None:
     assert builder_name("kb", ARM64) == "kb-arm64"
     assert builder_name("kb", parse_platform("linux/arm/v6")) == "kb-arm-v6"
+
+
+def test_facts_from_node_labels_and_list_workers() -> None:
+    node = Node.from_labels("pi", {"kubernetes.io/os": "linux", "kubernetes.io/arch": "arm"},
+                            schedulable=False)
+    assert node == Node("pi", parse_platform("linux/arm/v7"), True, False)
+
+    @dataclass(frozen=True)
+    class Reported:
+        os: str
+        architecture: str
+        variant: str = ""
+
+    builder = DefaultBuilder.from_workers("kb", "node-a", [Reported("linux", "arm64"),
+                                                            Reported("linux", "arm", "v7")], AMD64)
+    assert builder == DefaultBuilder("kb", ARM64, "node-a", (ARM64, parse_platform("linux/arm/v7")))
+    assert DefaultBuilder.from_workers("kb", "", [], AMD64) == DefaultBuilder("kb", AMD64, "", None)
