@@ -213,6 +213,11 @@ class Plan:
         ordered = sorted(by_builder.values(), key=lambda ps: (bool(ps[0].node_selector), ps[0].builder))
         return tuple(_group(plans) for plans in ordered)
 
+    @property
+    def needs_merge(self) -> bool:
+        """Whether several builders share the build: each pushes by digest, the client merges."""
+        return len({plan.builder for plan in self.platforms}) > 1
+
     def check(self) -> None:
         """Raise when any platform cannot be built.
 

@@ -141,6 +141,8 @@ def test_groups_one_solve_per_builder_default_first() -> None:
     assert dict(groups[1].node_selector) == {"kubernetes.io/os": "linux", "kubernetes.io/arch": "arm64"}
     assert dict(groups[0].node_selector) == {}
     assert not any(g.needs_emulator_install for g in groups)
+    assert plan.needs_merge
+    assert not plan_build(PlanRequest(_platforms(SIX), CROSS), AMD_ONLY).needs_merge
 
 
 def test_emulator_install_flag_follows_the_reported_platforms() -> None:
