@@ -135,7 +135,7 @@ RUN echo never
 FROM --platform=$BUILDPLATFORM busybox AS cachefill
 FROM gobuild AS cross
 ARG SRC=gobuild
-RUN --mount=type=cache,target=/root/.cache,from=cachefill \\
+RUN --mount=type=cache,target=/cache,from=cachefill \\
     --mount=type=bind,from=${SRC},source=/out,target=/in true
 FROM scratch AS final
 COPY --from=cross /out /bin
