@@ -40,14 +40,14 @@ RUN="$C/run"
 LOGS="$C/logs"
 KUBECONFIG_ADMIN="$C/kubeconfig"
 
-# Nodes: "main" always; "arm64" (stretch: a second amd64 kubelet + containerd that
-# registers itself with kubernetes.io/arch=arm64, see hack/cluster/README.md) when
-# KB_CLUSTER_ARM64_NODE=1 at `up` time (remembered in $C/arm64-node for `down`).
+# Nodes: "main" always; "arm64" (stretch, see hack/cluster/README.md: a linux/arm64
+# kubelet run through binfmt/qemu-user, with its own amd64 containerd, root dir and
+# bridge) when KB_CLUSTER_ARM64_NODE=1 at `up` time (remembered in $C/arm64-node).
 select_node() {  # select_node main|arm64: sets the per-node variables
   case "$1" in
     main) NODE="${KB_NODE_NAME:-kb-node}"; SFX=""; NET=0; NODE_LABELS="" ;;
     arm64) NODE="${KB_NODE_NAME:-kb-node}-arm64"; SFX="-arm64"; NET=1
-      NODE_LABELS="kubernetes.io/arch=arm64,kb-testbed/emulated-arch=arm64" ;;
+      NODE_LABELS="kb-testbed/runtime-arch=amd64" ;;
     *) die "unknown node $1" ;;
   esac
   BRIDGE="kb$NET"; NODE_IP="10.244.$NET.1"; POD_SUBNET="10.244.$NET.0/24"
@@ -507,7 +507,14 @@ streamingConnectionIdleTimeout: 1h
 EOF
   local labels=()
   [[ -z "$NODE_LABELS" ]] || labels=(--node-labels="$NODE_LABELS")
-  start "$P_KUBELET" "$K8S_BIN/kubelet" --config="$KDIR/config.yaml" \
+  local kubelet="$K8S_BIN/kubelet"
+  if [[ $NET == 1 ]]; then
+    # The kubelet labels its node with its own GOARCH (and reconciles that label), so
+    # this node runs the linux/arm64 kubelet build, executed through binfmt_misc/qemu.
+    [[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] || die "arm64 node needs the qemu-aarch64 binfmt (hack/testbed up core)"
+    kubelet="$(KB_K8S_GOARCH=arm64 KB_K8S_COMMANDS=kubelet "$KB_REPO/hack/cluster/build-kubernetes.sh")/kubelet"
+  fi
+  start "$P_KUBELET" "$kubelet" --config="$KDIR/config.yaml" \
     --kubeconfig="$KUBELET_KUBECONFIG" --root-dir="$KDIR/root" \
     --hostname-override="$NODE" --node-ip="$NODE_IP" "${labels[@]}" -v=1
 }
@@ -584,13 +591,6 @@ do_up() {
   for n in "${NODES[@]}"; do select_node "$n"; wait_for 120 "node $NODE Ready" node_ready; done
   if [[ " ${NODES[*]} " != *" arm64 "* ]]; then  # a second node of an earlier `up` is gone
     kc delete node "${KB_NODE_NAME:-kb-node}-arm64" --ignore-not-found --wait=false >/dev/null 2>&1 || true
-  fi
-  if [[ " ${NODES[*]} " == *" arm64 "* ]]; then
-    # The kubelet registers its own GOARCH as kubernetes.io/arch (its --node-labels value
-    # is overwritten at registration), so the label is set here, after registration; the
-    # kubelet only reconciles it again when it re-registers (restart), and `up` redoes this.
-    select_node arm64
-    kc label node "$NODE" kubernetes.io/arch=arm64 --overwrite >/dev/null
   fi
   select_node main
   wait_for 60 "default service account" default_sa

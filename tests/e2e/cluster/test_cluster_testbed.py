@@ -474,3 +474,49 @@ def test_host_network_pod_reaches_node_registries(cluster: Cluster, ns: str) -> 
         "-n", ns, "exec", "hostnet", "--", "wget", "-qO-", f"http://{reg}/v2/_catalog"
     ).stdout
     assert "moby/buildkit" in json.loads(out)["repositories"], out
+
+
+ARM64_NODE_ENABLED = "KB_CLUSTER_ARM64_NODE" in (
+    _read_env(STATE / "cluster" / "env") if (STATE / "cluster" / "env").exists() else {}
+)
+
+
+@pytest.mark.skipif(
+    not ARM64_NODE_ENABLED, reason="second node not enabled (KB_CLUSTER_ARM64_NODE=1 hack/testbed up cluster)"
+)
+def test_second_node_labelled_arm64_runs_builder_with_emulated_arm64(cluster: Cluster, ns: str) -> None:
+    """The opt-in second node: its own kubelet (the linux/arm64 build, under qemu-user
+    when present, else amd64), containerd and root dir, registered as kubernetes.io/arch=arm64.
+    Its container runtime is the amd64 one, so its pods run amd64 images and arm64
+    build steps on it run under emulation (binfmt/qemu), which this test states."""
+    name = cluster.env["KB_CLUSTER_ARM64_NODE"]
+    node = json.loads(cluster.kubectl("get", "node", name, "-o", "json").stdout)
+    assert node["metadata"]["labels"]["kubernetes.io/arch"] == "arm64"
+    ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
+    assert ready and ready[0]["status"] == "True"
+    image = cluster.env.get("KB_CLUSTER_BUILDKIT_IMAGE", BUILDKIT_IMAGE)
+    manifest = pod(
+        "bk-arm64",
+        image,
+        None,
+        container={
+            "args": ["--addr", "unix:///run/buildkit/buildkitd.sock"],
+            "securityContext": {"privileged": True},
+            "readinessProbe": {
+                "exec": {"command": ["buildctl", "debug", "workers"]},
+                "periodSeconds": 2,
+                "failureThreshold": 90,
+            },
+            "volumeMounts": [{"name": "state", "mountPath": "/var/lib/buildkit"}],
+        },
+        volumes=[{"name": "state", "emptyDir": {}}],
+    )
+    manifest["spec"]["nodeSelector"] = {"kubernetes.io/arch": "arm64"}
+    cluster.apply(ns, manifest)
+    cluster.wait_ready(ns, "bk-arm64", timeout=300)
+    st = json.loads(cluster.kubectl("-n", ns, "get", "pod", "bk-arm64", "-o", "json").stdout)
+    assert st["spec"]["nodeName"] == name
+    out = cluster.kubectl("-n", ns, "exec", "bk-arm64", "--", "buildctl", "debug", "workers").stdout
+    assert "linux/arm64" in out, out
+    # honest: the runtime on this node is amd64; arm64 runs through qemu-user
+    assert cluster.kubectl("-n", ns, "exec", "bk-arm64", "--", "uname", "-m").stdout.strip() == "x86_64"
