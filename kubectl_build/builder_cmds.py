@@ -248,16 +248,19 @@ def _client(kube: Kube, builder: Builder, pod: BuilderPod) -> Iterator[BuildKitC
         yield client
 
 
-def _each_ready(kube: Kube, builder: Builder, action: Callable[[BuilderPod, BuildKitClient], None]) -> int:
-    """Run `action` against every ready replica; a pod that is not ready is reported."""
+def _each_ready(kube: Kube, builder: Builder, console: Console,
+                action: Callable[[BuilderPod, BuildKitClient], None]) -> int:
+    """Run `action` against every ready replica; pods that are not ready are named and skipped."""
+    ready = builder.ready_pods()
+    if not ready:
+        raise BuilderError(f"builder {builder.name} has no ready pod",
+                           f"see `kubectl -n {builder.namespace} get pods -l "
+                           f"kubectl-build.dev/builder={builder.name}`")
     for pod in builder.pods:
         if not pod.ready:
-            raise BuilderError(f"pod {pod.name} of builder {builder.name} is not ready ({pod.phase})",
-                               f"wait for it, or see `kubectl -n {builder.namespace} describe pod "
-                               f"{pod.name}`")
-    if not builder.pods:
-        raise BuilderError(f"builder {builder.name} has no pods", "check `kubectl buildkit ls`")
-    for pod in builder.pods:
+            console.info(f"warning: skipping pod {pod.name} of builder {builder.name}: not ready "
+                         f"({pod.phase})")
+    for pod in ready:
         with _client(kube, builder, pod) as client:
             action(pod, client)
     return 0
@@ -312,7 +315,7 @@ def prune(options: KubeOptions, name: str, prune_options: PruneOptions, console:
         total[0] += size
         console.info(f"{pod.name} ({pod.node}): reclaimed {human_bytes(size)} in {len(removed)} records")
 
-    _each_ready(kube, builder, one)
+    _each_ready(kube, builder, console, one)
     console.result(f"Total: {human_bytes(total[0])}")
     return 0
 
@@ -332,7 +335,7 @@ def du(options: KubeOptions, name: str, console: Console) -> int:
         totals[1] += free
         rows.append([pod.name, pod.node, str(len(records)), human_bytes(size), human_bytes(free)])
 
-    _each_ready(kube, builder, one)
+    _each_ready(kube, builder, console, one)
     rows.append(["TOTAL", "", "", human_bytes(totals[0]), human_bytes(totals[1])])
     for line in table(rows):
         console.result(line)

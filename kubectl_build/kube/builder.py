@@ -376,8 +376,13 @@ def rolled_out(workload: Mapping[str, Any]) -> bool:
 
 def _hint(kube: Kube, workload: Mapping[str, Any], problem: Problem | None) -> str:
     name = (workload.get("metadata") or {}).get("name")
-    kind = str(workload.get("kind")).lower()
-    target = f"pod {problem.pod}" if problem and problem.pod else f"{kind} {name}"
+    if problem and problem.pod:
+        target = f"pod {problem.pod}"
+    elif workload.get("kind") == "StatefulSet":
+        target = f"statefulset {name}"
+    else:
+        # A Deployment's pod-creation failures are events of its ReplicaSet.
+        target = f"replicasets -l {manifest.LABEL_BUILDER}={name}"
     see = f"see `kubectl -n {kube.namespace} describe {target}`"
     return f"{problem.hint}; {see}" if problem and problem.hint else see
 

@@ -297,20 +297,43 @@ def test_rootless_builder_reads_its_config_and_builds(env: dict[str, str], ns: s
     assert objects(env, ns) == []
 
 
-def test_runc_builder_with_host_network_du_and_prune(env: dict[str, str], ns: str) -> None:
-    run = buildkit(env, ns, "create", "rb", "--worker", "runc", "--host-network", "--replicas", "1")
+def test_runc_builder_with_two_replicas_du_and_prune_each(env: dict[str, str], ns: str) -> None:
+    run = buildkit(env, ns, "create", "rb", "--worker", "runc", "--host-network", "--replicas", "2")
     assert run.code == 0, run.stderr
     pod = deployment(env, ns, "rb")["spec"]["template"]["spec"]
     assert pod["hostNetwork"] is True and not any("hostPath" in v for v in pod["volumes"])
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:  # create returns at the first ready pod
+        row = buildkit(env, ns, "ls").stdout.splitlines()[1].split()
+        if row[3] == "2/2":
+            break
+        time.sleep(2)
+    assert row[:4] == ["rb", ns, "runc", "2/2"], row
     inspect = buildkit(env, ns, "inspect", "rb")
-    assert inspect.code == 0 and "Worker:    oci" in inspect.stdout, inspect.stdout + inspect.stderr
+    assert inspect.code == 0, inspect.stderr
+    assert inspect.stdout.count("Worker:    oci") == 2 and inspect.stdout.count("BuildKit:  ") == 2
     du = buildkit(env, ns, "du", "rb")
     assert du.code == 0, du.stderr
-    assert du.stdout.splitlines()[0].split() == ["POD", "NODE", "RECORDS", "SIZE", "RECLAIMABLE"]
-    assert du.stdout.splitlines()[-1].startswith("TOTAL")
+    lines = du.stdout.splitlines()
+    assert lines[0].split() == ["POD", "NODE", "RECORDS", "SIZE", "RECLAIMABLE"]
+    assert len(lines) == 4 and lines[-1].startswith("TOTAL")  # one row per replica
     prune = buildkit(env, ns, "prune", "rb", "--all", "--keep-duration", "1h")
     assert prune.code == 0 and prune.stdout.startswith("Total: "), prune.stderr
+    assert prune.stderr.count("reclaimed") == 2
     assert buildkit(env, ns, "rm", "rb").code == 0
+    assert objects(env, ns) == []
+
+
+def test_quota_rejection_is_named_and_nothing_is_left(env: dict[str, str], ns: str) -> None:
+    kubectl(env, "-n", ns, "create", "quota", "nopods", "--hard=pods=0")
+    run = buildkit(env, ns, "create", "--worker", "runc", "--timeout", "120s")
+    assert run.code == ExitCode.BUILDER, run.stderr
+    error = run.stderr.splitlines()[-1]
+    assert "FailedCreate" in error and "exceeded quota" in error, error
+    assert (
+        "raise the namespace's ResourceQuota" in error
+        and f"kubectl -n {ns} describe replicasets -l kubectl-build.dev/builder=buildkit" in error
+    )
     assert objects(env, ns) == []
 
 
