@@ -23,7 +23,7 @@ from kubectl_build.kube import builder_manifest as manifest
 from kubectl_build.kube._api import as_json as _json
 from kubectl_build.kube._api import call as _api
 from kubectl_build.kube.builder_manifest import builder_diff
-from kubectl_build.kube.builder_spec import BuilderSpec, frozen, resolve, validate_spec
+from kubectl_build.kube.builder_spec import BuilderSpec, NodeFacts, frozen, resolve, validate_spec
 from kubectl_build.kube.config import Kube
 from kubectl_build.kube.waiting import Problem, diagnose, pod_ready, poll
 
@@ -146,7 +146,7 @@ def list_builders(kube: Kube) -> list[Builder]:
 
 def prepare(kube: Kube, spec: BuilderSpec, console: Console) -> BuilderSpec:
     """Validate `spec`, settle its ``auto`` choices against the nodes, check Pod Security."""
-    spec = resolve(frozen(validate_spec(spec)), _node_runtimes(kube, spec, console))
+    spec = resolve(frozen(validate_spec(spec)), _nodes(kube, spec, console))
     if spec.worker == "containerd" and spec.cache_volume is not None:
         raise UsageError("--cache-size does not apply to the containerd worker",
                          "its cache persists on the node already; use --worker runc for a volume")
@@ -155,16 +155,18 @@ def prepare(kube: Kube, spec: BuilderSpec, console: Console) -> BuilderSpec:
     return spec
 
 
-def _node_runtimes(kube: Kube, spec: BuilderSpec, console: Console) -> list[str] | None:
-    if spec.runtime != "auto" and spec.worker != "auto":
+def _nodes(kube: Kube, spec: BuilderSpec, console: Console) -> list[NodeFacts] | None:
+    if spec.runtime != "auto" and spec.worker not in ("auto", "containerd"):
         return None
     selector = ",".join(f"{k}={v}" for k, v in spec.node_selector.items()) or None
     found = _api(kube, "list nodes", kube.core().list_node, label_selector=selector, absent=(403,))
     if found is None:
-        console.info("cannot list nodes (forbidden), so the container runtime is unknown: "
-                     "using the runc worker (pass --worker containerd to load images into the nodes)")
+        if spec.worker == "auto":
+            console.info("cannot list nodes (forbidden), so the container runtime is unknown: using the "
+                         "runc worker (pass --worker containerd to load images into the nodes)")
         return None
-    return [str(n.status.node_info.container_runtime_version) for n in found.items if n.status.node_info]
+    return [NodeFacts(str(n.status.node_info.container_runtime_version if n.status.node_info else ""),
+                      n.metadata.labels or {}, n.metadata.annotations or {}) for n in found.items]
 
 
 def _check_pod_security(kube: Kube, spec: BuilderSpec) -> None:

@@ -8,7 +8,7 @@ learn; every malformed value is a UsageError naming the flag and the bad part.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
@@ -229,28 +229,79 @@ def frozen(spec: BuilderSpec) -> BuilderSpec:
     )
 
 
-def resolve(spec: BuilderSpec, node_runtimes: Iterable[str] | None) -> BuilderSpec:
-    """Settle ``auto`` runtime/worker and the rootless image from the nodes' runtimes.
+@dataclass(frozen=True)
+class NodeFacts:
+    """What a node tells about its container runtime."""
+
+    runtime: str
+    """``status.nodeInfo.containerRuntimeVersion``, e.g. ``containerd://1.7.24``."""
+    labels: Mapping[str, str] = field(default_factory=_empty)
+    annotations: Mapping[str, str] = field(default_factory=_empty)
+
+
+# An admin can state where a node's containerd lives; builders created on first use
+# (no flags) then fit nodes with non-standard paths.
+NODE_ANNOTATIONS = {
+    "containerd_sock": "kubectl-build.dev/containerd-sock",
+    "containerd_root": "kubectl-build.dev/containerd-root",
+    "containerd_state": "kubectl-build.dev/containerd-state",
+}
+# Distributions that move containerd (the gap behind bkcli #46/#47).
+_K3S = {"containerd_sock": "/run/k3s/containerd/containerd.sock",
+        "containerd_root": "/var/lib/rancher/k3s/agent/containerd", "containerd_state": "/run/k3s/containerd"}
+_MICROK8S = {"containerd_sock": "/var/snap/microk8s/common/run/containerd.sock",
+             "containerd_root": "/var/snap/microk8s/common/var/lib/containerd",
+             "containerd_state": "/var/snap/microk8s/common/run/containerd"}
+
+
+def containerd_paths(node: NodeFacts) -> dict[str, str]:
+    """The node's containerd paths when they are not the standard ones (BuilderSpec fields)."""
+    annotated = {name: node.annotations[key] for name, key in NODE_ANNOTATIONS.items()
+                 if node.annotations.get(key)}
+    if annotated:
+        return annotated
+    if "-k3s" in node.runtime or node.labels.get("node.kubernetes.io/instance-type") == "k3s":
+        return dict(_K3S)
+    if node.labels.get("microk8s.io/cluster") == "true":
+        return dict(_MICROK8S)
+    return {}
+
+
+def resolve(spec: BuilderSpec, nodes: Sequence[NodeFacts] | None) -> BuilderSpec:
+    """Settle ``auto`` runtime/worker, the rootless image and the nodes' containerd paths.
 
     Args:
         spec: The requested spec.
-        node_runtimes: ``status.nodeInfo.containerRuntimeVersion`` of the nodes the
-            builder may run on (``containerd://1.7.24``), or None when unknown (the user
-            may not list nodes).
+        nodes: The nodes the builder may run on, or None when unknown (the user may not
+            list nodes).
 
     Returns:
-        A spec whose worker and runtime are concrete (runtime may be ``other``).
+        A spec whose worker and runtime are concrete (runtime may be ``other``); paths
+        still at their defaults take the nodes' (annotations, k3s, microk8s) when all
+        the nodes agree.
     """
     runtime = spec.runtime
     if runtime == "auto":
-        runtime = _runtime_of(node_runtimes)
+        runtime = _runtime_of(None if nodes is None else [n.runtime for n in nodes])
     worker = spec.worker
     if worker == "auto":
         worker = "containerd" if runtime == "containerd" else "runc"
     image = spec.image
     if worker == "rootless" and image == DEFAULT_IMAGE:
         image = DEFAULT_IMAGE + "-rootless"
-    return replace(spec, runtime=runtime, worker=worker, image=image)
+    spec = replace(spec, runtime=runtime, worker=worker, image=image)
+    return _node_paths(spec, nodes) if worker == "containerd" and nodes else spec
+
+
+def _node_paths(spec: BuilderSpec, nodes: Sequence[NodeFacts]) -> BuilderSpec:
+    defaults, found = BuilderSpec(), [containerd_paths(n) for n in nodes]
+    changes: dict[str, str] = {}
+    for name in NODE_ANNOTATIONS:
+        values = {paths.get(name, getattr(defaults, name)) for paths in found}
+        # Only a path the user left alone, and only if every node has the same one.
+        if getattr(spec, name) == getattr(defaults, name) and len(values) == 1:
+            changes[name] = values.pop()
+    return replace(spec, **changes)  # type: ignore[arg-type]
 
 
 def _runtime_of(node_runtimes: Iterable[str] | None) -> str:

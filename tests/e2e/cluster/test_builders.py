@@ -250,6 +250,32 @@ def _diff_then_force(env: dict[str, str], ns: str) -> None:
     assert len(json.loads(pods)["items"]) == 1  # the old pod is gone, the new one ready
 
 
+def test_node_annotations_give_a_default_builder_the_node_paths(env: dict[str, str], ns: str) -> None:
+    """An admin annotates nodes whose containerd is not at the standard paths; a builder
+    created without path flags (as `kubectl build` does on first use) then fits them."""
+    node = env["KB_CLUSTER_NODE"]
+    base = str(Path(env["KB_CLUSTER_CONTAINERD_SOCK"]).parent)
+    wanted = {
+        "kubectl-build.dev/containerd-sock": env["KB_CLUSTER_CONTAINERD_SOCK"],
+        "kubectl-build.dev/containerd-root": f"{base}/root",
+        "kubectl-build.dev/containerd-state": f"{base}/state",
+    }
+    before = json.loads(kubectl(env, "get", "node", node, "-o", "json").stdout)["metadata"].get(
+        "annotations", {}
+    )
+    kubectl(env, "annotate", "--overwrite", "node", node, *(f"{k}={v}" for k, v in wanted.items()))
+    try:
+        run = buildkit(env, ns, "create", "--node-selector", f"kubernetes.io/hostname={node}")
+        assert run.code == 0, run.stderr
+        box = deployment(env, ns)["spec"]["template"]["spec"]["containers"][0]
+        assert box["args"][-2:] == ["--containerd-worker-addr", env["KB_CLUSTER_CONTAINERD_SOCK"]]
+        assert buildkit(env, ns, "rm", "buildkit").code == 0
+    finally:
+        # Leave the shared node as it was.
+        restore = [f"{k}={before[k]}" if k in before else f"{k}-" for k in wanted]
+        kubectl(env, "annotate", "--overwrite", "node", node, *restore)
+
+
 def test_rootless_builder_reads_its_config_and_builds(env: dict[str, str], ns: str, tmp_path: Path) -> None:
     config = tmp_path / "buildkitd.toml"
     config.write_text('[worker.oci]\n  labels = { "kb-e2e" = "rootless-config-read" }\n')

@@ -13,10 +13,10 @@ from kubectl_build.errors import UsageError
 from kubectl_build.kube import builder_manifest as m
 from kubectl_build.kube import builder_spec as bs
 from kubectl_build.kube.builder import Builder, BuilderPod, builder_from, rolled_out
-from kubectl_build.kube.builder_spec import BuilderSpec, resolve
+from kubectl_build.kube.builder_spec import BuilderSpec, NodeFacts, resolve
 from kubectl_build.kube.waiting import event_problem, last_line, pod_problem, pod_ready, poll
 
-CONTAINERD = ["containerd://1.7.24"]
+CONTAINERD = [NodeFacts("containerd://1.7.24")]
 
 
 def spec(**kw: Any) -> BuilderSpec:
@@ -105,15 +105,52 @@ def test_validate_rejects(bad: BuilderSpec) -> None:
 
 
 def test_resolve_auto() -> None:
+    def nodes(*runtimes: str) -> list[NodeFacts]:
+        return [NodeFacts(r) for r in runtimes]
+
     assert resolve(BuilderSpec(), CONTAINERD).worker == "containerd"
-    assert resolve(BuilderSpec(), ["docker://24.0"]).worker == "runc"
-    assert resolve(BuilderSpec(), ["cri-o://1.30"]).worker == "runc"
-    assert resolve(BuilderSpec(), ["containerd://1.7", "cri-o://1.30"]).worker == "runc"
+    assert resolve(BuilderSpec(), nodes("docker://24.0")).worker == "runc"
+    assert resolve(BuilderSpec(), nodes("cri-o://1.30")).worker == "runc"
+    assert resolve(BuilderSpec(), nodes("containerd://1.7", "cri-o://1.30")).worker == "runc"
     assert resolve(BuilderSpec(), None).worker == "runc"  # nodes not listable
     assert resolve(BuilderSpec(worker="runc"), CONTAINERD).runtime == "containerd"
     rootless = resolve(BuilderSpec(worker="rootless"), CONTAINERD)
     assert rootless.image == "docker.io/moby/buildkit:v0.34.2-rootless"
     assert resolve(BuilderSpec(worker="rootless", image="my/bk:1"), CONTAINERD).image == "my/bk:1"
+
+
+def test_resolve_takes_the_nodes_containerd_paths() -> None:
+    k3s = resolve(BuilderSpec(), [NodeFacts("containerd://1.7.23-k3s2")] * 2)
+    assert (k3s.containerd_sock, k3s.containerd_root, k3s.containerd_state) == (
+        "/run/k3s/containerd/containerd.sock",
+        "/var/lib/rancher/k3s/agent/containerd",
+        "/run/k3s/containerd",
+    )
+    micro = resolve(BuilderSpec(), [NodeFacts("containerd://1.7.27", {"microk8s.io/cluster": "true"})])
+    assert micro.containerd_sock == "/var/snap/microk8s/common/run/containerd.sock"
+    annotated = NodeFacts(
+        "containerd://1.7.24",
+        {},
+        {
+            "kubectl-build.dev/containerd-sock": "/srv/c.sock",
+            "kubectl-build.dev/containerd-root": "/srv/root",
+        },
+    )
+    got = resolve(BuilderSpec(), [annotated])
+    assert (got.containerd_sock, got.containerd_root, got.containerd_state) == (
+        "/srv/c.sock",
+        "/srv/root",
+        "/run/containerd",
+    )
+    # the user's flags win; nodes that disagree change nothing
+    assert resolve(BuilderSpec(containerd_sock="/x.sock"), [annotated]).containerd_sock == "/x.sock"
+    mixed = resolve(BuilderSpec(), [annotated, NodeFacts("containerd://1.7.24")])
+    assert mixed.containerd_sock == "/run/containerd/containerd.sock" and mixed.containerd_root == (
+        "/var/lib/containerd"
+    )
+    assert (
+        resolve(BuilderSpec(worker="runc"), [annotated]).containerd_sock == "/run/containerd/containerd.sock"
+    )
 
 
 def test_spec_from_flags_reads_files(tmp_path: Any) -> None:
