@@ -25,7 +25,7 @@ from kubectl_build.kube._api import call as _api
 from kubectl_build.kube.builder_manifest import builder_diff
 from kubectl_build.kube.builder_spec import BuilderSpec, NodeFacts, frozen, resolve, validate_spec
 from kubectl_build.kube.config import Kube
-from kubectl_build.kube.waiting import Problem, diagnose, pod_ready, poll
+from kubectl_build.kube.waiting import pod_ready, poll, wait_ready
 
 __all__ = ["Builder", "BuilderPod", "BuilderSpec", "builder_diff", "create_builder", "ensure_builder",
            "find_builder", "list_builders", "remove_builder"]
@@ -91,7 +91,8 @@ def _pod(pod: Mapping[str, Any]) -> BuilderPod:
 # ---------------------------------------------------------------------------- API access
 
 
-def _read_workload(kube: Kube, name: str) -> dict[str, Any] | None:
+def read_workload(kube: Kube, name: str) -> dict[str, Any] | None:
+    """The JSON of the Deployment or StatefulSet `name` (with its kind), or None."""
     ns = kube.namespace
     found = _api(kube, f"get deployment {name}", kube.apps().read_namespaced_deployment, name, ns)
     kind = "Deployment"
@@ -107,7 +108,8 @@ def _read_workload(kube: Kube, name: str) -> dict[str, Any] | None:
     return data
 
 
-def _pods(kube: Kube, name: str | None) -> list[dict[str, Any]]:
+def builder_pods(kube: Kube, name: str | None) -> list[dict[str, Any]]:
+    """The JSON of builder `name`'s pods (of every builder when None)."""
     selector = f"{manifest.LABEL_BUILDER}={name}" if name else manifest.LABEL_BUILDER
     found = _api(kube, "list pods", kube.core().list_namespaced_pod, kube.namespace, label_selector=selector)
     return list(_json(kube, found).get("items") or [])
@@ -115,11 +117,11 @@ def _pods(kube: Kube, name: str | None) -> list[dict[str, Any]]:
 
 def find_builder(kube: Kube, name: str) -> Builder | None:
     """The builder `name` in the current namespace, or None if there is none."""
-    workload = _read_workload(kube, name)
+    workload = read_workload(kube, name)
     labels = ((workload or {}).get("metadata") or {}).get("labels") or {}
     if workload is None or manifest.LABEL_BUILDER not in labels:
         return None
-    return builder_from(workload, _pods(kube, name))
+    return builder_from(workload, builder_pods(kube, name))
 
 
 def list_builders(kube: Kube) -> list[Builder]:
@@ -132,7 +134,7 @@ def list_builders(kube: Kube) -> list[Builder]:
         for item in (_json(kube, found).get("items") or []) if found is not None else []:
             item.setdefault("kind", kind)
             workloads.append(item)
-    pods = _pods(kube, None)
+    pods = builder_pods(kube, None)
     builders = []
     for workload in workloads:
         name = workload["metadata"]["name"]
@@ -211,7 +213,7 @@ def ensure_builder(kube: Kube, spec: BuilderSpec, console: Console, *, timeout: 
     """
     existing = find_builder(kube, spec.name)
     if existing is not None:
-        return existing if existing.ready_pods() else _wait(kube, spec.name, console, timeout)
+        return existing if existing.ready_pods() else wait_ready(kube, spec.name, console, timeout)
     if not create:
         raise BuilderError(f"no builder {spec.name} in namespace {kube.namespace}",
                            f"create it with `kubectl buildkit create {spec.name} -n {kube.namespace}`")
@@ -227,13 +229,13 @@ def create_builder(kube: Kube, spec: BuilderSpec, console: Console, *, timeout: 
     (or re-creates it when its kind or cache volume changes).
     """
     spec = prepare(kube, spec, console)
-    existing = _read_workload(kube, spec.name)
+    existing = read_workload(kube, spec.name)
     if existing is None:
         return _create_and_wait(kube, spec, console, timeout)
     diff = builder_diff(existing, manifest.workload(spec, kube.namespace))
     if not diff:
         console.info(f"builder {spec.name} already exists in namespace {kube.namespace} with this spec")
-        return _wait(kube, spec.name, console, timeout)
+        return wait_ready(kube, spec.name, console, timeout)
     for line in diff:
         console.info(f"  {line}")
     if not force:
@@ -247,7 +249,7 @@ def create_builder(kube: Kube, spec: BuilderSpec, console: Console, *, timeout: 
 def _create_and_wait(kube: Kube, spec: BuilderSpec, console: Console, timeout: float) -> Builder:
     created = _create(kube, spec, console)
     try:
-        return _wait(kube, spec.name, console, timeout)
+        return wait_ready(kube, spec.name, console, timeout)
     except BaseException:
         if created:
             # Ctrl-C included: what this invocation created and never saw ready goes.
@@ -263,6 +265,8 @@ def _create(kube: Kube, spec: BuilderSpec, console: Console) -> bool:
     config = manifest.configmap(spec, ns)
     if _api(kube, f"create configmap {spec.name}", core.create_namespaced_config_map, ns, config,
             absent=(409,)) is None:
+        existing = _api(kube, f"get configmap {spec.name}", core.read_namespaced_config_map, spec.name, ns)
+        _refuse_foreign("ConfigMap", spec.name, ns, (existing.metadata.labels or {}) if existing else None)
         # Left over from an interrupted run, or a concurrent creator's identical one.
         _api(kube, f"replace configmap {spec.name}", core.replace_namespaced_config_map,
              spec.name, ns, config)
@@ -271,8 +275,19 @@ def _create(kube: Kube, spec: BuilderSpec, console: Console) -> bool:
         else apps.create_namespaced_stateful_set
     made = _api(kube, f"create {body['kind'].lower()} {spec.name}", create, ns, body, absent=(409,))
     if made is None:
+        other = read_workload(kube, spec.name)
+        labels = (other["metadata"].get("labels") or {}) if other is not None else None
+        _refuse_foreign(str(other["kind"] if other else body["kind"]), spec.name, ns, labels)
         console.info(f"builder {spec.name} is being created by another invocation; waiting for it")
     return made is not None
+
+
+def _refuse_foreign(kind: str, name: str, namespace: str, object_labels: Mapping[str, str] | None) -> None:
+    # Never adopt, overwrite or wait on somebody else's object of the same name.
+    if object_labels is not None and manifest.LABEL_BUILDER not in object_labels:
+        raise BuilderError(f"a {kind} named {name} already exists in namespace {namespace} and is not a "
+                           "builder", "choose another builder name (--builder, or kubectl buildkit create "
+                           "NAME)")
 
 
 def _update(kube: Kube, spec: BuilderSpec, existing: dict[str, Any], console: Console,
@@ -289,11 +304,13 @@ def _update(kube: Kube, spec: BuilderSpec, existing: dict[str, Any], console: Co
          manifest.configmap(spec, ns))
     body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
     _api(kube, f"replace deployment {spec.name}", apps.replace_namespaced_deployment, spec.name, ns, body)
-    return _wait(kube, spec.name, console, timeout, rollout=True)
+    return wait_ready(kube, spec.name, console, timeout, rollout=True)
 
 
 def remove_builder(kube: Kube, name: str, *, timeout: float = 120) -> None:
     """Delete a builder's workload, ConfigMap and cache claims; wait until its pods are gone.
+
+    Objects of the same name without the builder label are not touched.
 
     Raises:
         BuilderError: There is no such builder.
@@ -302,99 +319,26 @@ def remove_builder(kube: Kube, name: str, *, timeout: float = 120) -> None:
     from kubectl_build.errors import WaitTimeoutError
 
     ns, core, apps = kube.namespace, kube.core(), kube.apps()
-    gone = [
-        _api(kube, f"delete deployment {name}", apps.delete_namespaced_deployment, name, ns,
-             propagation_policy="Background") is None,
-        _api(kube, f"delete statefulset {name}", apps.delete_namespaced_stateful_set, name, ns,
-             propagation_policy="Background", absent=(403, 404)) is None,
-        _api(kube, f"delete configmap {name}", core.delete_namespaced_config_map, name, ns) is None,
-    ]
+    workload = read_workload(kube, name)
+    ours = workload is not None and manifest.LABEL_BUILDER in (workload["metadata"].get("labels") or {})
+    if ours and workload is not None:
+        delete = apps.delete_namespaced_deployment if workload["kind"] == "Deployment" \
+            else apps.delete_namespaced_stateful_set
+        _api(kube, f"delete {workload['kind'].lower()} {name}", delete, name, ns,
+             propagation_policy="Background")
+    config = _api(kube, f"get configmap {name}", core.read_namespaced_config_map, name, ns)
+    if config is not None and manifest.LABEL_BUILDER in (config.metadata.labels or {}):
+        _api(kube, f"delete configmap {name}", core.delete_namespaced_config_map, name, ns)
+        ours = True
     claims = _api(kube, "list persistentvolumeclaims", core.list_namespaced_persistent_volume_claim, ns,
                   label_selector=f"{manifest.LABEL_BUILDER}={name}", absent=(403,))
     for claim in claims.items if claims is not None else []:
         _api(kube, f"delete persistentvolumeclaim {claim.metadata.name}",
              core.delete_namespaced_persistent_volume_claim, claim.metadata.name, ns)
-    if all(gone) and not (claims and claims.items) and not _pods(kube, name):
+        ours = True
+    if not ours and not builder_pods(kube, name):
         raise BuilderError(f"no builder {name} in namespace {ns}", "list builders with `kubectl buildkit ls`")
-    if poll(lambda: True if not _pods(kube, name) else None, timeout=timeout) is None:
-        left = ", ".join(p["metadata"]["name"] for p in _pods(kube, name))
+    if poll(lambda: True if not builder_pods(kube, name) else None, timeout=timeout) is None:
+        left = ", ".join(p["metadata"]["name"] for p in builder_pods(kube, name))
         raise WaitTimeoutError(f"builder {name} removed but its pods are still terminating after "
                                f"{timeout:.0f}s ({left})", f"check `kubectl -n {ns} describe pod {left}`")
-
-
-def _wait(kube: Kube, name: str, console: Console, timeout: float, *, rollout: bool = False) -> Builder:
-    """Wait for a ready pod (after an update: of the new version), naming what blocks it."""
-    from kubectl_build.errors import WaitTimeoutError
-
-    seen: list[Problem | None] = [None]
-    said: set[str] = set()
-
-    def check() -> Builder | None:
-        workload = _read_workload(kube, name)
-        if workload is None:
-            raise BuilderError(f"builder {name} was deleted from namespace {kube.namespace} while "
-                               "waiting for it", "run the command again")
-        pods = _pods(kube, name)
-        builder = builder_from(workload, pods)
-        if builder.ready_pods() and (not rollout or rolled_out(workload)):
-            return builder
-        if rollout and not rolled_out(workload):
-            # Old pods are on their way out: their problems are not the new version's.
-            pods = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
-            if not _observed(workload):
-                pods = []
-        problem = seen[0] = diagnose(kube, workload, pods)
-        if problem is not None and problem.fatal:
-            raise BuilderError(f"builder {name} in namespace {kube.namespace} cannot start: "
-                               f"{problem.describe()}", _hint(kube, workload, problem))
-        _say(console, said, builder, problem)
-        return None
-
-    found = poll(check, timeout=timeout)
-    if found is None:
-        problem = seen[0]
-        workload = _read_workload(kube, name) or {"kind": "Deployment", "metadata": {"name": name}}
-        why = problem.describe() if problem else "no pod became ready"
-        raise WaitTimeoutError(f"builder {name} in namespace {kube.namespace} not ready after "
-                               f"{timeout:.0f}s: {why}", _hint(kube, workload, problem))
-    return found
-
-
-def _observed(workload: Mapping[str, Any]) -> bool:
-    meta, status = workload.get("metadata") or {}, workload.get("status") or {}
-    return int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
-
-
-def rolled_out(workload: Mapping[str, Any]) -> bool:
-    """The controller has replaced every old pod (pure, from the workload's status)."""
-    status = workload.get("status") or {}
-    if not _observed(workload):
-        return False
-    if workload.get("kind") == "StatefulSet":
-        revision = status.get("updateRevision")
-        return bool(revision) and status.get("currentRevision") == revision
-    return int(status.get("updatedReplicas") or 0) == int(status.get("replicas") or 0)
-
-
-def _hint(kube: Kube, workload: Mapping[str, Any], problem: Problem | None) -> str:
-    name = (workload.get("metadata") or {}).get("name")
-    if problem and problem.pod:
-        target = f"pod {problem.pod}"
-    elif workload.get("kind") == "StatefulSet":
-        target = f"statefulset {name}"
-    else:
-        # A Deployment's pod-creation failures are events of its ReplicaSet.
-        target = f"replicasets -l {manifest.LABEL_BUILDER}={name}"
-    see = f"see `kubectl -n {kube.namespace} describe {target}`"
-    return f"{problem.hint}; {see}" if problem and problem.hint else see
-
-
-def _say(console: Console, said: set[str], builder: Builder, problem: Problem | None) -> None:
-    # One line per new state, not per poll.
-    pods = ", ".join(f"{p.name} ({p.phase})" for p in builder.pods) or "no pod yet"
-    line = f"waiting for builder {builder.name}: {pods}"
-    if problem is not None:
-        line += f"; {problem.describe()}"
-    if line not in said:
-        said.add(line)
-        console.info(line)

@@ -387,6 +387,18 @@ def test_pod_security_baseline_fails_early(env: dict[str, str], ns: str) -> None
     assert objects(env, ns) == []
 
 
+def test_same_named_objects_of_others_are_never_touched(env: dict[str, str], ns: str) -> None:
+    kubectl(env, "-n", ns, "create", "configmap", "buildkit", "--from-literal=app=mine")
+    run = buildkit(env, ns, "create", "--worker", "runc", timeout=60)
+    assert run.code == ExitCode.BUILDER, run.stderr
+    assert "a ConfigMap named buildkit already exists in namespace" in run.stderr
+    rm = buildkit(env, ns, "rm", "buildkit", timeout=60)
+    assert rm.code == ExitCode.BUILDER and "no builder buildkit" in rm.stderr, rm.stderr
+    data = kubectl(env, "-n", ns, "get", "configmap", "buildkit", "-o", "jsonpath={.data.app}").stdout
+    assert data == "mine"
+    assert objects(env, ns) == ["configmap/buildkit"]
+
+
 def test_parallel_ensure_makes_one_builder(env: dict[str, str], ns: str) -> None:
     from kubectl_build.console import Console
     from kubectl_build.kube.builder import BuilderSpec, ensure_builder

@@ -12,9 +12,9 @@ from kubectl_build import builder_cmds
 from kubectl_build.errors import UsageError
 from kubectl_build.kube import builder_manifest as m
 from kubectl_build.kube import builder_spec as bs
-from kubectl_build.kube.builder import Builder, BuilderPod, builder_from, rolled_out
+from kubectl_build.kube.builder import Builder, BuilderPod, builder_from
 from kubectl_build.kube.builder_spec import BuilderSpec, NodeFacts, resolve
-from kubectl_build.kube.waiting import event_problem, last_line, pod_problem, pod_ready, poll
+from kubectl_build.kube.waiting import event_problem, last_line, pod_problem, pod_ready, poll, rolled_out
 
 CONTAINERD = [NodeFacts("containerd://1.7.24")]
 
