@@ -292,10 +292,11 @@ def _refuse_foreign(kind: str, name: str, namespace: str, object_labels: Mapping
 
 def _update(kube: Kube, spec: BuilderSpec, existing: dict[str, Any], console: Console,
             timeout: float) -> Builder:
-    ns, apps = kube.namespace, kube.apps()
+    ns, apps, kind = kube.namespace, kube.apps(), existing.get("kind")
     body = manifest.workload(spec, ns)
-    if body["kind"] != existing.get("kind") or body["kind"] == "StatefulSet":
-        # Kind and volume claim templates cannot change in place.
+    same_cache = manifest.facts(existing)["cache volume"] == manifest.facts(body)["cache volume"]
+    if body["kind"] != kind or not same_cache:
+        # Neither the kind nor a StatefulSet's volume claims can change in place.
         console.info(f"re-creating builder {spec.name} in namespace {ns}")
         remove_builder(kube, spec.name, timeout=timeout)
         return _create_and_wait(kube, spec, console, timeout)
@@ -303,7 +304,12 @@ def _update(kube: Kube, spec: BuilderSpec, existing: dict[str, Any], console: Co
     _api(kube, f"replace configmap {spec.name}", kube.core().replace_namespaced_config_map, spec.name, ns,
          manifest.configmap(spec, ns))
     body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-    _api(kube, f"replace deployment {spec.name}", apps.replace_namespaced_deployment, spec.name, ns, body)
+    replace_fn = apps.replace_namespaced_deployment
+    if kind == "StatefulSet":
+        # Keep the claims (and the cache in them) exactly as the API server has them.
+        body["spec"]["volumeClaimTemplates"] = existing["spec"]["volumeClaimTemplates"]
+        replace_fn = apps.replace_namespaced_stateful_set
+    _api(kube, f"replace {str(kind).lower()} {spec.name}", replace_fn, spec.name, ns, body)
     return wait_ready(kube, spec.name, console, timeout, rollout=True)
 
 

@@ -363,6 +363,62 @@ def test_quota_rejection_is_named_and_nothing_is_left(env: dict[str, str], ns: s
     assert objects(env, ns) == []
 
 
+@pytest.fixture
+def volume(env: dict[str, str], ns: str, tmp_path: Path) -> Iterator[str]:
+    """A 1Gi PersistentVolume (the test bed has no provisioner), removed afterwards."""
+    name = f"{ns}-pv"
+    pv = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "hostPath": {"path": str(tmp_path / "pv"), "type": "DirectoryOrCreate"},
+        },
+    }
+    kubectl(env, "apply", "-f", "-", stdin=json.dumps(pv))
+    yield name
+    kubectl(env, "delete", "pv", name, "--wait=false", check=False)
+
+
+def test_cache_volume_survives_an_update_and_goes_with_rm(env: dict[str, str], ns: str, volume: str) -> None:
+    run = buildkit(env, ns, "create", "--worker", "runc", "--cache-size", "1Gi", "--host-network")
+    assert run.code == 0, run.stderr
+    claim = json.loads(kubectl(env, "-n", ns, "get", "pvc", "-o", "json").stdout)["items"]
+    assert [c["spec"]["volumeName"] for c in claim] == [volume]
+    pod = "buildkit-0"
+    script = (
+        "set -e; d=$(mktemp -d); cd $d; "
+        "printf 'FROM 127.0.0.1:5000/library/busybox:1.36\\nRUN echo cached\\n' > Dockerfile; "
+        "buildctl build --frontend dockerfile.v0 --local context=. --local dockerfile=. 2>&1"
+    )
+    done = kubectl(env, "-n", ns, "exec", pod, "--", "sh", "-c", script, check=False, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    before = buildkit(env, ns, "du").stdout.splitlines()[1].split()
+    forced = buildkit(
+        env,
+        ns,
+        "create",
+        "--worker",
+        "runc",
+        "--cache-size",
+        "1Gi",
+        "--host-network",
+        "--env",
+        "KB_E2E=2",
+        "--force",
+    )
+    assert forced.code == 0 and "updating builder buildkit" in forced.stderr, forced.stderr
+    after_claims = json.loads(kubectl(env, "-n", ns, "get", "pvc", "-o", "json").stdout)["items"]
+    assert [c["metadata"]["uid"] for c in after_claims] == [c["metadata"]["uid"] for c in claim]
+    after = buildkit(env, ns, "du").stdout.splitlines()[1].split()
+    assert after[2:4] == before[2:4] and int(after[2]) > 0  # same records, same size: the cache stayed
+    assert buildkit(env, ns, "rm", "buildkit").code == 0
+    assert objects(env, ns) == []
+
+
 def test_unpullable_image_fails_with_the_reason_and_leaves_nothing(env: dict[str, str], ns: str) -> None:
     image = "docker.io/moby/buildkit:no-such-tag"
     started = time.monotonic()
