@@ -178,14 +178,16 @@ def create(options: KubeOptions, spec: BuilderSpec, console: Console, *, force: 
     return 0
 
 
-def ls(options: KubeOptions, console: Console, now: datetime | None = None) -> int:
-    """``kubectl buildkit ls``."""
+def ls(options: KubeOptions, console: Console, *, all_namespaces: bool = False,
+       now: datetime | None = None) -> int:
+    """``kubectl buildkit ls [-A]``."""
     from kubectl_build.kube.builder import list_builders
 
     kube = _connect(options)
-    builders = list_builders(kube)
+    builders = list_builders(kube, all_namespaces=all_namespaces)
     if not builders:
-        console.info(f"no builders in namespace {kube.namespace}")
+        console.info("no builders in any namespace" if all_namespaces
+                     else f"no builders in namespace {kube.namespace}")
         return 0
     for line in table(ls_rows(builders, now or datetime.now(timezone.utc))):
         console.result(line)

@@ -255,7 +255,9 @@ _NAME = click.argument("name", metavar="[NAME]", required=False, default="buildk
               help="Container environment, e.g. HTTPS_PROXY; a bare K copies yours.")
 @click.option("--runtime", type=click.Choice(["auto", "containerd", "docker"]), default="auto",
               show_default=True, help="The nodes' container runtime.")
-@click.option("--containerd-sock", metavar="PATH", help="Node's containerd socket.")
+@click.option("--containerd-sock", metavar="PATH",
+              help="Node's containerd socket [/run/containerd/containerd.sock, or what the nodes say: "
+              "kubectl-build.dev/containerd-* annotations, k3s, microk8s].")
 @click.option("--containerd-root", metavar="DIR", help="Node's containerd root [/var/lib/containerd].")
 @click.option("--containerd-state", metavar="DIR", help="Node's containerd state dir [/run/containerd].")
 @click.option("--containerd-namespace", metavar="NS", help="containerd namespace for images [k8s.io].")
@@ -280,12 +282,13 @@ def create(name: str, force: bool, timeout: str, **flags: Any) -> int:
 
 
 @buildkit.command(name="ls", context_settings=CONTEXT_SETTINGS)
+@click.option("-A", "--all-namespaces", is_flag=True, help="Builders of every namespace.")
 @_kube_options
-def ls() -> int:
+def ls(all_namespaces: bool) -> int:
     """List builders (NAME NAMESPACE WORKER PODS NODES IMAGE AGE)."""
     from kubectl_build import builder_cmds
 
-    return builder_cmds.ls(_kube(), Console())
+    return builder_cmds.ls(_kube(), Console(), all_namespaces=all_namespaces)
 
 
 @buildkit.command(name="inspect", context_settings=CONTEXT_SETTINGS)

@@ -124,23 +124,30 @@ def find_builder(kube: Kube, name: str) -> Builder | None:
     return builder_from(workload, builder_pods(kube, name))
 
 
-def list_builders(kube: Kube) -> list[Builder]:
-    """Every builder in the current namespace, by name."""
-    ns, apps, selector = kube.namespace, kube.apps(), manifest.LABEL_BUILDER
+def list_builders(kube: Kube, *, all_namespaces: bool = False) -> list[Builder]:
+    """Every builder in the current namespace (or all of them), by namespace and name."""
+    apps, core, selector = kube.apps(), kube.core(), manifest.LABEL_BUILDER
+    calls = [("Deployment", apps.list_namespaced_deployment, apps.list_deployment_for_all_namespaces, ()),
+             ("StatefulSet", apps.list_namespaced_stateful_set, apps.list_stateful_set_for_all_namespaces,
+              (403,))]
     workloads: list[dict[str, Any]] = []
-    for kind, fn, absent in (("Deployment", apps.list_namespaced_deployment, ()),
-                             ("StatefulSet", apps.list_namespaced_stateful_set, (403,))):
-        found = _api(kube, f"list {kind.lower()}s", fn, ns, label_selector=selector, absent=absent)
+    for kind, one_ns, every_ns, absent in calls:
+        args = () if all_namespaces else (kube.namespace,)
+        found = _api(kube, f"list {kind.lower()}s", every_ns if all_namespaces else one_ns, *args,
+                     label_selector=selector, absent=absent)
         for item in (_json(kube, found).get("items") or []) if found is not None else []:
             item.setdefault("kind", kind)
             workloads.append(item)
-    pods = builder_pods(kube, None)
+    pods_fn, args = (core.list_pod_for_all_namespaces, ()) if all_namespaces \
+        else (core.list_namespaced_pod, (kube.namespace,))
+    pods = _json(kube, _api(kube, "list pods", pods_fn, *args, label_selector=selector)).get("items") or []
     builders = []
     for workload in workloads:
-        name = workload["metadata"]["name"]
-        mine = [p for p in pods if (p["metadata"].get("labels") or {}).get(manifest.LABEL_BUILDER) == name]
+        meta = workload["metadata"]
+        mine = [p for p in pods if p["metadata"].get("namespace") == meta.get("namespace")
+                and (p["metadata"].get("labels") or {}).get(manifest.LABEL_BUILDER) == meta["name"]]
         builders.append(builder_from(workload, mine))
-    return sorted(builders, key=lambda b: b.name)
+    return sorted(builders, key=lambda b: (b.namespace, b.name))
 
 
 # ---------------------------------------------------------------------------- preparing a spec

@@ -153,6 +153,8 @@ def test_containerd_builder_lifecycle(env: dict[str, str], ns: str) -> None:
     ls = buildkit(env, ns, "ls")
     assert ls.code == 0, ls.stderr
     header, row = ls.stdout.splitlines()
+    everywhere = buildkit(env, "default", "ls", "-A")
+    assert any(line.split()[:2] == ["buildkit", ns] for line in everywhere.stdout.splitlines()), everywhere
     assert header.split() == ["NAME", "NAMESPACE", "WORKER", "PODS", "NODES", "IMAGE", "AGE"]
     assert row.split()[:6] == [
         "buildkit",
