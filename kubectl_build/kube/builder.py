@@ -175,7 +175,8 @@ def _nodes(kube: Kube, spec: BuilderSpec, console: Console) -> list[NodeFacts] |
                          "runc worker (pass --worker containerd to load images into the nodes)")
         return None
     return [NodeFacts(str(n.status.node_info.container_runtime_version if n.status.node_info else ""),
-                      n.metadata.labels or {}, n.metadata.annotations or {}) for n in found.items]
+                      n.metadata.labels or {}, n.metadata.annotations or {}, n.metadata.name)
+            for n in found.items]
 
 
 def _check_pod_security(kube: Kube, spec: BuilderSpec) -> None:

@@ -168,9 +168,15 @@ def _toleration(toleration: Mapping[str, str]) -> dict[str, Any]:
 def _anti_affinity(spec: BuilderSpec) -> dict[str, Any]:
     term = {"labelSelector": {"matchLabels": selector(spec.name)}, "topologyKey": "kubernetes.io/hostname"}
     if spec.worker == "containerd":
-        return {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
-    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-        {"weight": 100, "podAffinityTerm": term}]}}
+        affinity: dict[str, Any] = {
+            "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
+    else:
+        affinity = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": term}]}}
+    if spec.nodes:
+        affinity["nodeAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": list(spec.nodes)}]}]}}
+    return affinity
 
 
 def state_dir(spec: BuilderSpec, namespace: str) -> str:
@@ -347,6 +353,7 @@ def facts(manifest: Mapping[str, Any]) -> dict[str, str]:
         "replicas": str(spec.get("replicas", 1)),
         "args": " ".join(box.get("args") or []),
         "node selector": _text(pod.get("nodeSelector") or {}),
+        "affinity": _text(pod.get("affinity") or {}),
         "tolerations": _text(pod.get("tolerations") or []),
         "resources": _text(box.get("resources") or {}),
         "service account": str(pod.get("serviceAccountName") or "(default)"),

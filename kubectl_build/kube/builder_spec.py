@@ -82,6 +82,8 @@ class BuilderSpec:
     the node's loopback (node-local registries, mirrors) are reachable for pulls/pushes."""
     cache_volume: str | None = None
     """Size of a PersistentVolumeClaim per replica (runc/rootless; makes a StatefulSet)."""
+    nodes: tuple[str, ...] = ()
+    """Only these nodes (by name); set when the nodes' containerd paths differ."""
     capabilities: tuple[str, ...] = ()
     """Rootless worker: capabilities added to the container's bounding set. Some kernels
     let the setuid newuidmap write user-namespace maps only with SYS_ADMIN there."""
@@ -237,6 +239,7 @@ class NodeFacts:
     """``status.nodeInfo.containerRuntimeVersion``, e.g. ``containerd://1.7.24``."""
     labels: Mapping[str, str] = field(default_factory=_empty)
     annotations: Mapping[str, str] = field(default_factory=_empty)
+    name: str = ""
 
 
 # An admin can state where a node's containerd lives; builders created on first use
@@ -294,14 +297,19 @@ def resolve(spec: BuilderSpec, nodes: Sequence[NodeFacts] | None) -> BuilderSpec
 
 
 def _node_paths(spec: BuilderSpec, nodes: Sequence[NodeFacts]) -> BuilderSpec:
-    defaults, found = BuilderSpec(), [containerd_paths(n) for n in nodes]
-    changes: dict[str, str] = {}
-    for name in NODE_ANNOTATIONS:
-        values = {paths.get(name, getattr(defaults, name)) for paths in found}
-        # Only a path the user left alone, and only if every node has the same one.
-        if getattr(spec, name) == getattr(defaults, name) and len(values) == 1:
-            changes[name] = values.pop()
-    return replace(spec, **changes)  # type: ignore[arg-type]
+    defaults = BuilderSpec()
+    if any(getattr(spec, name) != getattr(defaults, name) for name in NODE_ANNOTATIONS):
+        return spec  # the user said where containerd is
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for node in nodes:
+        paths = containerd_paths(node)
+        key = tuple(paths.get(name, getattr(defaults, name)) for name in NODE_ANNOTATIONS)
+        groups.setdefault(key, []).append(node.name)
+    # One pod template has one set of hostPaths: with nodes that differ, the builder
+    # goes to the largest group of alike nodes (ties: the group of the first name).
+    key, names = min(groups.items(), key=lambda item: (-len(item[1]), min(item[1])))
+    spec = replace(spec, **dict(zip(NODE_ANNOTATIONS, key, strict=True)))  # type: ignore[arg-type]
+    return replace(spec, nodes=tuple(sorted(names))) if len(groups) > 1 else spec
 
 
 def _runtime_of(node_runtimes: Iterable[str] | None) -> str:

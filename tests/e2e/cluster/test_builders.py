@@ -267,10 +267,14 @@ def test_node_annotations_give_a_default_builder_the_node_paths(env: dict[str, s
     )
     kubectl(env, "annotate", "--overwrite", "node", node, *(f"{k}={v}" for k, v in wanted.items()))
     try:
-        run = buildkit(env, ns, "create", "--node-selector", f"kubernetes.io/hostname={node}")
+        # No flags at all, as `kubectl build` creates it. Where the second node's containerd
+        # lives elsewhere, the builder is pinned to the annotated node.
+        run = buildkit(env, ns, "create")
         assert run.code == 0, run.stderr
         box = deployment(env, ns)["spec"]["template"]["spec"]["containers"][0]
         assert box["args"][-2:] == ["--containerd-worker-addr", env["KB_CLUSTER_CONTAINERD_SOCK"]]
+        row = buildkit(env, ns, "ls").stdout.splitlines()[1].split()
+        assert row[2:5] == ["containerd", "1/1", node], row
         assert buildkit(env, ns, "rm", "buildkit").code == 0
     finally:
         # Leave the shared node as it was.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -142,12 +143,19 @@ def test_resolve_takes_the_nodes_containerd_paths() -> None:
         "/srv/root",
         "/run/containerd",
     )
-    # the user's flags win; nodes that disagree change nothing
+    # the user's flags win
     assert resolve(BuilderSpec(containerd_sock="/x.sock"), [annotated]).containerd_sock == "/x.sock"
-    mixed = resolve(BuilderSpec(), [annotated, NodeFacts("containerd://1.7.24")])
-    assert mixed.containerd_sock == "/run/containerd/containerd.sock" and mixed.containerd_root == (
-        "/var/lib/containerd"
-    )
+    # nodes that differ: the builder goes to the largest group of alike nodes, pinned by name
+    plain = [NodeFacts("containerd://1.7.24", name=n) for n in ("b", "c")]
+    mixed = resolve(BuilderSpec(), [replace(annotated, name="a"), *plain])
+    assert mixed.containerd_sock == "/run/containerd/containerd.sock" and mixed.nodes == ("b", "c")
+    tie = resolve(BuilderSpec(), [replace(annotated, name="a"), plain[0]])
+    assert tie.containerd_sock == "/srv/c.sock" and tie.nodes == ("a",)
+    pinned = m.workload(bs.frozen(tie), "ns")["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+    assert pinned["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"] == [
+        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a"]}]}
+    ]
+    assert resolve(BuilderSpec(), plain).nodes == ()
     assert (
         resolve(BuilderSpec(worker="runc"), [annotated]).containerd_sock == "/run/containerd/containerd.sock"
     )
