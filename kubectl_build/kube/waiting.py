@@ -142,8 +142,10 @@ def event_problem(events: Iterable[Mapping[str, Any]], pod: str | None = None) -
         match = _HOSTPATH.search(message) if reason == "FailedMount" else None
         if match:
             return Problem("FailedMount", f"{match.group(1)} is not a {match.group(2)} on the node", pod,
-                           fatal=True, hint="pass the node's real paths with --containerd-sock/"
-                           "--containerd-root/--containerd-state, or use --worker runc")
+                           fatal=True, hint="tell where the node's containerd is: annotate the nodes with "
+                           "kubectl-build.dev/containerd-sock, -root and -state (builders created by kubectl "
+                           "build use them), or pass --containerd-sock/--containerd-root/--containerd-state "
+                           "to kubectl buildkit create; or use --worker runc")
     return None
 
 
