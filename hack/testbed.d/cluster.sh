@@ -588,7 +588,13 @@ do_up() {
   for n in "${NODES[@]}"; do select_node "$n"; start_kubelet; done
   select_node main
   write_env
-  for n in "${NODES[@]}"; do select_node "$n"; wait_for 120 "node $NODE Ready" node_ready; done
+  for n in "${NODES[@]}"; do
+    select_node "$n"; wait_for 120 "node $NODE Ready" node_ready
+    # Where this node's containerd lives (not the standard /run/containerd, /var/lib/containerd):
+    # the annotations kubectl-build reads for builders that use the node's containerd.
+    kc annotate --overwrite node "$NODE" "kubectl-build.dev/containerd-sock=$SOCK" \
+      "kubectl-build.dev/containerd-root=$CTRD/root" "kubectl-build.dev/containerd-state=$CTRD/state" >/dev/null
+  done
   if [[ " ${NODES[*]} " != *" arm64 "* ]]; then  # a second node of an earlier `up` is gone
     kc delete node "${KB_NODE_NAME:-kb-node}-arm64" --ignore-not-found --wait=false >/dev/null 2>&1 || true
   fi
