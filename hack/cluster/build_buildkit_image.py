@@ -87,9 +87,10 @@ def uidmap_root() -> str:
     os.makedirs(top, exist_ok=True)
     for f in glob.glob(os.path.join(top, "*.deb")):
         os.unlink(f)
-    subprocess.run(
-        ["apt-get", "-o", "APT::Sandbox::User=root", "-qq", "download", "uidmap"], check=True, cwd=top
-    )
+    cmd = ["apt-get", "-o", "APT::Sandbox::User=root", "-qq", "download", "uidmap"]
+    if subprocess.run(cmd, cwd=top).returncode != 0:  # fresh machine: package lists not fetched yet
+        subprocess.run(["apt-get", "-qq", "update"], check=True)
+        subprocess.run(cmd, check=True, cwd=top)
     deb = glob.glob(os.path.join(top, "uidmap_*.deb"))[0]
     shutil.rmtree(root, ignore_errors=True)
     subprocess.run(["dpkg-deb", "-x", deb, root], check=True)
