@@ -171,9 +171,14 @@ def create(options: KubeOptions, spec: BuilderSpec, console: Console, *, force: 
 
     kube = _connect(options)
     builder = create_builder(kube, spec, console, timeout=timeout, force=force)
-    pods = ", ".join(f"{p.name} on {p.node}" for p in builder.ready_pods())
+    ready = builder.ready_pods()
+    pods = ", ".join(f"{p.name} on {p.node}" for p in ready)
     console.info(f"builder {builder.name} is ready in namespace {builder.namespace} ({builder.worker} "
                  f"worker; {pods})")
+    if len(ready) < builder.replicas:
+        # Builds can start now; say why the rest may never come (one containerd pod per node).
+        console.info(f"{len(ready)} of {builder.replicas} pods ready; the others are starting or cannot be "
+                     f"scheduled: see `kubectl buildkit ls -n {builder.namespace}`")
     console.result(builder.name)
     return 0
 
