@@ -618,3 +618,39 @@ def test_ls_rows_and_age() -> None:
     assert builder_cmds.age("2026-01-01T23:59:15Z", now) == "45s"
     assert builder_cmds.age("2025-12-25T00:00:00Z", now) == "8d"
     assert builder_cmds.human_bytes(999) == "999B" and builder_cmds.human_bytes(3_160_000) == "3.16MB"
+
+
+# ---------------------------------------------------------------------------- API answers
+
+
+def fake_kube() -> Any:
+    from kubectl_build.kube.config import Kube, KubeOptions
+
+    class Client:
+        configuration = type("C", (), {"host": "https://k"})()
+
+    return Kube(Client(), "ci", None, KubeOptions())
+
+
+def test_api_answers_that_are_not_failures() -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    from kubectl_build.errors import BuilderError, ClusterError
+    from kubectl_build.kube._api import call
+
+    def answer(status: int) -> Any:
+        def fn(*args: Any, **kwargs: Any) -> Any:
+            raise ApiException(status=status, reason="Nope")
+
+        return fn
+
+    kube = fake_kube()
+    assert call(kube, "get deployment x", answer(404)) is None
+    assert call(kube, "create configmap x", answer(409), absent=(409,)) is None
+    with pytest.raises(ClusterError, match="get deployment x: 500"):
+        call(kube, "get deployment x", answer(500))
+    with pytest.raises(BuilderError, match="cannot create deployment x in namespace ci: forbidden"):
+        call(kube, "create deployment x", answer(403))
+    with pytest.raises(ClusterError, match="list pods: forbidden"):
+        call(kube, "list pods", answer(403))
+    assert call(kube, "list nodes", answer(403), absent=(403,)) is None
