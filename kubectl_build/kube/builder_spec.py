@@ -219,6 +219,19 @@ def parse_env(values: Iterable[str], environ: Mapping[str, str]) -> dict[str, st
     return env
 
 
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+
+
+def proxy_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The client's proxy variables, for a builder created on first use behind a proxy."""
+    return {key: environ[key] for key in _PROXY_VARIABLES if environ.get(key)}
+
+
+def first_use_spec(name: str, environ: Mapping[str, str]) -> BuilderSpec:
+    """The spec `kubectl build` creates a missing builder from: defaults plus the proxies."""
+    return frozen(BuilderSpec(name=name, env=proxy_env(environ)))
+
+
 def frozen(spec: BuilderSpec) -> BuilderSpec:
     """The same spec with its mappings made read-only, so it is safely shareable."""
     return replace(

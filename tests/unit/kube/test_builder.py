@@ -77,6 +77,13 @@ def test_tolerations() -> None:
             bs.parse_tolerations([bad])
 
 
+def test_first_use_spec_carries_the_proxies() -> None:
+    spec = bs.first_use_spec(
+        "bk", {"HTTPS_PROXY": "http://p:3128", "no_proxy": ".svc", "HOME": "/h", "HTTP_PROXY": ""}
+    )
+    assert spec.name == "bk" and dict(spec.env) == {"HTTPS_PROXY": "http://p:3128", "no_proxy": ".svc"}
+
+
 def test_env_takes_bare_names_from_the_client() -> None:
     env = bs.parse_env(["HTTPS_PROXY", "NO_PROXY=.svc,10.0.0.0/8", "A=b=c"], {"HTTPS_PROXY": "http://p:3128"})
     assert env == {"HTTPS_PROXY": "http://p:3128", "NO_PROXY": ".svc,10.0.0.0/8", "A": "b=c"}
