@@ -1,0 +1,158 @@
+"""The release archive installed the way kubectl users do: with krew, in a throwaway root.
+
+The session builds what is missing and caches it: the linux/amd64 release archive (under
+dist/release, rebuilt when the sources are newer) and krew from its Go module (under
+~/.cache/kubectl-build). Builds go to the test bed's buildkitd, which must be running.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import REPO, Testbed
+
+pytestmark = pytest.mark.e2e
+
+sys.path.insert(0, str(REPO / "packaging"))
+import build_release  # noqa: E402
+import krew  # noqa: E402
+
+RELEASE = REPO / "dist" / "release"
+SOURCES = [REPO / "kubectl_build", REPO / "packaging", REPO / "setup.cfg", REPO / "README.md"]
+
+
+def _newest_source() -> float:
+    files = [p for root in SOURCES for p in ([root] if root.is_file() else root.rglob("*"))]
+    return max(p.stat().st_mtime for p in files if p.is_file() and "__pycache__" not in p.parts)
+
+
+@dataclass(frozen=True)
+class Release:
+    """The built archive and the manifests generated from it."""
+
+    archive: Path
+    manifest: Path
+    companion: Path
+
+
+@pytest.fixture(scope="session")
+def release() -> Release:
+    if platform.machine() != "x86_64" or sys.platform != "linux":
+        pytest.fail("the krew test builds the linux/amd64 archive: run it on linux/amd64")
+    version = build_release.version()
+    archive = RELEASE / f"kubectl-build_{version}_linux_amd64.tar.gz"
+    manifest = RELEASE / "plugin.yaml"
+    if not archive.exists() or archive.stat().st_mtime < _newest_source() or not manifest.exists():
+        subprocess.run([sys.executable, str(REPO / "packaging" / "build_release.py"), "--out", str(RELEASE),
+                        "--manifest", str(manifest)], check=True, timeout=1800)  # fmt: skip
+    return Release(archive, manifest, RELEASE / "buildkit.yaml")
+
+
+@dataclass
+class KrewEnv:
+    """A throwaway KREW_ROOT, and a PATH with only its bin, kubectl and kubectl-krew."""
+
+    root: Path
+    env: dict[str, str]
+
+    def run(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(list(args), capture_output=True, text=True, env=self.env, timeout=timeout,
+                              check=False)  # fmt: skip
+        if check and done.returncode != 0:
+            raise AssertionError(f"{args} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def files(self) -> list[str]:
+        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*") if not p.is_dir())
+
+
+@pytest.fixture
+def krew_env(tmp_path: Path) -> KrewEnv:
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl must be on PATH"
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "kubectl").symlink_to(kubectl)
+    (tools / "kubectl-krew").symlink_to(krew.krew_bin() / "krew")
+    root = tmp_path / "krew-root"
+    env = {
+        "HOME": str(tmp_path),
+        "KREW_ROOT": str(root),
+        "KREW_NO_UPGRADE_CHECK": "1",
+        "PATH": os.pathsep.join([str(root / "bin"), str(tools), "/usr/bin", "/bin"]),
+    }
+    return KrewEnv(root, env)
+
+
+def test_manifest_passes_krews_validation(release: Release, tmp_path: Path) -> None:
+    validate = krew.krew_bin() / "validate-krew-manifest"
+    for manifest, name in ((release.manifest, "build"), (release.companion, "buildkit")):
+        named = tmp_path / f"{name}.yaml"  # the validator wants <plugin name>.yaml
+        shutil.copy(manifest, named)
+        # Its install step downloads `uri` (published only after this test passes);
+        # test_krew_install_build_uninstall installs from the archive instead.
+        done = subprocess.run([str(validate), "-manifest", str(named), "-skip-install"],
+                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+
+def test_archive_layout(release: Release) -> None:
+    with tarfile.open(release.archive) as archive:
+        members = {m.name: m for m in archive.getmembers()}
+    for name in ("kubectl-build", "kubectl-buildkit", "kubectl_complete-build",
+                 "kubectl_complete-buildkit", "LICENSE", "README.md"):  # fmt: skip
+        assert name in members, name
+    assert all(m.isfile() or m.isdir() for m in members.values()), "krew unpacks files and dirs only"
+    assert members["kubectl-build"].mode & 0o111 and members["kubectl-buildkit"].mode & 0o111
+
+
+def test_krew_install_build_uninstall(release: Release, krew_env: KrewEnv, testbed: Testbed,
+                                      tmp_path: Path) -> None:  # fmt: skip
+    k = krew_env
+    # What `kubectl krew update` leaves: a git clone of the index (uninstall insists on
+    # one). No network here, so an empty repository stands in for it.
+    (k.root / "index" / "default" / ".git").mkdir(parents=True)
+    before = k.files()
+    for manifest in (release.manifest, release.companion):
+        k.run("kubectl", "krew", "install", f"--manifest={manifest}", f"--archive={release.archive}")
+    listed = k.run("kubectl", "plugin", "list")
+    assert str(k.root / "bin" / "kubectl-build") in listed.stdout
+    assert str(k.root / "bin" / "kubectl-buildkit") in listed.stdout
+    assert listed.stderr == "", listed.stderr
+
+    help_ = k.run("kubectl", "build", "--help").stdout
+    assert help_.startswith("Usage: kubectl build [OPTIONS] PATH | URL | -\n")
+    host = testbed.buildkit_host
+    versions = k.run("kubectl", "buildkit", "version", "--buildkit-host", host).stdout.splitlines()
+    assert versions[0] == f"kubectl-build {build_release.version()}"
+    assert versions[1].startswith(f"buildkitd {host}: BuildKit v")
+
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY a /a\n")
+    (context / "a").write_text("from the krew-installed kubectl-build\n")
+    out = tmp_path / "out"
+    k.run("kubectl", "build", str(context), "--buildkit-host", host, "--progress", "plain",
+          "-o", f"type=local,dest={out}", timeout=600)  # fmt: skip
+    assert (out / "a").read_text() == "from the krew-installed kubectl-build\n"
+
+    # The completion hook shipped in the archive (krew links only one bin per plugin).
+    store = next((k.root / "store" / "build").iterdir())
+    assert (store / "LICENSE").is_file()  # krew-index requires the license in the archive
+    hook = k.run(str(store / "kubectl_complete-build"), "--pl").stdout
+    assert hook.splitlines()[0].startswith("--platform\t") and hook.endswith(":4\n")
+
+    k.run("kubectl", "krew", "uninstall", "build", "buildkit")
+    assert k.files() == before, "krew uninstall left files behind"
+    for state in ("bin", "store", "receipts"):
+        assert not any((k.root / state).iterdir()), f"{state}/ not empty after uninstall"
+    assert "kubectl-build" not in k.run("kubectl", "plugin", "list", check=False).stdout
