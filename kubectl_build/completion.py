@@ -30,6 +30,53 @@ DIRECTIVE_NO_FILES = 4
 DIRECTIVE_DIRS = 16
 
 
+# Option values click cannot know (the options are plain strings in cli.py).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "--progress": ("auto", "tty", "plain", "quiet", "rawjson"),
+    "--network": ("default", "host", "none"),
+    "--allow": ("network.host", "security.insecure"),
+    "--platform": ("local", "linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v6", "linux/386",
+                   "linux/ppc64le", "linux/s390x", "linux/riscv64"),
+}  # fmt: skip
+FILE_OPTIONS = frozenset(
+    {"-f", "--file", "--iidfile", "--metadata-file", "--tlscacert", "--tlscert", "--tlskey",
+     "--kubeconfig", "--config", "--custom-ca"}
+)  # fmt: skip
+
+
+def _values(args: Sequence[str], incomplete: str) -> list[CompletionItem[str]] | None:
+    """Completions for an option's value or the context path; None leaves it to click."""
+    previous = args[-1] if args else ""
+    if previous in FILE_OPTIONS:
+        return [CompletionItem(incomplete, type="file")]
+    if previous in CHOICES:
+        # --platform takes a comma list: complete its last element.
+        head, comma, last = incomplete.rpartition(",")
+        prefix = head + comma
+        return [CompletionItem(prefix + v) for v in CHOICES[previous] if v.startswith(last)]
+    return None
+
+
+class _ValueCompletion(ShellComplete):
+    """Adds option values and the context directory to click's completions."""
+
+    def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem[str]]:
+        if self.prog_name == "kubectl-build":
+            values = _values(args, incomplete)
+            if values is not None:
+                return values
+        items = super().get_completions(args, incomplete)
+        if not items and self.prog_name == "kubectl-build" and not incomplete.startswith("-"):
+            return [CompletionItem(incomplete, type="dir")]  # the build context
+        return items
+
+
+def _shell_class(shell: str) -> type[ShellComplete]:
+    base = get_completion_class(shell)
+    assert base is not None  # every name in SHELLS is one of click's
+    return type(f"{base.__name__}Values", (_ValueCompletion, base), {})
+
+
 def complete_var(program: str) -> str:
     """The environment variable the completion scripts set: ``_KUBECTL_BUILD_COMPLETE``."""
     return f"_{program}_COMPLETE".replace("-", "_").upper()
@@ -47,9 +94,7 @@ def source(shell: str, program: str = "kubectl-build") -> str:
         from kubectl_build.errors import UsageError
 
         raise UsageError(f"no completion for shell {shell!r}", f"use one of: {', '.join(SHELLS)}")
-    comp_cls = get_completion_class(shell)
-    assert comp_cls is not None  # every name in SHELLS is one of click's
-    return comp_cls(_command(program), {}, program, complete_var(program)).source()
+    return _shell_class(shell)(_command(program), {}, program, complete_var(program)).source()
 
 
 def script(shell: str) -> str:
@@ -65,9 +110,14 @@ def shell_request(program: str) -> int | None:
     instruction = os.environ.get(complete_var(program))
     if not instruction:
         return None
-    from click.shell_completion import shell_complete
-
-    return shell_complete(_command(program), {}, program, complete_var(program), instruction)
+    shell, _, action = instruction.partition("_")
+    if shell not in SHELLS or action not in ("source", "complete"):
+        return 1
+    comp = _shell_class(shell)(_command(program), {}, program, complete_var(program))
+    # Bytes, so that Windows does not turn the newlines into CRLF.
+    sys.stdout.buffer.write((comp.source() if action == "source" else comp.complete() + "\n").encode())
+    sys.stdout.flush()
+    return 0
 
 
 @dataclass(frozen=True)
@@ -83,7 +133,7 @@ class Answer:
         return "".join(f"{line}\n" for line in [*lines, f":{self.directive}"])
 
 
-class _Words(ShellComplete):
+class _Words(_ValueCompletion):
     """click's completion resolution for words handed over as a list (no shell script)."""
 
     name = "kubectl"

@@ -93,9 +93,10 @@ def test_hook_answer_in_cobra_form() -> None:
     answer = completion.answer("kubectl-build", ["--pl"])
     assert [value for value, _ in answer.candidates] == ["--platform"]
     assert answer.render().endswith(":4\n")
-    # An option value or the context path: no candidates, the shell completes file names.
+    # A file option's value: no candidates, the shell completes file names; the
+    # context: directories.
     assert completion.answer("kubectl-build", ["-f", ""]).render() == ":0\n"
-    assert completion.answer("kubectl-build", [""]).directive in (0, 4)
+    assert completion.answer("kubectl-build", [""]).render() == ":16\n"
     assert [v for v, _ in completion.answer("kubectl-buildkit", ["ver"]).candidates] == ["version"]
 
 
@@ -114,3 +115,29 @@ def test_completion_word_is_still_a_context_directory() -> None:
     # `kubectl build completion` (one word) stays a build of ./completion; only the
     # two-word form, never a valid build, prints a script.
     assert entry._completion("kubectl-build", ["completion"]) is None
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        (["--progress", "p"], ["plain"]),
+        (["--network", ""], ["default", "host", "none"]),
+        (["--allow", "s"], ["security.insecure"]),
+        (["--platform", "linux/amd64,linux/arm6"], ["linux/amd64,linux/arm64"]),
+        (["buildkit-ctx", "--platform", "loc"], ["local"]),
+    ],
+)
+def test_option_values(words: list[str], expected: list[str]) -> None:
+    assert [v for v, _ in completion.answer("kubectl-build", words).candidates] == expected
+
+
+def test_bash_completes_values_and_directories(bash_script: Path) -> None:
+    out = _bash(f"source {bash_script}; COMP_WORDS=(kubectl-build --progress pl); COMP_CWORD=2; "
+                '_kubectl_build_completion kubectl-build; echo "${COMPREPLY[@]}"')
+    assert out.split() == ["plain"]
+    # The context: the script switches bash to directory names on a `dir` answer.
+    done = subprocess.run(
+        [str(BIN / "kubectl-build")], capture_output=True, text=True, timeout=60, check=True,
+        env=_env(COMP_WORDS="kubectl-build ", COMP_CWORD="1", _KUBECTL_BUILD_COMPLETE="bash_complete"),
+    )  # fmt: skip
+    assert done.stdout.split() == ["dir,"]
