@@ -21,16 +21,18 @@ credentials, secrets and SSH agents through the BuildKit session, shows live
 progress, and pushes multi-platform images as one image index.
 """
 CAVEATS = """\
-Pushing (--push) needs registry credentials on the builder's side: create a
-docker-registry Secret named after the builder ("buildkit" unless --builder says
-otherwise) in the builder's namespace, and --push just works:
+Registry credentials for --push come from the docker-registry Secret named after
+the builder ("buildkit" unless --builder says otherwise) in the builder's namespace;
+kubectl build reads it with your RBAC and serves it to BuildKit through the build
+session. Create it once and --push just works:
   kubectl create secret docker-registry buildkit \\
     --docker-server=registry.example.com --docker-username=USER --docker-password=PASS
 Your local docker config (~/.docker/config.json) is used as well.
-
-krew links only kubectl-build. For `kubectl buildkit` (builder management) install
-the "buildkit" plugin too, or link the wrapper shipped in the archive.
 """
+COMPANIONS = {
+    "build": 'For `kubectl buildkit` (builder management) install the "buildkit" plugin too.\n',
+    "buildkit": 'This is the builder-management half of the "build" plugin: install "build" too.\n',
+}
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ def render(version: str, artifacts: list[Artifact], base_url: str, name: str = "
         "  description: |\n"
         f"{_indent(DESCRIPTION, 4)}"
         "  caveats: |\n"
-        f"{_indent(CAVEATS, 4)}"
+        f"{_indent(CAVEATS + chr(10) + COMPANIONS[name], 4)}"
         "  platforms:\n"
         f"{_indent(entries, 2)}"
         f"{comment}"

@@ -20,7 +20,8 @@ import pytest
 
 from tests.e2e.helpers import REPO, Testbed
 
-pytestmark = pytest.mark.e2e
+# A cold first run builds the archive (virtualenv, PyInstaller) and krew: minutes.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
 sys.path.insert(0, str(REPO / "packaging"))
 import build_release  # noqa: E402
