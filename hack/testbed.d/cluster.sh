@@ -573,6 +573,7 @@ do_up() {
   local n
   for n in "${NODES[@]}"; do select_node "$n"; ensure_bridge; ensure_cgroup_parent; start_containerd; done
   select_node main
+  ensure_shared_buildkit_dir
   start_etcd
   wait_for 30 etcd etcd_healthy
   start_apiserver
@@ -622,6 +623,24 @@ our_shims() {
   done
   return 0
 }
+# Builders with the containerd worker keep their state under /var/lib/buildkit with
+# Bidirectional propagation, which needs a shared mount there (systemd nodes have one;
+# this host's / is private). Bind it onto itself once and mark it shared.
+BK_SHARED=/var/lib/buildkit
+ensure_shared_buildkit_dir() {
+  mkdir -p "$BK_SHARED"
+  if awk -v p="$BK_SHARED" '$5 == p && / shared:/ {f=1} END {exit !f}' /proc/self/mountinfo; then return 0; fi
+  if ! mountpoint -q "$BK_SHARED"; then
+    mount --bind "$BK_SHARED" "$BK_SHARED"
+    touch "$C/buildkit-shared.ours"
+  fi
+  mount --make-rshared "$BK_SHARED"
+}
+release_shared_buildkit_dir() {
+  [[ -f "$C/buildkit-shared.ours" ]] || return 0
+  umount "$BK_SHARED" 2>/dev/null || umount -l "$BK_SHARED" 2>/dev/null || true
+  rm -f "$C/buildkit-shared.ours"
+}
 unmount_ours() {
   local m i
   for i in 1 2 3; do
@@ -646,6 +665,7 @@ do_down() {
   stop kube-apiserver
   stop etcd
   unmount_ours
+  release_shared_buildkit_dir
   for n in "${all[@]}"; do
     select_node "$n"
     remove_cgroups
