@@ -88,7 +88,8 @@ class Bench:
                        env=self.env, capture_output=True, check=True, timeout=60)
 
     def builder_pod(self) -> str:
-        return self.kubectl("-n", self.ns, "get", "pods", "-l", "kubectl-build.dev/builder=buildkit", "-o",
+        return self.kubectl("-n", self.ns, "get", "pods", "-l",
+                            "kubectl-build.dev/builder=buildkit", "-o",
                             "jsonpath={.items[0].metadata.name}")
 
 

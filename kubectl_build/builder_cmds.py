@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -194,7 +194,7 @@ def ls(options: KubeOptions, console: Console, *, all_namespaces: bool = False,
         console.info("no builders in any namespace" if all_namespaces
                      else f"no builders in namespace {kube.namespace}")
         return 0
-    for line in table(ls_rows(builders, now or datetime.now(timezone.utc))):
+    for line in table(ls_rows(builders, now or datetime.now(UTC))):
         console.result(line)
     return 0
 

@@ -203,7 +203,8 @@ def _full_target(options: BuildOptions, console: Console, context_key: str, load
     ready = builder.ready_pods()
     if not ready:
         raise BuilderError(f"builder {builder.name} has no ready pod",
-                           f"check kubectl -n {kube.namespace} get pods -l kubectl-build.dev/builder={builder.name}")
+                           f"check kubectl -n {kube.namespace} get pods "
+                           f"-l kubectl-build.dev/builder={builder.name}")
     if load:
         chosen = list({pod.node: pod for pod in ready}.values())  # each node loads its own
     else:

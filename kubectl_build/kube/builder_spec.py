@@ -8,11 +8,10 @@ learn; every malformed value is a UsageError naming the flag and the bad part.
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-
-import tomllib
 
 from kubectl_build.errors import UsageError
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from kubectl_build.progress.model import ProgressModel
@@ -164,7 +164,7 @@ def _range_json(rng: Range) -> JsonObject:
 
 def _time(ts: Timestamp) -> str:
     """RFC 3339 in UTC with up to nine fraction digits, trailing zeros trimmed."""
-    base = datetime.fromtimestamp(ts.seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    base = datetime.fromtimestamp(ts.seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     fraction = f".{ts.nanos:09d}".rstrip("0") if ts.nanos else ""
     return f"{base}{fraction}Z"
 

@@ -214,7 +214,8 @@ def test_builder_pod_deleted_mid_build(cluster_env: dict[str, str], namespace: s
     while b"sleep 300" not in seen and time.monotonic() < deadline:
         seen += proc.stderr.read1(4096)  # type: ignore[attr-defined]
     time.sleep(2)
-    kubectl(cluster_env, "-n", namespace, "delete", "pod", "-l", "kubectl-build.dev/builder=buildkit", "--wait=false")
+    kubectl(cluster_env, "-n", namespace, "delete", "pod", "-l",
+            "kubectl-build.dev/builder=buildkit", "--wait=false")
     started = time.monotonic()
     try:
         code = proc.wait(timeout=90)

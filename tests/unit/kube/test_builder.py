@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -606,7 +606,7 @@ def test_poll_is_bounded() -> None:
 
 
 def test_ls_rows_and_age() -> None:
-    now = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 2, tzinfo=UTC)
     b = Builder(
         "bk",
         "ci",
