@@ -65,7 +65,7 @@ def build(cluster_env: dict[str, str], namespace: str, *args: str, timeout: floa
 def static_busybox_context(tmp_path: Path, message: str) -> Path:
     """An image needing no base-image pull: a static busybox and a message."""
     ctx = tmp_path / "ctx"
-    ctx.mkdir()
+    ctx.mkdir(parents=True)
     busybox = shutil.which("busybox") or "/bin/busybox"
     shutil.copy(busybox, ctx / "busybox")
     (ctx / "msg").write_text(message)
