@@ -189,9 +189,11 @@ def _solve(client: BuildKitClient, session: Session, plan: SolvePlan, display: D
             status = _follow_status(client, ref, display)
             try:
                 response = _wait(future)
+                console.trace(f"solve done {time.monotonic() - STARTED:.3f}s after start")
             finally:
                 status.join(STATUS_DRAIN_TIMEOUT)
             ok = True
+            console.trace(f"status drained {time.monotonic() - STARTED:.3f}s after start")
             return dict(response.exporter_response)
     except grpc.RpcError as err:
         raise _failed(err, client, display) from err

@@ -67,6 +67,12 @@ def stat_packet(entry: FileStat) -> bytes:
                               dict(entry.xattrs) if entry.xattrs else None)
 
 
+def _weight(item: object) -> int:
+    if isinstance(item, bytes):
+        return len(item)
+    return len(item.data) if isinstance(item, Framed) else 0
+
+
 class _ByteQueue:
     """A FIFO bounded by the bytes it holds (one item may exceed the bound)."""
 
@@ -77,7 +83,7 @@ class _ByteQueue:
         self.cond = threading.Condition()
 
     def put(self, item: object, cancelled: threading.Event) -> bool:
-        weight = len(item) if isinstance(item, bytes) else 0
+        weight = _weight(item)
         with self.cond:
             while self.size and self.size + weight > self.limit:
                 if cancelled.is_set():
@@ -98,7 +104,7 @@ class _ByteQueue:
             while self.items and (not batch or taken < max_bytes) and batch[-1:] != [_END]:
                 item = self.items.popleft()
                 batch.append(item)
-                taken += len(item) if isinstance(item, bytes) else 0
+                taken += _weight(item)
             self.size -= taken
             self.cond.notify_all()
             return batch
@@ -115,6 +121,7 @@ class Listing:
     def __init__(self, root: str, flt: WalkFilter, limit: int = PREFETCH_LIMIT) -> None:
         self.root, self.flt, self.limit = os.path.abspath(root), flt, limit
         self.packets: list[bytes] = []
+        self.framed = Framed(b"")
         self.sources: dict[int, bytes] = {}
         self.usable = False
         self.done = threading.Event()
@@ -128,6 +135,8 @@ class Listing:
                 if entry.mode & MODE_TYPE == 0 and not entry.linkname:
                     self.sources[index] = entry.source
                 self.packets.append(stat_packet(entry))
+            # Framed here, off the critical path: the listing then leaves as one blob.
+            self.framed = Framed(b"".join(frame(p) for p in self.packets))
             self.usable = True
         except Exception:  # noqa: BLE001 - the live walk will report it properly
             self.usable = False
@@ -160,9 +169,8 @@ class _Transfer:
             listing.done.wait()
             if listing.usable:
                 self.sources = listing.sources
-                for packet in listing.packets:
-                    if not self._put(packet):
-                        return
+                if listing.packets and not self._put(listing.framed):
+                    return
                 self.stats.files_listed += len(listing.packets)
                 self._put(b"")
                 return
@@ -225,9 +233,10 @@ class _Transfer:
         while True:
             batch = self.out.take(BATCH_BYTES)
             done = batch[-1] is _END
-            packets = [frame(p) for p in batch if isinstance(p, bytes)]
-            if packets:
-                yield Framed(b"".join(packets))
+            parts = [p.data if isinstance(p, Framed) else frame(p)
+                     for p in batch if isinstance(p, (bytes, Framed))]
+            if parts:
+                yield Framed(b"".join(parts))
             if done:
                 return
 
