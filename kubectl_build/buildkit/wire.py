@@ -67,6 +67,15 @@ def encode_data_packet(file_id: int, data: bytes) -> bytes:
     return out
 
 
+def framed_data_packet(file_id: int, data: bytes) -> bytes:
+    """A DATA packet already wrapped in its 5-byte gRPC message prefix, in one copy."""
+    header = b"\x08\x02" + (b"\x18" + _varint(file_id) if file_id else b"")
+    if data:
+        header += b"\x22" + _varint(len(data))
+    size = len(header) + len(data)
+    return b"".join((b"\x00", size.to_bytes(4, "big"), header, data))
+
+
 def identity(value: bytes) -> bytes:
     """Serializer that passes pre-encoded bytes through."""
     return value

@@ -51,3 +51,11 @@ def test_stat_packet_matches_protobuf() -> None:
         assert got == expected
         if not xattrs:
             assert encode_stat_packet(**case) == expected.SerializeToString()  # type: ignore[arg-type]
+
+
+def test_framed_data_packet_is_prefix_plus_packet() -> None:
+    from kubectl_build.buildkit.wire import framed_data_packet
+
+    for file_id, data in ((0, b""), (3, b"abc"), (70000, b"z" * 100000)):
+        packet = encode_data_packet(file_id, data)
+        assert framed_data_packet(file_id, data) == b"\x00" + len(packet).to_bytes(4, "big") + packet
