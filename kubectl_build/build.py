@@ -170,6 +170,13 @@ def run_build(options: BuildOptions, console: Console) -> int:
                 if cluster_target is not None and (secret := cluster_target.secret):
                     err.message += f" (credentials from secret {secret})"
                     err.hint = f"check the credentials in secret {secret} for that registry"
+                elif cluster_target is not None:
+                    problem = cluster_target.secret_problem
+                    err.message += (f" (no registry secret used: {problem})" if problem else
+                                    f" (no secret {cluster_target.builder} in namespace "
+                                    f"{cluster_target.namespace}: pushed anonymously)")
+                    err.hint = (f"create a docker-registry secret named {cluster_target.builder}"
+                                " or pass --registry-secret")
                 raise
             console.trace(f"context transfer: {filesync.stats}")
         results.report(response, plan, options, console)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -17,7 +18,12 @@ from dataclasses import dataclass, replace
 from kubectl_build.buildkit.client import BuildKitClient
 from kubectl_build.buildkit.session.auth import Credential, CredentialStore
 from kubectl_build.console import Console
-from kubectl_build.errors import BuilderError, DaemonUnreachableError, KubectlBuildError
+from kubectl_build.errors import (
+    BuilderError,
+    ClusterError,
+    DaemonUnreachableError,
+    KubectlBuildError,
+)
 from kubectl_build.kube import warm
 from kubectl_build.options import DEFAULT_BUILDER, BuildOptions, OutputSpec
 from kubectl_build.registry import Reference
@@ -37,15 +43,25 @@ class DeferredCredentials(CredentialStore):
         self._done = threading.Event()
         self._store = CredentialStore()
         self._secret: str | None = None
+        self.problem: str | None = None
         threading.Thread(target=self._run, args=(load,), name="kb-creds", daemon=True).start()
 
     def _run(self, load: Callable[[], tuple[CredentialStore, str | None]]) -> None:
         try:
-            self._store, self._secret = load()
-        except KubectlBuildError as err:
-            # The builder-named Secret is optional: anonymous access.
-            self._console.trace(f"registry secret not used: {err.one_line()}")
+            for attempt in range(3):
+                try:
+                    self._store, self._secret = load()
+                    return
+                except ClusterError as err:  # the API was busy or unreachable: try again
+                    self.problem = err.one_line()
+                    time.sleep(0.5 * (attempt + 1))
+                except KubectlBuildError as err:
+                    self.problem = err.one_line()
+                    return
         finally:
+            if self.problem and self._secret is None:
+                # The builder-named Secret is optional: anonymous access.
+                self._console.trace(f"registry secret not used: {self.problem}")
             self._done.set()
 
     def lookup(self, host: str) -> Credential | None:
@@ -77,6 +93,13 @@ class ClusterTarget:
         if isinstance(self.credentials, DeferredCredentials):
             return self.credentials.secret
         return self.explicit_secret
+
+    @property
+    def secret_problem(self) -> str | None:
+        """Why no Secret was used, when reading it failed."""
+        if isinstance(self.credentials, DeferredCredentials):
+            return self.credentials.problem
+        return None
 
 
 def canonical_name(name: str) -> str:
