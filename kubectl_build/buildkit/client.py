@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ import grpc
 
 from kubectl_build._proto import control_pb2, control_pb2_grpc
 from kubectl_build.buildkit.errors import translate
-from kubectl_build.buildkit.wire import decode_bytes_message, identity
+from kubectl_build.buildkit.wire import identity
 from kubectl_build.errors import DaemonUnreachableError, UsageError
 
 MAX_MESSAGE = 16 << 20
@@ -159,15 +158,3 @@ class BuildKitClient:
                      metadata: Sequence[tuple[str, str]]) -> Any:
         """Open Control.Session: raw BytesMessage frames both ways."""
         return self._session(requests, metadata=tuple(metadata))
-
-
-def decode_session_chunk(frame: bytes) -> bytes:
-    """Payload of a raw BytesMessage frame from the Session stream."""
-    return decode_bytes_message(frame)
-
-
-def run_in_thread(target: Callable[[], None], name: str) -> threading.Thread:
-    """Start a daemon thread (used for status streaming)."""
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    thread.start()
-    return thread

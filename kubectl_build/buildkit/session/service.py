@@ -23,11 +23,6 @@ def method_paths(service: SessionService) -> list[str]:
     return [f"/{service.name}/{method}" for method in service.handlers()]
 
 
-def generic_handler(service: SessionService) -> grpc.GenericRpcHandler[Any, Any]:
-    """Wrap a service for grpc.server."""
-    return grpc.method_handlers_generic_handler(service.name, dict(service.handlers()))
-
-
 def metadata_values(context: grpc.ServicerContext, key: str) -> list[str]:
     """All values of a (possibly repeated, possibly -encoded) request metadata key."""
     from urllib.parse import unquote_plus
