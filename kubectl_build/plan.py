@@ -71,7 +71,8 @@ def plan_solve(options: BuildOptions, sources: LocalSources,
         remote_context=sources.remote_context,
         cache_imports=imports,
     )
-    exporters = [_exporter(out) for out in _default_outputs(options)]
+    # cacheonly is a client-side notion (buildx's too): build, keep the cache, export nothing.
+    exporters = [_exporter(out) for out in _default_outputs(options) if out.type != "cacheonly"]
     targets = {
         index: ("dir" if exp.type == "local" else "file", exp.dest)
         for index, exp in enumerate(exporters)

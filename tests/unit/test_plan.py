@@ -46,3 +46,8 @@ def test_push_and_cache_and_network(tmp_path) -> None:  # type: ignore[no-untype
     imports = json.loads(plan.spec.frontend_attrs["cache-imports"])
     assert imports == [{"Type": "registry", "Attrs": {"ref": "r.example.com/a:cache"}}]
     assert [c.type for c in plan.spec.cache_exports] == ["registry"]
+
+
+def test_cacheonly_sends_no_exporter(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    plan = _plan(tmp_path, tag=("example.com/a:1",), output=("type=cacheonly",))
+    assert plan.spec.exporters == [] and plan.file_targets == {}
