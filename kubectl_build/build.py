@@ -28,6 +28,7 @@ from kubectl_build.buildkit.session.service import SessionService
 from kubectl_build.buildkit.session.session import Session
 from kubectl_build.buildkit.session.ssh import AgentPool, SSHService
 from kubectl_build.buildkit.solve import solve_request
+from kubectl_build.cachedir import cache_dir
 from kubectl_build.console import Console
 from kubectl_build.context.dockerignore import read_ignore_file
 from kubectl_build.context.walk import WalkFilter
@@ -72,8 +73,7 @@ def shared_key(context_dir: str | None) -> str:
 
 
 def _client_id() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = os.path.join(base, "kubectl-build", "client-id")
+    path = str(cache_dir() / "client-id")
     try:
         with open(path, encoding="ascii") as fh:
             return fh.read().strip()

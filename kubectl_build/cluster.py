@@ -25,6 +25,7 @@ from kubectl_build.errors import (
     KubectlBuildError,
 )
 from kubectl_build.kube import warm
+from kubectl_build.kube.config import Kube, KubeOptions, connect
 from kubectl_build.options import DEFAULT_BUILDER, BuildOptions, OutputSpec
 from kubectl_build.registry import Reference
 
@@ -139,27 +140,15 @@ def transport_of(options: BuildOptions) -> str:
     return os.environ.get("KUBECTL_BUILD_TRANSPORT", "kubectl")
 
 
-def _kube_options(options: BuildOptions) -> object:
-    from kubectl_build.kube.config import KubeOptions
-
-    return KubeOptions(kubeconfig=options.kubeconfig, context=options.kube_context,
-                       namespace=options.namespace)
-
-
-def _connect(options: BuildOptions) -> object:
-    from kubectl_build.kube.config import KubeOptions, connect
-
-    kube_options = _kube_options(options)
-    assert isinstance(kube_options, KubeOptions)
-    return connect(kube_options)
+def _connect(options: BuildOptions) -> Kube:
+    return connect(KubeOptions(kubeconfig=options.kubeconfig, context=options.kube_context,
+                               namespace=options.namespace))
 
 
 def _read_credentials(options: BuildOptions) -> tuple[CredentialStore, str | None]:
-    from kubectl_build.kube.config import Kube
     from kubectl_build.kube.registry_secret import load_credentials
 
     kube = _connect(options)
-    assert isinstance(kube, Kube)
     found = load_credentials(kube, options.registry_secret, options.builder)
     return found.store, found.secret
 
@@ -213,12 +202,10 @@ def _warm_target(options: BuildOptions, entry: warm.WarmEntry, stack: ExitStack,
 def _full_target(options: BuildOptions, console: Console, context_key: str, load: bool,
                  stack: ExitStack, key: str) -> ClusterTarget:
     from kubectl_build.kube.builder import BuilderSpec, ensure_builder
-    from kubectl_build.kube.config import Kube
     from kubectl_build.kube.registry_secret import load_credentials
     from kubectl_build.kube.transport import PodTarget, open_client
 
     kube = _connect(options)
-    assert isinstance(kube, Kube)
     creds = load_credentials(kube, options.registry_secret, options.builder)
     # Only the default builder is created on first use; another name must exist.
     builder = ensure_builder(kube, BuilderSpec(name=options.builder), console,

@@ -17,6 +17,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from kubectl_build.cachedir import cache_dir
+
 CACHE_VERSION = 2
 
 
@@ -34,8 +36,7 @@ class WarmEntry:
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "kubectl-build" / "builders"
+    return cache_dir() / "builders"
 
 
 def cache_key(kubeconfig: str | None, context: str | None, namespace: str | None,
