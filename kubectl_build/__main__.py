@@ -24,8 +24,7 @@ if TYPE_CHECKING:
 # Answering a bare --help from this copy skips importing click, which alone costs
 # several times a bare interpreter start. tests/unit/test_cli.py fails when it drifts;
 # regenerate with: python -c "from kubectl_build.cli import render_build_help as r; print(r())"
-BUILD_HELP = """\
-Usage: kubectl build [OPTIONS] PATH | URL | -
+BUILD_HELP = """Usage: kubectl build [OPTIONS] PATH | URL | -
 
   Build a container image from PATH, URL or - (stdin) with BuildKit.
 
@@ -82,6 +81,17 @@ Options:
   --registry-secret NAME          Kubernetes Secret with registry credentials
                                   (default: the builder's name).
   -n, --namespace NAME            Kubernetes namespace of the builder.
+  --mode [auto|native|cross|qemu]
+                                  How foreign platforms are built: native nodes,
+                                  cross-compilation or QEMU [env
+                                  KUBECTL_BUILD_MODE; default auto: the fastest
+                                  that works].
+  --qemu-image IMAGE              Image that installs QEMU emulators on a node
+                                  when a platform needs them [default
+                                  docker.io/tonistiigi/binfmt:latest].
+  --transport [kubectl|websocket]
+                                  Exec bridge to the builder pod [env
+                                  KUBECTL_BUILD_TRANSPORT; default kubectl].
   --kubeconfig FILE               Kubeconfig file.
   --context NAME                  Kubeconfig context.
   --version                       Show the version and exit.

@@ -107,6 +107,23 @@ _BUILD_OPTIONS = [
         help="Kubernetes Secret with registry credentials (default: the builder's name).",
     ),
     click.option("-n", "--namespace", metavar="NAME", help="Kubernetes namespace of the builder."),
+    click.option(
+        "--mode",
+        type=click.Choice(["auto", "native", "cross", "qemu"]),
+        help="How foreign platforms are built: native nodes, cross-compilation or QEMU "
+        "[env KUBECTL_BUILD_MODE; default auto: the fastest that works].",
+    ),
+    click.option(
+        "--qemu-image",
+        metavar="IMAGE",
+        help="Image that installs QEMU emulators on a node when a platform needs them "
+        "[default docker.io/tonistiigi/binfmt:latest].",
+    ),
+    click.option(
+        "--transport",
+        type=click.Choice(["kubectl", "websocket"]),
+        help="Exec bridge to the builder pod [env KUBECTL_BUILD_TRANSPORT; default kubectl].",
+    ),
     click.option("--kubeconfig", metavar="FILE", help="Kubeconfig file."),
     click.option("--context", "kube_context", metavar="NAME", help="Kubeconfig context."),
 ]

@@ -8,7 +8,6 @@ read in the background while the build starts.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -136,8 +135,8 @@ def with_outputs(options: BuildOptions, outputs: tuple[OutputSpec, ...]) -> Buil
 
 
 def transport_of(options: BuildOptions) -> str:
-    """The exec bridge: kubectl unless KUBECTL_BUILD_TRANSPORT says websocket."""
-    return os.environ.get("KUBECTL_BUILD_TRANSPORT", "kubectl")
+    """The exec bridge: ``--transport`` (or KUBECTL_BUILD_TRANSPORT), kubectl by default."""
+    return options.transport
 
 
 def _connect(options: BuildOptions) -> Kube:

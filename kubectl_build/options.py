@@ -70,6 +70,8 @@ ENTITLEMENTS = ("network.host", "security.insecure")
 """Accepted ``--allow`` values (BuildKit entitlements)."""
 DEFAULT_BUILDER = "buildkit"
 """Builder name when neither ``--builder`` nor ``BUILDKIT_BUILDER`` is given."""
+DEFAULT_QEMU_IMAGE = "docker.io/tonistiigi/binfmt:latest"
+"""What buildx users install emulators with; the test bed serves a local stand-in."""
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -121,6 +123,9 @@ class BuildFlags:
     namespace: str | None = None
     kubeconfig: str | None = None
     kube_context: str | None = None
+    mode: str | None = None
+    qemu_image: str | None = None
+    transport: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,12 @@ class BuildOptions:
     """Kubeconfig file; None means ``$KUBECONFIG`` or the default location."""
     kube_context: str | None = None
     """Kubeconfig context to use; None means the current context."""
+    mode: str = "auto"
+    """``--mode``: auto, native, cross or qemu (how foreign platforms are built)."""
+    qemu_image: str = DEFAULT_QEMU_IMAGE
+    """Image that installs binfmt emulators on a node."""
+    transport: str = "kubectl"
+    """Exec bridge to the builder pod: ``kubectl`` (child process) or ``websocket``."""
 
 
 def _key_value(value: str, flag: str) -> tuple[str, str | None]:
@@ -390,6 +401,11 @@ def build_options(flags: BuildFlags, environ: Mapping[str, str]) -> BuildOptions
         namespace=flags.namespace,
         kubeconfig=flags.kubeconfig,
         kube_context=flags.kube_context,
+        mode=_choice(flags.mode or environ.get("KUBECTL_BUILD_MODE") or "auto", "--mode",
+                     ("auto", "native", "cross", "qemu")),
+        qemu_image=flags.qemu_image or DEFAULT_QEMU_IMAGE,
+        transport=_choice(flags.transport or environ.get("KUBECTL_BUILD_TRANSPORT") or "kubectl",
+                          "--transport", ("kubectl", "websocket")),
         buildkit_host=host,
         tls_ca_cert=flags.tlscacert,
         tls_cert=flags.tlscert,

@@ -700,3 +700,24 @@ def test_options_are_frozen(context: Path) -> None:
         opts.push = True  # type: ignore[misc]
     with pytest.raises(TypeError):
         options(build_arg=("A=1",)).build_args["A"] = "2"  # type: ignore[index]
+
+
+def test_mode_transport_and_qemu_image_defaults(context: Path) -> None:
+    got = options()
+    assert (got.mode, got.transport) == ("auto", "kubectl")
+    assert got.qemu_image == "docker.io/tonistiigi/binfmt:latest"
+
+
+def test_mode_and_transport_from_environment_flags_win(context: Path) -> None:
+    environ = {"KUBECTL_BUILD_MODE": "qemu", "KUBECTL_BUILD_TRANSPORT": "websocket"}
+    assert (options(environ=environ).mode, options(environ=environ).transport) == ("qemu", "websocket")
+    flagged = options(environ=environ, mode="cross", transport="kubectl", qemu_image="reg/binfmt:1")
+    assert (flagged.mode, flagged.transport, flagged.qemu_image) == ("cross", "kubectl", "reg/binfmt:1")
+
+
+@pytest.mark.parametrize("variable", ["KUBECTL_BUILD_MODE", "KUBECTL_BUILD_TRANSPORT"])
+def test_bad_environment_choice_is_a_usage_error(context: Path, variable: str) -> None:
+    with pytest.raises(UsageError) as info:
+        options(environ={variable: "fast"})
+    assert '"fast"' in info.value.message
+    assert info.value.hint is not None and info.value.hint.startswith("use one of")
