@@ -356,3 +356,60 @@ def remove_builder(kube: Kube, name: str, *, timeout: float = 120) -> None:
         left = ", ".join(p["metadata"]["name"] for p in builder_pods(kube, name))
         raise WaitTimeoutError(f"builder {name} removed but its pods are still terminating after "
                                f"{timeout:.0f}s ({left})", f"check `kubectl -n {ns} describe pod {left}`")
+
+
+def ensure_arch_builder(kube: Kube, default: str, name: str, node_selector: Mapping[str, str],
+                        console: Console, *, timeout: float = 180) -> Builder:
+    """Per-architecture builder `name`, pinned by `node_selector`, created on demand; ready.
+
+    A new one copies default builder `default`'s spec (``arch_builder.arch_spec``), or is
+    a first-use builder when there is no default. An existing one is used as it is, as
+    long as its node selector has every label of `node_selector`. Creating is race-safe
+    like `ensure_builder`: a concurrent creator's builder is waited for, and one this call
+    created that never became ready is removed again.
+
+    Args:
+        kube: Cluster connection (its namespace is the builder's).
+        default: The default builder's name (``--builder``).
+        name: ``planner.builder_name(default, platform)``, e.g. ``buildkit-arm64``.
+        node_selector: ``planner.BuilderGroup.node_selector``.
+        console: For progress lines.
+        timeout: Seconds to wait for a ready pod.
+
+    Raises:
+        BuilderError: `name` exists with another node selector or is not a builder;
+            forbidden to create; a pod problem that waiting cannot fix.
+        WaitTimeoutError: No ready pod within `timeout`.
+    """
+    import os
+
+    from kubectl_build.kube import arch_builder
+
+    ns = kube.namespace
+    existing = read_workload(kube, name)
+    if existing is not None:
+        _refuse_foreign(str(existing["kind"]), name, ns, existing["metadata"].get("labels") or {})
+        mismatch = arch_builder.selector_mismatch(existing, node_selector)
+        if mismatch:
+            raise BuilderError(
+                f"builder {name} in namespace {ns} exists but {mismatch}",
+                f"remove it with `kubectl buildkit rm {name} -n {ns}` to have it re-created on the right "
+                "nodes, or pass --mode cross or --mode qemu")
+        found = builder_from(existing, builder_pods(kube, name))
+        return found if found.ready_pods() else wait_ready(kube, name, console, timeout)
+    base = read_workload(kube, default)
+    if base is not None and manifest.LABEL_BUILDER not in (base["metadata"].get("labels") or {}):
+        base = None  # somebody else's object of that name: nothing to copy
+    config = None
+    if base is not None:
+        found_config = _api(kube, f"get configmap {default}", kube.core().read_namespaced_config_map, default,
+                            ns, absent=(403, 404))
+        config = (_json(kube, found_config).get("data") or {}) if found_config is not None else None
+        if config is None:
+            console.trace(f"cannot read ConfigMap {default}: builder {name} gets the default buildkitd.toml")
+    copied = arch_builder.arch_spec(name, node_selector, base, config, os.environ)
+    console.trace(f"builder {name}: {'copy of builder ' + default if base is not None else 'first-use spec'}")
+    spec = prepare(kube, copied, console)
+    if spec.worker == "containerd":
+        spec = arch_builder.keep_containerd_paths(spec, copied)
+    return _create_and_wait(kube, spec, console, timeout)
