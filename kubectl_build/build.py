@@ -165,7 +165,8 @@ def run_build(options: BuildOptions, console: Console) -> int:
             session = Session(services, shared_key(local.context_dir))
             display = select_display(options.progress, console)
             try:
-                response = _solve(client, session, plan, display, console)
+                auth = next(s for s in services if isinstance(s, AuthService))
+                response = _solve_with_auth(client, session, plan, display, console, auth)
             except RegistryAuthError as err:
                 if cluster_target is not None and (secret := cluster_target.secret):
                     err.message += f" (credentials from secret {secret})"
@@ -181,6 +182,18 @@ def run_build(options: BuildOptions, console: Console) -> int:
             console.trace(f"context transfer: {filesync.stats}")
         results.report(response, plan, options, console)
     return 0
+
+
+def _solve_with_auth(client: BuildKitClient, session: Session, plan: SolvePlan,
+                     display: Display, console: Console, auth: AuthService) -> Mapping[str, str]:
+    """A credential lookup that failed (e.g. a missing credential helper) is the real
+    cause of the failed solve it led to: report it instead of the daemon's wrapping."""
+    try:
+        return _solve(client, session, plan, display, console)
+    except KubectlBuildError as err:
+        if auth.failure is None:
+            raise
+        raise auth.failure from err
 
 
 def _solve(client: BuildKitClient, session: Session, plan: SolvePlan, display: Display,

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 
 from kubectl_build._proto import session_pb2
-from kubectl_build.errors import UsageError
+from kubectl_build.errors import KubectlBuildError, UsageError
 
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 _HUB_ALIASES = {"registry-1.docker.io", "docker.io", "index.docker.io", DOCKER_HUB_KEY}
@@ -33,7 +33,8 @@ class Credential:
         return f"Credential(username={self.username!r}, secret=<hidden>)"
 
 
-def _normalise_host(key: str) -> str:
+def normalise_host(key: str) -> str:
+    """The store's key for a registry: bare host[:port], Docker Hub's aliases as docker.io."""
     host = key.strip()
     for prefix in ("https://", "http://"):
         if host.startswith(prefix):
@@ -81,7 +82,7 @@ class CredentialStore:
         creds: dict[str, Credential] = {}
         for key, entry in auths.items():
             if isinstance(entry, dict) and (cred := _entry_credential(entry, source)):
-                creds[_normalise_host(key)] = cred
+                creds[normalise_host(key)] = cred
         return cls(creds)
 
     def merged(self, other: CredentialStore) -> CredentialStore:
@@ -90,7 +91,7 @@ class CredentialStore:
 
     def lookup(self, host: str) -> Credential | None:
         """Credential for a registry host as the daemon names it."""
-        return self._creds.get(_normalise_host(host))
+        return self._creds.get(normalise_host(host))
 
     @property
     def hosts(self) -> list[str]:
@@ -106,6 +107,9 @@ class AuthService:
     def __init__(self, store: CredentialStore) -> None:
         self.store = store
         self.asked: list[str] = []
+        # The first lookup that failed (a credential helper missing or broken): the
+        # daemon only sees a failed RPC, the build reports this instead.
+        self.failure: KubectlBuildError | None = None
 
     def handlers(self) -> Mapping[str, grpc.RpcMethodHandler[Any, Any]]:
         """Method name → handler."""
@@ -118,10 +122,14 @@ class AuthService:
         }
 
     def credentials(self, request: session_pb2.CredentialsRequest,
-                    _context: grpc.ServicerContext) -> session_pb2.CredentialsResponse:
+                    context: grpc.ServicerContext) -> session_pb2.CredentialsResponse:
         """Empty strings mean anonymous, which is not an error."""
         self.asked.append(request.host)
-        cred = self.store.lookup(request.host)
+        try:
+            cred = self.store.lookup(request.host)
+        except KubectlBuildError as err:
+            self.failure = self.failure or err
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, err.one_line())
         if cred is None:
             return session_pb2.CredentialsResponse()
         return session_pb2.CredentialsResponse(username=cred.username, secret=cred.secret)
