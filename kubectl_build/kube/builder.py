@@ -25,7 +25,7 @@ from kubectl_build.kube._api import call as _api
 from kubectl_build.kube.builder_manifest import builder_diff
 from kubectl_build.kube.builder_spec import BuilderSpec, NodeFacts, frozen, resolve, validate_spec
 from kubectl_build.kube.config import Kube
-from kubectl_build.kube.waiting import pod_ready, poll, wait_ready
+from kubectl_build.kube.waiting import PodWatch, pod_ready, poll, wait_ready
 
 __all__ = ["Builder", "BuilderPod", "BuilderSpec", "builder_diff", "create_builder", "ensure_builder",
            "find_builder", "list_builders", "remove_builder"]
@@ -108,11 +108,21 @@ def read_workload(kube: Kube, name: str) -> dict[str, Any] | None:
     return data
 
 
-def builder_pods(kube: Kube, name: str | None) -> list[dict[str, Any]]:
-    """The JSON of builder `name`'s pods (of every builder when None)."""
-    selector = f"{manifest.LABEL_BUILDER}={name}" if name else manifest.LABEL_BUILDER
-    found = _api(kube, "list pods", kube.core().list_namespaced_pod, kube.namespace, label_selector=selector)
-    return list(_json(kube, found).get("items") or [])
+def pod_selector(name: str | None) -> str:
+    """Label selector of builder `name`'s pods (of every builder when None)."""
+    return f"{manifest.LABEL_BUILDER}={name}" if name else manifest.LABEL_BUILDER
+
+
+def builder_pods(kube: Kube, name: str | None, watch: PodWatch | None = None) -> list[dict[str, Any]]:
+    """The JSON of builder `name`'s pods (of every builder when None).
+
+    `watch` is told the list's resourceVersion, so its next sleep wakes on changes after it.
+    """
+    found = _json(kube, _api(kube, "list pods", kube.core().list_namespaced_pod, kube.namespace,
+                             label_selector=pod_selector(name)))
+    if watch is not None:
+        watch.version = (found.get("metadata") or {}).get("resourceVersion")
+    return list(found.get("items") or [])
 
 
 def find_builder(kube: Kube, name: str) -> Builder | None:
@@ -352,7 +362,9 @@ def remove_builder(kube: Kube, name: str, *, timeout: float = 120) -> None:
         ours = True
     if not ours and not builder_pods(kube, name):
         raise BuilderError(f"no builder {name} in namespace {ns}", "list builders with `kubectl buildkit ls`")
-    if poll(lambda: True if not builder_pods(kube, name) else None, timeout=timeout) is None:
+    watch = PodWatch(kube, pod_selector(name))
+    if poll(lambda: True if not builder_pods(kube, name, watch) else None, timeout=timeout,
+            sleep=watch.sleep) is None:
         left = ", ".join(p["metadata"]["name"] for p in builder_pods(kube, name))
         raise WaitTimeoutError(f"builder {name} removed but its pods are still terminating after "
                                f"{timeout:.0f}s ({left})", f"check `kubectl -n {ns} describe pod {left}`")
