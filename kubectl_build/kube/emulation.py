@@ -201,7 +201,7 @@ def _platform(text: str) -> Platform | None:
 def install_problems(report: InstallReport, arches: Sequence[str]) -> list[str]:
     """What went wrong installing `arches`, one phrase each; empty when all is well."""
     problems = [f"binfmt_misc: {e}" for e in report.errors]
-    problems += [f"{arch}: {why}" for arch, why in report.failed]
+    problems += [f"{arch}: {why}" for arch, why in report.failed if arch in arches]
     settled = set(report.installed) | {arch for arch, _ in report.failed}
     problems += [f"{arch}: the installer did not report it" for arch in arches if arch not in settled
                  and not report.errors]
