@@ -6,18 +6,20 @@ their I/O (sources, buildkit client, session services, progress displays).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from kubectl_build import results, sources
+from kubectl_build import multiarch, results, sources
 from kubectl_build.buildkit.client import BuildKitClient, TLSConfig, parse_address
 from kubectl_build.buildkit.errors import translate_solve
 from kubectl_build.buildkit.session.auth import AuthService, CredentialStore
@@ -34,14 +36,21 @@ from kubectl_build.context.dockerignore import read_ignore_file
 from kubectl_build.context.walk import WalkFilter
 from kubectl_build.credentials import docker_config_store
 from kubectl_build.errors import (
+    BuilderError,
     BuildFailedError,
     BuildInterruptedError,
     KubectlBuildError,
     RegistryAuthError,
 )
 from kubectl_build.options import BuildOptions
-from kubectl_build.plan import SolvePlan, plan_solve
-from kubectl_build.progress.display import Display, select_display
+from kubectl_build.plan import SolvePlan, build_args, plan_solve
+from kubectl_build.planner import BuilderGroup, DefaultBuilder, Node, Plan
+from kubectl_build.platforms import worker_platforms
+from kubectl_build.progress.display import Display, resolve_mode, select_display
+
+if TYPE_CHECKING:
+    from kubectl_build.cluster import ClusterTarget
+    from kubectl_build.kube.builder import Builder
 
 CONNECT_TIMEOUT = 20.0
 
@@ -146,10 +155,11 @@ def run_build(options: BuildOptions, console: Console) -> int:
     environ = dict(os.environ)
     with ExitStack() as stack:
         local = stack.enter_context(sources.resolve(options.context, options.dockerfile))
+        requested = options
         cluster_target = None
         if options.buildkit_host:
             clients = [stack.enter_context(connect(options))]
-            credentials = docker_config_store()
+            credentials: CredentialStore = docker_config_store()
         else:
             from kubectl_build import cluster
 
@@ -159,71 +169,272 @@ def run_build(options: BuildOptions, console: Console) -> int:
             options = cluster.with_outputs(options, cluster.load_outputs(
                 options, cluster_target.worker, cluster_target.builder))
             clients, credentials = list(cluster_target.clients), cluster_target.credentials
+        build_plan = _plan(options, local, environ, clients[0], cluster_target, console)
+        groups = build_plan.groups() if build_plan is not None else ()
+        if len(groups) > 1 and cluster_target is not None:
+            _run_multi(groups, requested, options, local, environ, cluster_target, console, stack)
+            return 0
+        if groups and not groups[0].default and cluster_target is not None:
+            # Every platform goes native on one per-architecture builder: today's path there.
+            prepared = _prepare_group(groups[0], requested, local, cluster_target, console,
+                                      by_digest=False, stack=stack)
+            clients, options = list(prepared.clients), replace(prepared.options,
+                                                               iidfile=options.iidfile,
+                                                               metadata_file=options.metadata_file)
+        elif groups and groups[0].needs_emulator_install:
+            _emulation(groups[0], None, clients[0], options, cluster_target, console)
         plan = plan_solve(options, local, environ)
         for client in clients:
             services, filesync = _services(options, local, plan, credentials, stack)
             session = Session(services, shared_key(local.context_dir))
             display = select_display(options.progress, console)
             try:
-                auth = next(s for s in services if isinstance(s, AuthService))
-                response = _solve_with_auth(client, session, plan, display, console, auth)
+                response = _solve(client, session, plan, display, console)
             except RegistryAuthError as err:
-                if cluster_target is not None and (secret := cluster_target.secret):
-                    err.message += f" (credentials from secret {secret})"
-                    err.hint = f"check the credentials in secret {secret} for that registry"
-                elif cluster_target is not None:
-                    problem = cluster_target.secret_problem
-                    err.message += (f" (no registry secret used: {problem})" if problem else
-                                    f" (no secret {cluster_target.builder} in namespace "
-                                    f"{cluster_target.namespace}: pushed anonymously)")
-                    err.hint = (f"create a docker-registry secret named {cluster_target.builder}"
-                                " or pass --registry-secret")
+                _explain_auth(err, cluster_target)
                 raise
             console.trace(f"context transfer: {filesync.stats}")
         results.report(response, plan, options, console)
     return 0
 
 
-def _solve_with_auth(client: BuildKitClient, session: Session, plan: SolvePlan,
-                     display: Display, console: Console, auth: AuthService) -> Mapping[str, str]:
-    """A credential lookup that failed (e.g. a missing credential helper) is the real
-    cause of the failed solve it led to: report it instead of the daemon's wrapping."""
+def _explain_auth(err: RegistryAuthError, target: ClusterTarget | None) -> None:
+    """Say which Secret the refused credentials came from (or why none was used)."""
+    if target is not None and (secret := target.secret):
+        err.message += f" (credentials from secret {secret})"
+        err.hint = f"check the credentials in secret {secret} for that registry"
+    elif target is not None:
+        problem = target.secret_problem
+        err.message += (f" (no registry secret used: {problem})" if problem else
+                        f" (no secret {target.builder} in namespace "
+                        f"{target.namespace}: pushed anonymously)")
+        err.hint = (f"create a docker-registry secret named {target.builder}"
+                    " or pass --registry-secret")
+
+
+# ---------------------------------------------------------------------------- planning
+
+
+def _plan(options: BuildOptions, local: sources.LocalSources, environ: Mapping[str, str],
+          client: BuildKitClient, target: ClusterTarget | None, console: Console) -> Plan | None:
+    """The per-platform plan (printed), or None when no --platform was given."""
+    if not options.platforms:
+        return None  # the builder's own platform: nothing to decide, no call to make
+    name = target.builder if target is not None else (options.buildkit_host or "buildkit")
+
+    def builder() -> DefaultBuilder:
+        workers = client.list_workers()
+        reported = workers[0].platforms if workers else ()
+        return multiarch.default_builder(name, target.node if target is not None else "",
+                                         reported)
+
+    def nodes() -> tuple[tuple[Node, ...], str]:
+        if target is None or target.kube is None:
+            return (), ""
+        from kubectl_build.kube.nodes import list_nodes
+
+        found = list_nodes(target.kube.get())
+        if not found:
+            console.trace("nodes cannot be listed: no native placement on other nodes")
+        return found, target.pod_node()
+
+    plan = multiarch.make_plan(options, local, build_args(options, environ), builder, nodes,
+                               console)
+    if plan is not None:
+        multiarch.show_plan(plan, console, resolve_mode(options.progress, console))
+    return plan
+
+
+def _emulation(group: BuilderGroup, builder: Builder | None, client: BuildKitClient,
+               options: BuildOptions, target: ClusterTarget | None, console: Console) -> None:
+    """Install the emulators a group's RUN steps need, then check the builder reports them."""
+    missing = ", ".join(str(p) for p in group.emulated)
+    if target is None or target.kube is None:
+        console.info(f"warning: builder {group.builder} reports no emulator for {missing}; "
+                     "RUN steps for it will fail unless binfmt emulation is installed on its host")
+        return
+    from kubectl_build.kube.builder import find_builder
+    from kubectl_build.kube.emulation import ensure_emulators
+
+    kube = target.kube.get()
+    found = builder or find_builder(kube, group.builder)
+    if found is None:
+        raise BuilderError(f"builder {group.builder} disappeared while planning",
+                           "run the build again")
+    ensure_emulators(kube, found, group.emulated, options.qemu_image, console)
+    workers = client.list_workers()
+    reported = worker_platforms(workers[0].platforms if workers else ())
+    still = [str(p) for p in group.emulated if p not in reported]
+    if still:
+        raise BuilderError(f"builder {group.builder} still cannot run {', '.join(still)} after "
+                           f"installing emulators with {options.qemu_image}",
+                           "check that the cluster allows privileged pods, or pass --qemu-image")
+
+
+# ---------------------------------------------------------------------------- several builders
+
+
+@dataclass(frozen=True)
+class GroupRun:
+    """One builder's share of a multi-builder build: its clients and its solve's options."""
+
+    group: BuilderGroup
+    clients: Sequence[BuildKitClient]
+    """One per node to load into, else one."""
+    options: BuildOptions
+    """From ``multiarch.group_options``."""
+
+
+def _prepare_group(group: BuilderGroup, requested: BuildOptions, local: sources.LocalSources,
+                   target: ClusterTarget, console: Console, *, by_digest: bool,
+                   stack: ExitStack) -> GroupRun:
+    """Connect a group's builder (creating a per-architecture one), install its emulators."""
+    from kubectl_build import cluster
+
+    load = not requested.outputs and bool(requested.tags)
+    builder: Builder | None = None
+    if group.default:
+        clients, worker = list(target.clients), target.worker
+    else:
+        from kubectl_build.kube.builder import ensure_arch_builder
+
+        assert target.kube is not None
+        kube = target.kube.get()
+        builder = ensure_arch_builder(kube, requested.builder, group.builder, group.node_selector,
+                                      console)
+        _, clients = cluster.open_pods(kube, builder, requested,
+                                       local.context_dir or requested.context, load, stack)
+        worker = builder.worker
+    if group.needs_emulator_install:
+        _emulation(group, builder, clients[0], requested, target, console)
+    outputs = cluster.load_outputs(requested, worker, group.builder)
+    options = multiarch.group_options(requested, group, by_digest=by_digest, outputs=outputs)
+    return GroupRun(group, clients, options)
+
+
+def _run_multi(groups: Sequence[BuilderGroup], requested: BuildOptions, options: BuildOptions,
+               local: sources.LocalSources, environ: Mapping[str, str], target: ClusterTarget,
+               console: Console, stack: ExitStack) -> None:
+    """Builders in parallel; a pushed build is merged into one index under every tag."""
+    by_digest = multiarch.pushes(requested)
+    lock = threading.Lock()
+
+    def prepare(group: BuilderGroup, cancel: threading.Event) -> GroupRun:
+        inner = ExitStack()
+        with lock:
+            stack.push(inner)
+        return _prepare_group(group, requested, local, target, console, by_digest=by_digest,
+                              stack=inner)
+
+    runs = multiarch.run_parallel([
+        multiarch.Task(multiarch.group_description(g), functools.partial(prepare, g))
+        for g in groups])
     try:
-        return _solve(client, session, plan, display, console)
-    except KubectlBuildError as err:
-        if auth.failure is None:
-            raise
-        raise auth.failure from err
+        responses = run_groups(runs, local, environ, target.credentials, console,
+                               options.progress)
+        if by_digest:
+            names = [n for out in requested.outputs if out.pushes
+                     for n in out.attrs.get("name", "").split(",") if n]
+            digests = [multiarch.pushed_digest(r, multiarch.group_description(run.group))
+                       for r, run in zip(responses, runs, strict=True)]
+            index = multiarch.merge_and_push(digests, names,
+                                             multiarch.registry_connector(target.credentials))
+            console.trace(f"merged {len(digests)} pushes into {index.media_type} {index.digest}")
+            results.report(multiarch.merged_response(index, names), SolvePlan(
+                plan_solve(options, local, environ).spec, {}, tuple(names)), options, console)
+        else:
+            results.report_groups([(multiarch.group_label(run.group), response)
+                                   for run, response in zip(runs, responses, strict=True)],
+                                  options, console)
+    except RegistryAuthError as err:
+        _explain_auth(err, target)
+        raise
 
 
-def _solve(client: BuildKitClient, session: Session, plan: SolvePlan, display: Display,
-           console: Console) -> Mapping[str, str]:
-    ref = uuid.uuid4().hex[:25]
-    request = solve_request(plan.spec, ref, session.id)
+def run_groups(runs: Sequence[GroupRun], local: sources.LocalSources,
+               environ: Mapping[str, str], credentials: CredentialStore, console: Console,
+               progress: str) -> list[Mapping[str, str]]:
+    """One solve per builder, in parallel, sharing one progress display (each builder's
+    steps labelled); the first failure cancels the others. Returns each run's exporter
+    response, in order."""
+    display = select_display(progress, console)
+    labels = [multiarch.group_label(run.group) for run in runs] if len(runs) > 1 else [None]
+    tasks = [multiarch.Task(multiarch.group_description(run.group), functools.partial(
+        _run_group, run, label, local, environ, credentials, display, console))
+        for run, label in zip(runs, labels, strict=True)]
     display.start()
     ok = False
     try:
-        with session.open(client):
-            future = client.solve(request)
-            console.trace(f"solve sent {time.monotonic() - STARTED:.3f}s after start")
-            status = _follow_status(client, ref, display)
-            try:
-                response = _wait(future)
-                console.trace(f"solve done {time.monotonic() - STARTED:.3f}s after start")
-            finally:
-                status.join(STATUS_DRAIN_TIMEOUT)
-            ok = True
-            console.trace(f"status drained {time.monotonic() - STARTED:.3f}s after start")
-            return dict(response.exporter_response)
-    except grpc.RpcError as err:
-        raise _failed(err, client, display) from err
+        responses = multiarch.run_parallel(tasks)
+        ok = True
+        return responses
     finally:
         display.finish(ok)
 
 
-def _wait(future: grpc.Future[Any]) -> Any:
+def _run_group(run: GroupRun, label: str | None, local: sources.LocalSources,
+               environ: Mapping[str, str], credentials: CredentialStore, display: Display,
+               console: Console, cancel: threading.Event) -> Mapping[str, str]:
+    plan = plan_solve(run.options, local, environ)
+    response: Mapping[str, str] = {}
+    with ExitStack() as stack:
+        for client in run.clients:
+            services, filesync = _services(run.options, local, plan, credentials, stack)
+            session = Session(services, shared_key(local.context_dir))
+            response = solve_on(client, session, plan, display, console, prefix=label,
+                                cancel=cancel)
+            console.trace(f"{label or run.group.builder}: context transfer: {filesync.stats}")
+    return response
+
+
+# ---------------------------------------------------------------------------- one solve
+
+
+def _solve(client: BuildKitClient, session: Session, plan: SolvePlan, display: Display,
+           console: Console) -> Mapping[str, str]:
+    display.start()
+    ok = False
+    try:
+        response = solve_on(client, session, plan, display, console)
+        ok = True
+        return response
+    finally:
+        display.finish(ok)
+
+
+def solve_on(client: BuildKitClient, session: Session, plan: SolvePlan, display: Display,
+             console: Console, *, prefix: str | None = None,
+             cancel: threading.Event | None = None) -> dict[str, str]:
+    """Send one solve with its session and follow its status into ``display``.
+
+    Args:
+        prefix: labels this solve's steps when several solves share the display.
+        cancel: set when another builder failed: the solve is cancelled in the daemon.
+    """
+    ref = uuid.uuid4().hex[:25]
+    request = solve_request(plan.spec, ref, session.id)
+    try:
+        with session.open(client):
+            future = client.solve(request)
+            console.trace(f"solve sent {time.monotonic() - STARTED:.3f}s after start")
+            status = _follow_status(client, ref, display, prefix)
+            try:
+                response = _wait(future, cancel)
+                console.trace(f"solve done {time.monotonic() - STARTED:.3f}s after start")
+            finally:
+                status.join(STATUS_DRAIN_TIMEOUT)
+            console.trace(f"status drained {time.monotonic() - STARTED:.3f}s after start")
+            return dict(response.exporter_response)
+    except grpc.RpcError as err:
+        raise _failed(err, client, display) from err
+
+
+def _wait(future: grpc.Future[Any], cancel: threading.Event | None = None) -> Any:
     try:
         while True:
+            if cancel is not None and cancel.is_set():
+                future.cancel()
+                raise multiarch.GroupCancelledError("cancelled: another builder failed")
             try:
                 return future.result(timeout=0.5)
             except grpc.FutureTimeoutError:
@@ -243,14 +454,18 @@ def _failed(err: grpc.RpcError, client: BuildKitClient, display: Display) -> Kub
     return error
 
 
-def _follow_status(client: BuildKitClient, ref: str, display: Display) -> threading.Thread:
+def _follow_status(client: BuildKitClient, ref: str, display: Display,
+                   prefix: str | None = None) -> threading.Thread:
     lock = threading.Lock()
 
     def run() -> None:
         try:
             for resp in _retrying_status(client, ref):
                 with lock:
-                    display.update(resp)
+                    if prefix is None:
+                        display.update(resp)
+                    else:
+                        display.update(resp, prefix=prefix)
         except grpc.RpcError:
             pass  # the Solve result carries the real error
 

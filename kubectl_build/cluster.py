@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from kubectl_build.buildkit.client import BuildKitClient
 from kubectl_build.buildkit.session.auth import Credential, CredentialStore
@@ -27,6 +28,9 @@ from kubectl_build.kube import warm
 from kubectl_build.kube.config import Kube, KubeOptions, connect
 from kubectl_build.options import DEFAULT_BUILDER, BuildOptions, OutputSpec
 from kubectl_build.registry import Reference
+
+if TYPE_CHECKING:
+    from kubectl_build.kube.builder import Builder, BuilderPod
 
 READY_TIMEOUT = 30.0
 WARM_DIAL_TIMEOUT = 8.0
@@ -76,6 +80,22 @@ class DeferredCredentials(CredentialStore):
         return self._secret
 
 
+class KubeHandle:
+    """The cluster connection, made on first use (the warm path never needs one)."""
+
+    def __init__(self, options: BuildOptions, kube: Kube | None = None) -> None:
+        self._options = options
+        self._kube = kube
+        self._lock = threading.Lock()
+
+    def get(self) -> Kube:
+        """The connection (connecting now if not yet)."""
+        with self._lock:
+            if self._kube is None:
+                self._kube = _connect(self._options)
+            return self._kube
+
+
 @dataclass(frozen=True)
 class ClusterTarget:
     """Connected clients for one build, plus where credentials come from."""
@@ -86,6 +106,23 @@ class ClusterTarget:
     builder: str
     namespace: str
     explicit_secret: str | None = None
+    kube: KubeHandle | None = None
+    """The cluster connection, for planning across nodes and per-architecture builders."""
+    pod: str = ""
+    """The builder pod dialled (the first one when loading into several nodes)."""
+    node: str = ""
+    """The node of that pod; empty when not looked up (the warm path)."""
+
+    def pod_node(self) -> str:
+        """The node the builder pod runs on, asking the API when the warm path skipped it."""
+        if self.node or self.kube is None or not self.pod:
+            return self.node
+        from kubectl_build.kube._api import call
+
+        kube = self.kube.get()
+        found = call(kube, f"get pod {self.pod}", kube.core().read_namespaced_pod, self.pod,
+                     self.namespace, absent=(403, 404))
+        return str(found.spec.node_name or "") if found is not None and found.spec else ""
 
     @property
     def secret(self) -> str | None:
@@ -195,20 +232,38 @@ def _warm_target(options: BuildOptions, entry: warm.WarmEntry, stack: ExitStack,
         credentials = DeferredCredentials(lambda: _read_credentials(options), console)
         secret = None
     return ClusterTarget([client], credentials, entry.worker, options.builder, entry.namespace,
-                         secret)
+                         secret, KubeHandle(options), entry.pod)
 
 
 def _full_target(options: BuildOptions, console: Console, context_key: str, load: bool,
                  stack: ExitStack, key: str) -> ClusterTarget:
     from kubectl_build.kube.builder import BuilderSpec, ensure_builder
     from kubectl_build.kube.registry_secret import load_credentials
-    from kubectl_build.kube.transport import PodTarget, open_client
 
     kube = _connect(options)
     creds = load_credentials(kube, options.registry_secret, options.builder)
     # Only the default builder is created on first use; another name must exist.
     builder = ensure_builder(kube, BuilderSpec(name=options.builder), console,
                              create=options.builder == DEFAULT_BUILDER)
+    chosen, clients = open_pods(kube, builder, options, context_key, load, stack)
+    if len(chosen) == 1:
+        single = len({pod.node for pod in builder.ready_pods()}) == 1
+        warm.save(key, warm.WarmEntry(kube.namespace, chosen[0].name, chosen[0].container,
+                                      builder.worker, tuple(kube.kubectl_args), single))
+    return ClusterTarget(clients, creds.store, builder.worker, builder.name, kube.namespace,
+                         creds.secret, KubeHandle(options, kube), chosen[0].name, chosen[0].node)
+
+
+def open_pods(kube: Kube, builder: Builder, options: BuildOptions, context_key: str, load: bool,
+              stack: ExitStack) -> tuple[list[BuilderPod], list[BuildKitClient]]:
+    """Dial a builder's pods: one per node when loading (each node loads its own), else the
+    sticky pick for this context. The clients close with ``stack``.
+
+    Raises:
+        BuilderError: the builder has no ready pod.
+    """
+    from kubectl_build.kube.transport import PodTarget, open_client
+
     ready = builder.ready_pods()
     if not ready:
         raise BuilderError(f"builder {builder.name} has no ready pod",
@@ -226,9 +281,4 @@ def _full_target(options: BuildOptions, console: Console, context_key: str, load
             kubectl_args=kube.kubectl_args, kube=kube))
         client.wait_ready(READY_TIMEOUT)
         clients.append(client)
-    if len(chosen) == 1:
-        single = len({pod.node for pod in ready}) == 1
-        warm.save(key, warm.WarmEntry(kube.namespace, chosen[0].name, chosen[0].container,
-                                      builder.worker, tuple(kube.kubectl_args), single))
-    return ClusterTarget(clients, creds.store, builder.worker, builder.name, kube.namespace,
-                         creds.secret)
+    return chosen, clients

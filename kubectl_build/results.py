@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubectl_build.console import Console
@@ -54,3 +54,22 @@ def report(response: Mapping[str, str], plan: SolvePlan, options: BuildOptions,
         for name in plan.image_names:
             console.info(f"image {name}@{digest}")
         console.result(digest)
+
+
+def report_groups(responses: Sequence[tuple[str, Mapping[str, str]]], options: BuildOptions,
+                  console: Console) -> None:
+    """Results of several builders that each loaded their own nodes' variant.
+
+    No single image digest exists (each node holds the image of its architecture), so
+    stdout and --iidfile stay empty; --metadata-file lists every builder's result.
+    """
+    for label, response in responses:
+        if digest := response.get("containerimage.digest"):
+            console.info(f"{label}: image {digest}")
+    if options.metadata_file:
+        builders = {label: metadata(response) for label, response in responses}
+        _write(options.metadata_file, json.dumps({"builders": builders}, indent=2) + "\n",
+               "--metadata-file")
+    if options.iidfile:
+        console.info(f"--iidfile {options.iidfile} not written: each builder loaded the image of "
+                     "its own architecture, so there is no single image ID")

@@ -1,0 +1,436 @@
+"""Builds that span builders: the plan shown first, one solve per builder, one merged index.
+
+``build.run_build`` asks :func:`make_plan` for the per-platform plan (``planner``), runs
+one solve per :class:`~kubectl_build.planner.BuilderGroup` (all platforms of one builder in
+one solve, builders in parallel through :func:`run_parallel`) and, when several builders
+pushed, :func:`merge_and_push` reads back what each pushed by digest, merges it into one
+index and puts that under every tag.
+
+Pure: the decisions (:func:`foreign_platforms`, :func:`wants_nodes`, :func:`split_blocker`,
+:func:`group_options`, :func:`group_label`, :func:`pushed_digest`, :func:`merged_response`).
+I/O: reading the Dockerfile and the builder's workers, the threads, the registry.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Generic, TypeVar
+
+from kubectl_build._specs import Platform, native_platform
+from kubectl_build.buildkit.session.auth import CredentialStore
+from kubectl_build.console import Console
+from kubectl_build.dockerfile import Dockerfile, DockerfileError, parse_dockerfile
+from kubectl_build.errors import (
+    BuildInterruptedError,
+    KubectlBuildError,
+    RegistryAuthError,
+    RegistryError,
+)
+from kubectl_build.imageindex import by_digest_attrs, merge_index, push_targets
+from kubectl_build.options import BuildOptions, OutputSpec
+from kubectl_build.planner import (
+    MODES,
+    BuilderGroup,
+    Cluster,
+    DefaultBuilder,
+    Mode,
+    Node,
+    Plan,
+    PlanRequest,
+    plan_build,
+)
+from kubectl_build.platforms import BUILDER_OS, PlatformFields, worker_runs
+from kubectl_build.registry import Manifest, RegistryClient, fetch_pushed, push_index
+from kubectl_build.sources import LocalSources
+
+T = TypeVar("T")
+
+CANCEL_GRACE = 15.0
+"""Seconds the other builders get to stop their solves once one failed (or on Ctrl-C)."""
+_POLL = 0.5
+_MODES: Mapping[str, Mode] = {mode: mode for mode in MODES}
+
+
+# ---------------------------------------------------------------------------- planning (pure)
+
+
+def foreign_platforms(platforms: Iterable[Platform], builder: DefaultBuilder) -> tuple[Platform, ...]:
+    """The Linux platforms the default builder cannot run natively (candidates for other nodes)."""
+    return tuple(p for p in platforms
+                 if p.os == BUILDER_OS and not worker_runs(builder.platform, builder.reported, p))
+
+
+def wants_nodes(options: BuildOptions, builder: DefaultBuilder) -> bool:
+    """Whether the nodes matter: only a foreign platform in auto or native mode can go to a
+    node of its own architecture. Everything else skips the API (the warm path stays warm)."""
+    return options.mode in ("auto", "native") and bool(foreign_platforms(options.platforms, builder))
+
+
+def split_blocker(options: BuildOptions) -> str | None:
+    """Why this build cannot be split across builders, or None when it can.
+
+    Each builder pushes by digest or loads its own nodes; a file, tarball or local
+    directory output (or an exported cache) is one artefact only one builder can write.
+    """
+    for out in options.outputs:
+        if out.type == "cacheonly" or (out.type == "image" and out.dest is None):
+            continue
+        return f"--output type={out.type} is written by a single builder"
+    if options.cache_to:
+        return "--cache-to is written by a single builder"
+    return None
+
+
+def pushes(options: BuildOptions) -> bool:
+    """Whether the build pushes an image."""
+    return any(out.pushes for out in options.outputs)
+
+
+def group_label(group: BuilderGroup) -> str:
+    """The progress label of a builder's solve.
+
+    BuildKit already puts the platform into step names of a multi-platform solve
+    (``[linux/arm64 2/4] RUN make``); a single-platform solve gets it from the label.
+    """
+    if len(group.platforms) == 1:
+        return f"{group.builder} {group.platforms[0]}"
+    return group.builder
+
+
+def group_description(group: BuilderGroup) -> str:
+    """``builder buildkit-arm64 (linux/arm64)``: how errors name a group."""
+    return f"builder {group.builder} ({', '.join(str(p) for p in group.platforms)})"
+
+
+def group_options(options: BuildOptions, group: BuilderGroup, *, by_digest: bool,
+                  outputs: Sequence[OutputSpec] | None = None) -> BuildOptions:
+    """The options of one builder's solve.
+
+    Args:
+        options: the build's options.
+        group: the builder and its platforms.
+        by_digest: several builders push: each pushes by digest, untagged, and the client
+            tags the merged index afterwards (so no tag ever names half a build).
+        outputs: the outputs for this builder (its own load outputs), else ``options``'.
+    """
+    chosen = tuple(options.outputs if outputs is None else outputs)
+    if by_digest:
+        chosen = tuple(OutputSpec(out.type, MappingProxyType(by_digest_attrs(out.attrs)), out.dest)
+                       if out.pushes else out for out in chosen)
+    # The files describing the result are written once, for the merged result.
+    return replace(options, platforms=group.platforms, outputs=chosen, iidfile=None,
+                   metadata_file=None)
+
+
+def pushed_digest(response: Mapping[str, str], what: str) -> str:
+    """The digest a builder pushed (its exporter response's ``containerimage.digest``).
+
+    Raises:
+        RegistryError: the builder reported none.
+    """
+    digest = response.get("containerimage.digest", "")
+    if not digest.startswith("sha256:"):
+        raise RegistryError(f"{what} reported no pushed digest",
+                            "check that the builder's image exporter pushed")
+    return digest
+
+
+def merged_response(index: Manifest, names: Sequence[str]) -> dict[str, str]:
+    """An exporter response for the merged index, as one multi-platform solve reports it."""
+    descriptor = {"mediaType": index.media_type, "digest": index.digest, "size": len(index.body)}
+    return {
+        "containerimage.digest": index.digest,
+        "containerimage.descriptor": base64.b64encode(json.dumps(descriptor).encode()).decode(),
+        "image.name": ",".join(names),
+    }
+
+
+def plan_request(options: BuildOptions, dockerfile: Dockerfile,
+                 build_args: Mapping[str, str]) -> PlanRequest:
+    """The planner's view of the options."""
+    return PlanRequest(options.platforms, dockerfile, _MODES.get(options.mode, "auto"),
+                       MappingProxyType(dict(build_args)), options.target)
+
+
+def plan_lines(plan: Plan) -> tuple[str, ...]:
+    """What is printed before the build."""
+    return tuple(f"plan: {line}" for line in plan.lines())
+
+
+def decide(request: PlanRequest, builder: DefaultBuilder, nodes: Sequence[Node],
+           blocker: str | None) -> tuple[Plan, str | None]:
+    """The plan, kept on the default builder when the outputs cannot be split.
+
+    Returns:
+        The plan, and the reason it was kept on one builder (None when not needed).
+    """
+    plan = plan_build(request, Cluster(builder, tuple(nodes)))
+    if plan.needs_merge and blocker is not None:
+        return plan_build(request, Cluster(builder, ())), blocker
+    return plan, None
+
+
+# ---------------------------------------------------------------------------- reading inputs
+
+
+def read_dockerfile(local: LocalSources) -> Dockerfile | None:
+    """The parsed Dockerfile when it is a local file; None for a remote one.
+
+    Raises:
+        DockerfileError: the Dockerfile cannot be parsed.
+    """
+    if local.dockerfile_dir is None:
+        return None
+    path = os.path.join(local.dockerfile_dir, local.dockerfile_name)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return None
+    return parse_dockerfile(text)
+
+
+def default_builder(name: str, node: str, reported: Sequence[PlatformFields]) -> DefaultBuilder:
+    """The default builder from what its first worker reports (``ListWorkers``)."""
+    return DefaultBuilder.from_workers(name, node, reported, native_platform())
+
+
+def make_plan(options: BuildOptions, local: LocalSources, build_args: Mapping[str, str],
+              builder: Callable[[], DefaultBuilder],
+              nodes: Callable[[], tuple[Sequence[Node], str]], console: Console) -> Plan | None:
+    """The plan for a build with ``--platform``; None to build as asked on the default builder.
+
+    Args:
+        options: the build's options.
+        local: where the Dockerfile is.
+        build_args: build args as sent (they can change FROM lines).
+        builder: reads the default builder's platforms.
+        nodes: lists the nodes and names the default builder's node (called only when a
+            foreign platform could go native).
+        console: for --debug lines.
+
+    Raises:
+        PlanError: a platform cannot be built as asked.
+    """
+    if not options.platforms:
+        return None
+    try:
+        dockerfile = read_dockerfile(local)
+    except DockerfileError as err:
+        # BuildKit has the last word on Dockerfile syntax; it will report the real error.
+        console.trace(f"planner skipped: {err.one_line()}; every platform on the default builder")
+        return None
+    if dockerfile is None:
+        console.trace("planner skipped: the Dockerfile is not a local file; every platform "
+                      "on the default builder in one solve")
+        return None
+    default = builder()
+    found: Sequence[Node] = ()
+    if wants_nodes(options, default):
+        found, node = nodes()
+        default = replace(default, node=node or default.node)
+    try:
+        plan, kept = decide(plan_request(options, dockerfile, build_args), default, found,
+                        split_blocker(options))
+    except DockerfileError as err:
+        console.trace(f"planner skipped: {err.one_line()}; every platform on the default builder")
+        return None
+    if kept is not None:
+        console.info(f"building every platform on builder {default.name}: {kept}")
+    plan.check()
+    return plan
+
+
+def show_plan(plan: Plan, console: Console, progress: str) -> None:
+    """Print the plan lines on stderr, except for machine-read progress (quiet, rawjson)."""
+    if progress in ("quiet", "rawjson"):
+        for line in plan_lines(plan):
+            console.trace(line)
+        return
+    for line in plan_lines(plan):
+        console.info(line)
+
+
+# ---------------------------------------------------------------------------- running in parallel
+
+
+class GroupCancelledError(KubectlBuildError):
+    """A builder's work stopped because another builder failed (never the reported error)."""
+
+
+@dataclass(frozen=True)
+class Task(Generic[T]):
+    """One builder's share of the work."""
+
+    label: str
+    """How errors name it: ``builder buildkit-arm64 (linux/arm64)``."""
+    run: Callable[[threading.Event], T]
+    """Does the work; must return soon after the event is set (raising GroupCancelledError)."""
+
+
+def run_parallel(tasks: Sequence[Task[T]], *, grace: float = CANCEL_GRACE) -> list[T]:
+    """Run the tasks in threads; their results in task order.
+
+    The first failure cancels the others (their event is set) and is raised, its message
+    naming the task; Ctrl-C cancels all and raises BuildInterruptedError (exit 130).
+    A single task runs on the calling thread.
+
+    Raises:
+        KubectlBuildError: the first task failure, or the interruption.
+    """
+    cancel = threading.Event()
+    if len(tasks) == 1:
+        return [_labelled(tasks[0], cancel)]
+    finished: queue.Queue[tuple[int, T | None, BaseException | None]] = queue.Queue()
+
+    def worker(index: int, task: Task[T]) -> None:
+        try:
+            finished.put((index, task.run(cancel), None))
+        except BaseException as err:  # noqa: BLE001 - handed to the main thread
+            finished.put((index, None, err))
+
+    for index, task in enumerate(tasks):
+        threading.Thread(target=worker, args=(index, task), name=f"kb-group-{index}",
+                         daemon=True).start()
+    results: dict[int, T] = {}
+    failure: BaseException | None = None
+    try:
+        while len(results) < len(tasks) and failure is None:
+            try:
+                index, result, error = finished.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+            if error is None:
+                results[index] = result  # type: ignore[assignment]
+            elif not isinstance(error, GroupCancelledError):
+                failure = _named(error, tasks[index].label)
+    except KeyboardInterrupt:
+        cancel.set()
+        _drain(finished, len(tasks) - len(results), grace)
+        raise BuildInterruptedError("build cancelled", "every builder stopped its build") from None
+    if failure is not None:
+        cancel.set()
+        _drain(finished, len(tasks) - len(results) - 1, grace)
+        raise failure
+    return [results[i] for i in range(len(tasks))]
+
+
+def _labelled(task: Task[T], cancel: threading.Event) -> T:
+    try:
+        return task.run(cancel)
+    except KubectlBuildError as err:
+        raise _named(err, task.label) from None
+
+
+def _named(error: BaseException, label: str) -> BaseException:
+    if isinstance(error, KubectlBuildError) and not isinstance(error, BuildInterruptedError):
+        error.message = f"{label}: {error.message}"
+    return error
+
+
+def _drain(finished: queue.Queue[tuple[int, T | None, BaseException | None]], pending: int,
+           grace: float) -> None:
+    """Wait (bounded) for the cancelled tasks, so their solves are stopped in the daemon."""
+    deadline = time.monotonic() + grace
+    while pending > 0 and time.monotonic() < deadline:
+        try:
+            finished.get(timeout=_POLL)
+            pending -= 1
+        except queue.Empty:
+            continue
+
+
+# ---------------------------------------------------------------------------- merging
+
+
+RegistryConnector = Callable[[str, bool], RegistryClient]
+"""Makes a client for a registry host; the flag asks for plain HTTP."""
+
+_CERT_DIRS = ("{docker}/certs.d", "~/.docker/certs.d", "/etc/docker/certs.d")
+
+
+def registry_ca(host: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The CA of a registry as Docker finds it: ``certs.d/<host>/ca.crt`` under the docker
+    config directory or /etc/docker; None means the system's trust store (SSL_CERT_FILE)."""
+    env = os.environ if environ is None else environ
+    docker = env.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker")
+    for template in _CERT_DIRS:
+        folder = os.path.expanduser(template.format(docker=docker))
+        path = os.path.join(folder, host, "ca.crt")
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether the registry is on this machine, where Docker allows plain HTTP too."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def registry_connector(credentials: CredentialStore) -> RegistryConnector:
+    """Clients with the build's registry credentials (the session's store)."""
+    def connect(host: str, plain_http: bool) -> RegistryClient:
+        return RegistryClient(host, credentials.lookup(host), ca_file=registry_ca(host),
+                              plain_http=plain_http)
+    return connect
+
+
+def merge_and_push(digests: Sequence[str], names: Sequence[str],
+                   connect: RegistryConnector) -> Manifest:
+    """Read back what every builder pushed, merge it, put the index under every tag.
+
+    Args:
+        digests: what each builder pushed by digest, in plan order.
+        names: the image names (``-t``); every repository gets the index.
+        connect: makes registry clients.
+
+    Returns:
+        The merged index (the same bytes in every repository).
+
+    Raises:
+        RegistryError: a registry cannot be reached or refuses; the merge is impossible.
+    """
+    index: Manifest | None = None
+    for target in push_targets(names):
+        client, (manifests, configs) = _fetch(connect, target.host, target.repository, digests)
+        merged = merge_index(manifests, configs)
+        push_index(client, target.repository, target.tags, merged)
+        index = merged
+    if index is None:
+        raise RegistryError("nothing to push the merged index to", "tag the image with -t")
+    return index
+
+
+def _fetch(connect: RegistryConnector, host: str, repository: str, digests: Sequence[str]
+           ) -> tuple[RegistryClient, tuple[tuple[Manifest, ...], dict[str, bytes]]]:
+    client = connect(host, False)
+    try:
+        return client, fetch_pushed(client, repository, digests)
+    except RegistryAuthError:
+        raise
+    except RegistryError as err:
+        if not is_loopback(host):
+            err.hint = (f"the client pushes the merged index itself, so it must reach {host} "
+                        f"(a custom CA goes in $DOCKER_CONFIG/certs.d/{host}/ca.crt)")
+            raise
+        plain = connect(host, True)  # a local registry often speaks plain HTTP (Docker allows it)
+        try:
+            return plain, fetch_pushed(plain, repository, digests)
+        except RegistryError:
+            raise err from None
