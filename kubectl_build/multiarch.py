@@ -298,12 +298,14 @@ def run_parallel(tasks: Sequence[Task[T]], *, grace: float = CANCEL_GRACE) -> li
         except BaseException as err:  # noqa: BLE001 - handed to the main thread
             finished.put((index, None, err))
 
-    for index, task in enumerate(tasks):
-        threading.Thread(target=worker, args=(index, task), name=f"kb-group-{index}",
-                         daemon=True).start()
     results: dict[int, T] = {}
     failure: BaseException | None = None
+    started = 0
     try:
+        for index, task in enumerate(tasks):
+            threading.Thread(target=worker, args=(index, task), name=f"kb-group-{index}",
+                             daemon=True).start()
+            started += 1
         while len(results) < len(tasks) and failure is None:
             try:
                 index, result, error = finished.get(timeout=_POLL)
@@ -315,7 +317,7 @@ def run_parallel(tasks: Sequence[Task[T]], *, grace: float = CANCEL_GRACE) -> li
                 failure = _named(error, tasks[index].label)
     except KeyboardInterrupt:
         cancel.set()
-        _drain(finished, len(tasks) - len(results), grace)
+        _drain(finished, started - len(results), grace)
         raise BuildInterruptedError("build cancelled", "every builder stopped its build") from None
     if failure is not None:
         cancel.set()
@@ -373,8 +375,10 @@ def registry_ca(host: str, environ: Mapping[str, str] | None = None) -> str | No
 
 def is_loopback(host: str) -> bool:
     """Whether the registry is on this machine, where Docker allows plain HTTP too."""
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    name = name.strip("[]")
+    if host.startswith("["):
+        name = host[1:].partition("]")[0]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     if name == "localhost":
         return True
     try:
