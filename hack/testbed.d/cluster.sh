@@ -530,6 +530,22 @@ ensure_buildkit_image() {
   python3 "$py" --registry "$REG_PLAIN" --ensure >&2 || log "WARNING: BuildKit image not pushed (see above)"
 }
 
+# ---------------------------------------------------------------- binfmt installer image
+# kubectl-build installs QEMU emulators with docker.io/tonistiigi/binfmt:latest (one-off
+# privileged pod); the node pulls a local stand-in through its docker.io mirror.
+BINFMT_IMAGE="docker.io/tonistiigi/binfmt:latest"
+ensure_binfmt_image() {
+  local py="$KB_REPO/hack/cluster/build_binfmt_image.py" out n
+  [[ -f "$py" ]] || return 0
+  if ! out="$(python3 "$py" --registry "$REG_PLAIN" --ensure)"; then
+    log "WARNING: binfmt installer image not pushed (see above)"; return 0
+  fi
+  [[ "$out" == *pushed* ]] || return 0
+  # A new recipe under the same tag: the nodes must pull it again, not keep an old copy.
+  for n in "${NODES[@]}"; do select_node "$n"; ctr_ images rm "$BINFMT_IMAGE" >/dev/null 2>&1 || true; done
+  select_node main
+}
+
 write_env() {
   # $KB_STATE/cluster/env (sourceable, "export K=V") and env.json (same keys)
   local vars=(
@@ -541,6 +557,7 @@ write_env() {
     "KB_CLUSTER_CONTAINERD_SOCK=$SOCK"
     "KB_CLUSTER_BUILDKIT_IMAGE=docker.io/moby/buildkit:$BUILDKIT_VERSION"
     "KB_CLUSTER_BUILDKIT_IMAGE_ROOTLESS=docker.io/moby/buildkit:$BUILDKIT_VERSION-rootless"
+    "KB_CLUSTER_BINFMT_IMAGE=$BINFMT_IMAGE"
   )
   if [[ " ${NODES[*]} " == *" arm64 "* ]]; then
     select_node arm64
@@ -603,6 +620,7 @@ do_up() {
   wait_for 60 "default service account" default_sa
   log "node(s) Ready ($(elapsed))"
   ensure_buildkit_image
+  ensure_binfmt_image
   log "up in $(elapsed); KUBECONFIG=$KUBECONFIG_ADMIN"
   echo "$(date -u +%FT%TZ) up $(elapsed)" >> "$C/timings.log"
 }
