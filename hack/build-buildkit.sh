@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Build buildkitd and buildctl from their Go module at a pinned release.
+#   hack/build-buildkit.sh [VERSION]      (default $BUILDKIT_VERSION, else v0.34.2)
 # `go install pkg@version` refuses buildkit (its go.mod has exclude/replace), so a
 # throwaway local module requires it and builds the two commands from there.
+# The test bed also builds the oldest supported daemon, v0.12.5 (the newest v0.12.x on
+# the Go proxy): its own go.mod has no replace directives, so the dependency versions
+# are exactly buildkit's, and go1.26 builds it as is.
 set -euo pipefail
-BUILDKIT_VERSION="${BUILDKIT_VERSION:-v0.34.2}"
+BUILDKIT_VERSION="${1:-${BUILDKIT_VERSION:-v0.34.2}}"
 CACHE="${KB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-build}"
 OUT="$CACHE/buildkit-$BUILDKIT_VERSION/bin"
 if [[ -x "$OUT/buildkitd" && -x "$OUT/buildctl" ]]; then

@@ -29,7 +29,7 @@ from kubectl_build.buildkit.session.secrets import SecretSource, SecretsService
 from kubectl_build.buildkit.session.service import SessionService
 from kubectl_build.buildkit.session.session import Session
 from kubectl_build.buildkit.session.ssh import AgentPool, SSHService
-from kubectl_build.buildkit.solve import solve_request
+from kubectl_build.buildkit.solve import drops_exporters, solve_request
 from kubectl_build.cachedir import cache_dir
 from kubectl_build.console import Console
 from kubectl_build.context.dockerignore import read_ignore_file
@@ -40,6 +40,7 @@ from kubectl_build.errors import (
     BuildFailedError,
     BuildInterruptedError,
     KubectlBuildError,
+    OutputError,
     RegistryAuthError,
 )
 from kubectl_build.options import BuildOptions
@@ -411,6 +412,7 @@ def solve_on(client: BuildKitClient, session: Session, plan: SolvePlan, display:
         prefix: labels this solve's steps when several solves share the display.
         cancel: set when another builder failed: the solve is cancelled in the daemon.
     """
+    _check_exporters(client, plan)
     ref = uuid.uuid4().hex[:25]
     request = solve_request(plan.spec, ref, session.id)
     try:
@@ -426,7 +428,26 @@ def solve_on(client: BuildKitClient, session: Session, plan: SolvePlan, display:
             console.trace(f"status drained {time.monotonic() - STARTED:.3f}s after start")
             return dict(response.exporter_response)
     except grpc.RpcError as err:
-        raise _failed(err, client, display) from err
+        raise _auth_failure(session) or _failed(err, client, display) from err
+
+
+def _auth_failure(session: Session) -> KubectlBuildError | None:
+    """A credential lookup that failed (e.g. a missing credential helper) is the real
+    cause of the failed solve it led to: the daemon only saw a failed Credentials call."""
+    return next((service.failure for service in session.services
+                 if isinstance(service, AuthService) and service.failure is not None), None)
+
+
+def _check_exporters(client: BuildKitClient, plan: SolvePlan) -> None:
+    """Several outputs need a daemon that reads the exporter list (v0.13+): an older one
+    would write the first output only and still report success."""
+    if len(plan.spec.exporters) < 2:
+        return  # the common case asks the daemon nothing
+    version = client.info().buildkit_version.version
+    if drops_exporters(plan.spec, version):
+        raise OutputError(f"buildkitd {version} writes only one output per build, "
+                          f"{len(plan.spec.exporters)} were requested",
+                          "build once per --output, or use buildkitd v0.13 or newer")
 
 
 def _wait(future: grpc.Future[Any], cancel: threading.Event | None = None) -> Any:

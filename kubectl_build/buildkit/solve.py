@@ -3,18 +3,22 @@
 The daemon version range we support (v0.12 .. newest) is handled here: the
 exporter list goes both into `exporters` (v0.13+) and the deprecated
 single-exporter fields, and cache imports into both the Cache message and the
-frontend's `cache-imports` attribute, as the Go client does.
+frontend's `cache-imports` attribute, as the Go client does. Daemons before v0.13
+read only the deprecated fields: more than one exporter cannot go to them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kubectl_build._proto import control_pb2
 
 FRONTEND = "dockerfile.v0"
+# The first release whose daemon reads SolveRequest.exporters (several outputs).
+MULTI_EXPORTER_SINCE = (0, 13)
 FILE_EXPORTERS = ("oci", "docker", "tar")
 
 
@@ -120,3 +124,16 @@ def solve_request(spec: SolveSpec, ref: str, session_id: str) -> control_pb2.Sol
         request.exporter_deprecated = exporters[0].type
         request.exporter_attrs_deprecated.update(exporters[0].attrs)
     return request
+
+
+def daemon_release(version: str) -> tuple[int, int] | None:
+    """(major, minor) of a buildkitd version string; None for a development build."""
+    match = re.match(r"v?(\d+)\.(\d+)\.", version)
+    release = (int(match[1]), int(match[2])) if match else None
+    return None if release == (0, 0) else release  # "0.0.0+unknown": built from source
+
+
+def drops_exporters(spec: SolveSpec, daemon_version: str) -> bool:
+    """True when the daemon would silently run only the first of the spec's exporters."""
+    release = daemon_release(daemon_version)
+    return len(spec.exporters) > 1 and release is not None and release < MULTI_EXPORTER_SINCE

@@ -33,6 +33,10 @@ ENV_KEYS = {
     "KB_REGISTRY_CA",
     "KB_DOCKER_CONFIG",
     "KB_STATE",
+    "BUILDKIT_HOST_OLD",
+    "KB_BUILDCTL_OLD",
+    "KB_BUILDKITD_OLD",
+    "KB_BUILDKIT_OLD_VERSION",
 }
 INDEX_ACCEPT = (
     "application/vnd.oci.image.index.v1+json, "
@@ -130,6 +134,30 @@ def test_env_contract(testbed: Bed) -> None:
         [testbed.env["KB_BUILDKITD"], "--version"], capture_output=True, text=True, check=True
     ).stdout
     assert testbed.env["KB_BUILDKIT_VERSION"] in version
+
+
+def test_old_buildkitd_is_a_second_daemon(testbed: Bed) -> None:
+    """The oldest supported release runs beside the main daemon: own socket and root."""
+    old = testbed.env["BUILDKIT_HOST_OLD"]
+    assert old.startswith("unix://") and old != testbed.buildkit_host
+    sock = Path(old.removeprefix("unix://"))
+    assert sock.is_socket()
+    assert sock.parent != Path(testbed.buildkit_host.removeprefix("unix://")).parent
+    version = testbed.env["KB_BUILDKIT_OLD_VERSION"]
+    assert version.startswith("v0.12.")
+    for key in ("KB_BUILDCTL_OLD", "KB_BUILDKITD_OLD"):
+        assert os.access(testbed.env[key], os.X_OK), key
+        out = subprocess.run([testbed.env[key], "--version"], capture_output=True, text=True,
+                             check=True).stdout
+        assert version in out, (key, out)
+    done = subprocess.run([testbed.env["KB_BUILDCTL_OLD"], "--addr", old, "debug", "workers", "-v"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    plats = {p.strip() for line in done.stdout.splitlines() if line.startswith("Platforms:")
+             for p in line.split(":", 1)[1].split(",")}
+    assert {"linux/amd64", "linux/arm64"} <= plats
+    config = (sock.parent / "buildkitd.toml").read_text()
+    assert f'root = "{sock.parent / "root"}"' in config
+    assert f'mirrors = ["{testbed.registry}"]' in config  # same registries as the main one
 
 
 def test_plain_registry_answers(testbed: Bed) -> None:

@@ -7,6 +7,8 @@ from kubectl_build.buildkit.solve import (
     ExporterSpec,
     FrontendInputs,
     SolveSpec,
+    daemon_release,
+    drops_exporters,
     frontend_attrs,
     solve_request,
 )
@@ -58,3 +60,21 @@ def test_request_sends_new_and_deprecated_exporter_fields() -> None:
 def test_request_without_exporters() -> None:
     req = solve_request(SolveSpec("Dockerfile", {}), "r", "s")
     assert req.exporter_deprecated == "" and not req.exporters
+
+
+def test_daemon_release() -> None:
+    assert daemon_release("v0.12.5") == (0, 12)
+    assert daemon_release("v0.34.2") == (0, 34)
+    assert daemon_release("0.13.0-rc1") == (0, 13)
+    assert daemon_release("0.0.0+unknown") is None  # built from source: unknown, not old
+    assert daemon_release("") is None
+
+
+def test_only_old_daemons_drop_exporters() -> None:
+    two = SolveSpec("Dockerfile", {}, exporters=(ExporterSpec("oci", {}, "o.tar"),
+                                                  ExporterSpec("local", {}, "out")))
+    one = SolveSpec("Dockerfile", {}, exporters=two.exporters[:1])
+    assert drops_exporters(two, "v0.12.5")
+    assert not drops_exporters(two, "v0.13.0")
+    assert not drops_exporters(two, "0.0.0+unknown")
+    assert not drops_exporters(one, "v0.12.5")
