@@ -1,0 +1,345 @@
+"""Multi-arch builds on the test-bed cluster (issue 5): the plan, cross and qemu, the merge.
+
+The single-node test bed (amd64) has no node of another architecture, so the planner puts
+everything on the default builder there (cross or qemu). The merge of several builders'
+by-digest pushes runs here through the internal API on two real builders; the opt-in
+arm64 node (``-m arm64node``) covers the real native + native merge through the CLI.
+
+They need `hack/testbed up cluster` (and core) running and FAIL, never skip, otherwise.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from kubectl_build import build as build_mod
+from kubectl_build import cluster, multiarch
+from kubectl_build.buildkit.session.auth import Credential, CredentialStore
+from kubectl_build.console import Console
+from kubectl_build.errors import BuildFailedError, ExitCode, RegistryError
+from kubectl_build.kube.builder import find_builder
+from kubectl_build.kube.config import KubeOptions, connect
+from kubectl_build.options import BuildFlags, build_options, parse_platforms
+from kubectl_build.planner import BuilderGroup
+from kubectl_build.registry import OCI_INDEX, RegistryClient
+from kubectl_build.sources import LocalSources
+from tests.e2e.cluster.test_kubectl_build import _env_file, deployments, kubectl
+from tests.e2e.helpers import REPO, STATE, Run, load_testbed, run_cli
+from tests.e2e.registry_helpers import platforms_of, read_file_from_image, tls_registry
+
+pytestmark = pytest.mark.cluster
+
+SIX = "linux/386,linux/amd64,linux/arm/v6,linux/arm/v7,linux/arm64,windows/amd64"
+UNAME = "FROM busybox\nRUN uname -m > /arch\n"
+
+
+@pytest.fixture(scope="module")
+def cluster_env() -> dict[str, str]:
+    return _env_file(STATE / "cluster" / "env")
+
+
+@pytest.fixture(scope="module")
+def namespace(cluster_env: dict[str, str]) -> Iterator[str]:
+    """One namespace with a pushing builder and its registry Secret, shared by the module."""
+    name = f"kb-ma-{uuid.uuid4().hex[:8]}"
+    kubectl(cluster_env, "create", "namespace", name)
+    try:
+        _builder(cluster_env, name, "buildkit")
+        _secret(cluster_env, name)
+        yield name
+    finally:
+        kubectl(cluster_env, "delete", "namespace", name, "--wait=false", check=False)
+
+
+def _builder(cluster_env: dict[str, str], namespace: str, name: str) -> None:
+    """A builder that reaches the node-local registries (host network), Docker Hub and MCR
+    names through the local mirror, and trusts the TLS registry's CA."""
+    testbed = load_testbed()
+    config = Path(STATE) / "cluster" / f"buildkitd-{namespace}.toml"
+    config.write_text(
+        f'[registry."docker.io"]\n  mirrors = ["{testbed.registry}"]\n'
+        f'[registry."mcr.microsoft.com"]\n  mirrors = ["{testbed.registry}"]\n'
+        f'[registry."{testbed.registry}"]\n  http = true\n'
+        f'[registry."{testbed.registry_tls}"]\n  http = false\n  ca = ["/etc/buildkit/certs/ca.pem"]\n')
+    run = run_cli("create", name, "-n", namespace, "--worker", "runc", "--host-network",
+                  "--config", str(config), "--custom-ca", testbed.env["KB_REGISTRY_CA"],
+                  "--timeout", "240", program="kubectl-buildkit",
+                  env={"KUBECONFIG": cluster_env["KUBECONFIG"]})
+    assert run.code == 0, run.stderr[-3000:]
+
+
+def _secret(cluster_env: dict[str, str], namespace: str) -> None:
+    testbed = load_testbed()
+    kubectl(cluster_env, "-n", namespace, "create", "secret", "docker-registry", "buildkit",
+            f"--docker-server={testbed.registry_tls}",
+            f"--docker-username={testbed.env['KB_REGISTRY_USER']}",
+            f"--docker-password={testbed.env['KB_REGISTRY_PASSWORD']}")
+
+
+def _build(cluster_env: dict[str, str], namespace: str, *args: str, timeout: float = 900) -> Run:
+    return run_cli(*args, "-n", namespace, "--progress", "plain", timeout=timeout,
+                   env={"KUBECONFIG": cluster_env["KUBECONFIG"]})
+
+
+def _plan(stderr: str) -> dict[str, str]:
+    """Plan lines by platform: ``{"linux/arm64": "cross on kb-node (...)"}``."""
+    lines = [ln.removeprefix("plan: ") for ln in stderr.splitlines() if ln.startswith("plan: ")]
+    return dict(ln.split(": ", 1) for ln in lines)
+
+
+def _images(index: dict[str, object]) -> dict[str, str]:
+    """Platform → manifest digest of the images (attestations left out)."""
+    found = {}
+    for entry in index["manifests"]:  # type: ignore[attr-defined]
+        plat = entry["platform"]
+        if plat["os"] == "unknown":
+            continue
+        key = "/".join(p for p in (plat["os"], plat["architecture"], plat.get("variant", "")) if p)
+        found[key] = entry["digest"]
+    return found
+
+
+def test_cross_example_six_platforms_one_index(cluster_env: dict[str, str], namespace: str) -> None:
+    testbed = load_testbed()
+    repo = f"cluster/{namespace}-cross"
+    run = _build(cluster_env, namespace, str(REPO / "examples"), "-f",
+                 str(REPO / "examples" / "Dockerfile.cross"), "--platform", SIX, "--push",
+                 "-t", f"{testbed.registry_tls}/{repo}:cross")
+    assert run.code == 0, run.stderr[-4000:]
+    plan = _plan(run.stderr)
+    assert list(plan) == SIX.split(","), run.stderr[:3000]
+    for platform in ("linux/arm/v6", "linux/arm/v7", "linux/arm64", "windows/amd64"):
+        assert plan[platform].startswith("cross on "), plan
+    assert plan["linux/amd64"].startswith("native on "), plan
+    index = tls_registry(testbed).manifest(repo, "cross")
+    assert index.digest == run.stdout.strip()
+    assert set(_images(index.json())) == set(SIX.split(","))
+    assert platforms_of({"manifests": [m for m in index.json()["manifests"]
+                                       if m["platform"]["os"] != "unknown"]}) == set(SIX.split(","))
+
+
+def test_qemu_for_run_on_target_and_the_arch_baked_in(cluster_env: dict[str, str], namespace: str,
+                                                      tmp_path: Path) -> None:
+    testbed = load_testbed()
+    (tmp_path / "Dockerfile").write_text(UNAME)
+    repo = f"cluster/{namespace}-qemu"
+    run = _build(cluster_env, namespace, str(tmp_path), "--platform", "linux/arm64,linux/arm/v7",
+                 "--push", "-t", f"{testbed.registry_tls}/{repo}:qemu")
+    assert run.code == 0, run.stderr[-4000:]
+    plan = _plan(run.stderr)
+    assert plan["linux/arm64"].startswith("qemu on "), plan
+    assert plan["linux/arm/v7"].startswith("qemu on "), plan
+    assert "Dockerfile runs RUN on the target platform" in plan["linux/arm64"]
+    client = tls_registry(testbed)
+    index = client.manifest(repo, "qemu")
+    images = _images(index.json())
+    assert set(images) == {"linux/arm64", "linux/arm/v7"}
+    assert read_file_from_image(client, repo, images["linux/arm64"], "/arch") == b"aarch64\n"
+    assert read_file_from_image(client, repo, images["linux/arm/v7"], "/arch") == b"armv7l\n"
+
+
+def test_mode_cross_with_run_on_target_is_a_usage_error(cluster_env: dict[str, str],
+                                                        namespace: str, tmp_path: Path) -> None:
+    testbed = load_testbed()
+    (tmp_path / "Dockerfile").write_text(UNAME)
+    before = deployments(cluster_env, namespace)
+    repo = f"cluster/{namespace}-refused"
+    run = _build(cluster_env, namespace, str(tmp_path), "--platform", "linux/arm64,linux/arm/v7",
+                 "--mode", "cross", "--push", "-t", f"{testbed.registry_tls}/{repo}:no")
+    assert run.code == ExitCode.USAGE, run.stderr
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: cannot build linux/arm64: --mode cross"), lines
+    assert "linux/arm/v7" in lines[0] and "--mode auto or qemu" in lines[0]
+    assert deployments(cluster_env, namespace) == before  # no per-architecture builder
+    with pytest.raises(RegistryError):
+        tls_registry(testbed).manifest(repo, "no")  # nothing pushed
+
+
+# ---------------------------------------------------------------------------- the merge
+
+
+@pytest.fixture(scope="module")
+def two_builders(cluster_env: dict[str, str], namespace: str,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    """Clients of two real builders (the default one and a second one) for the internal API."""
+    _builder(cluster_env, namespace, "second")
+    kube = connect(KubeOptions(kubeconfig=cluster_env["KUBECONFIG"], namespace=namespace))
+    ctx = tmp_path_factory.mktemp("ctx")
+    (ctx / "Dockerfile").write_text(UNAME)
+    options = build_options(BuildFlags(context=str(ctx), namespace=namespace,
+                                       kubeconfig=cluster_env["KUBECONFIG"]), {})
+    with ExitStack() as stack:
+        clients = {}
+        for name in ("buildkit", "second"):
+            builder = find_builder(kube, name)
+            assert builder is not None
+            _, opened = cluster.open_pods(kube, builder, options, str(REPO), False, stack)
+            clients[name] = opened[0]
+        yield clients
+
+
+def _credentials() -> CredentialStore:
+    testbed = load_testbed()
+    return CredentialStore({testbed.registry_tls: Credential(testbed.env["KB_REGISTRY_USER"],
+                                                             testbed.env["KB_REGISTRY_PASSWORD"])})
+
+
+def _connector(host: str, plain_http: bool) -> RegistryClient:
+    testbed = load_testbed()
+    cred = _credentials().lookup(host)
+    return RegistryClient(host, cred, ca_file=testbed.env["KB_REGISTRY_CA"], plain_http=plain_http)
+
+
+def _runs(tmp_path: Path, dockerfile: str, tags: tuple[str, ...], clients: dict[str, object],
+          split: dict[str, str]) -> tuple[list[build_mod.GroupRun], LocalSources]:
+    (tmp_path / "Dockerfile").write_text(dockerfile)
+    options = build_options(BuildFlags(context=str(tmp_path), tag=tags, push=True), {})
+    runs = []
+    for name, platforms in split.items():
+        group = BuilderGroup(name, name == "buildkit", parse_platforms([platforms], {}), (), {},
+                             (), False)
+        runs.append(build_mod.GroupRun(group, [clients[name]],  # type: ignore[list-item]
+                                       multiarch.group_options(options, group, by_digest=True)))
+    return runs, LocalSources(str(tmp_path), str(tmp_path), "Dockerfile")
+
+
+def test_two_builders_push_by_digest_and_the_client_merges(two_builders: dict[str, object],
+                                                          namespace: str, tmp_path: Path) -> None:
+    testbed = load_testbed()
+    repo = f"cluster/{namespace}-merged"
+    tags = (f"{testbed.registry_tls}/{repo}:one", f"{testbed.registry_tls}/{repo}:two")
+    runs, local = _runs(tmp_path, UNAME, tags, two_builders,
+                        {"buildkit": "linux/amd64", "second": "linux/arm64,linux/arm/v7"})
+    stderr = io.StringIO()
+    console = Console(stdout=io.StringIO(), stderr=stderr)
+    responses = build_mod.run_groups(runs, local, {}, _credentials(), console, "plain")
+    digests = [multiarch.pushed_digest(r, "x") for r in responses]
+    client = tls_registry(testbed)
+    # nothing is tagged before the merge: each builder pushed by digest only
+    with pytest.raises(RegistryError):
+        client.manifest(repo, "one")
+    index = multiarch.merge_and_push(digests, list(tags), _connector)
+    for tag in ("one", "two"):
+        assert client.manifest(repo, tag).digest == index.digest
+    doc = client.manifest(repo, "one").json()
+    assert index.media_type == OCI_INDEX == doc["mediaType"]
+    images = _images(doc)
+    assert set(images) == {"linux/amd64", "linux/arm64", "linux/arm/v7"}
+    expect = {"linux/amd64": b"x86_64\n", "linux/arm64": b"aarch64\n", "linux/arm/v7": b"armv7l\n"}
+    for platform, digest in images.items():
+        assert read_file_from_image(client, repo, digest, "/arch") == expect[platform]
+    # attestations the builders pushed stay, pointing at images of the index
+    for entry in doc["manifests"]:
+        subject = (entry.get("annotations") or {}).get("vnd.docker.reference.digest")
+        assert subject is None or subject in images.values()
+    # progress: each builder's steps are labelled with it
+    text = stderr.getvalue()
+    assert "[buildkit linux/amd64" in text and "[second linux/arm64" in text, text[:3000]
+
+
+def test_one_builder_failing_cancels_the_other(two_builders: dict[str, object], namespace: str,
+                                               tmp_path: Path) -> None:
+    testbed = load_testbed()
+    repo = f"cluster/{namespace}-failed"
+    dockerfile = (f"FROM busybox\nARG TARGETARCH\nRUN echo {uuid.uuid4()}; "
+                  'if [ "$TARGETARCH" = arm64 ]; then exit 7; fi; sleep 300\n')
+    runs, local = _runs(tmp_path, dockerfile, (f"{testbed.registry_tls}/{repo}:x",), two_builders,
+                        {"buildkit": "linux/amd64", "second": "linux/arm64"})
+    console = Console(stdout=io.StringIO(), stderr=io.StringIO())
+    started = time.monotonic()
+    with pytest.raises(BuildFailedError) as info:
+        build_mod.run_groups(runs, local, {}, _credentials(), console, "plain")
+    assert time.monotonic() - started < 120  # the amd64 solve's sleep 300 was cancelled
+    assert info.value.message.startswith("builder second (linux/arm64): "), info.value.message
+    assert "exit code" in info.value.message
+
+
+def test_cancelled_group_stops_its_solve_in_the_daemon(two_builders: dict[str, object],
+                                                       tmp_path: Path) -> None:
+    """The cancel event stops a running solve: run_groups returns soon after it is set."""
+    dockerfile = f"FROM busybox\nRUN echo {uuid.uuid4()}; sleep 300\n"
+    runs, local = _runs(tmp_path, dockerfile, ("127.0.0.1:5000/unused/x:1",), two_builders,
+                        {"buildkit": "linux/amd64"})
+    plan = build_mod.plan_solve(runs[0].options, local, {})
+    cancel = threading.Event()
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        from kubectl_build.buildkit.session.session import Session
+        from kubectl_build.progress.display import select_display
+
+        console = Console(stdout=io.StringIO(), stderr=io.StringIO())
+        with ExitStack() as stack:
+            services, _ = build_mod._services(runs[0].options, local, plan, _credentials(), stack)
+            try:
+                build_mod.solve_on(runs[0].clients[0], Session(services, "x"), plan,  # type: ignore[arg-type]
+                                   select_display("quiet", console), console, cancel=cancel)
+            except BaseException as err:  # noqa: BLE001 - inspected below
+                outcome.append(err)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    time.sleep(8)
+    cancel.set()
+    thread.join(60)
+    assert not thread.is_alive()
+    assert outcome and isinstance(outcome[0], multiarch.GroupCancelledError), outcome
+
+
+# ---------------------------------------------------------------------------- opt-in arm64 node
+
+
+@pytest.mark.arm64node
+def test_native_on_both_nodes_merged_into_one_index(cluster_env: dict[str, str],
+                                                    tmp_path: Path) -> None:
+    """amd64 native on the first node, arm64 native on the arm64 node (buildkit-arm64, created
+    on demand), pushed by digest and merged by the client (which reaches the TLS registry
+    through DOCKER_CONFIG/certs.d, as Docker does)."""
+    assert "KB_CLUSTER_ARM64_NODE" in cluster_env, \
+        "second node not enabled: KB_CLUSTER_ARM64_NODE=1 hack/testbed up cluster"
+    testbed = load_testbed()
+    arm_node = cluster_env["KB_CLUSTER_ARM64_NODE"]
+    name = f"kb-ma-{uuid.uuid4().hex[:8]}"
+    kubectl(cluster_env, "create", "namespace", name)
+    try:
+        _builder(cluster_env, name, "buildkit")
+        _secret(cluster_env, name)
+        (tmp_path / "ctx").mkdir()
+        (tmp_path / "ctx" / "Dockerfile").write_text(UNAME)
+        docker = tmp_path / "docker"
+        certs = docker / "certs.d" / testbed.registry_tls
+        certs.mkdir(parents=True)
+        (certs / "ca.crt").write_bytes(Path(testbed.env["KB_REGISTRY_CA"]).read_bytes())
+        repo = f"cluster/{name}-native"
+        run = run_cli(str(tmp_path / "ctx"), "-n", name, "--progress", "plain", "--platform",
+                      "linux/amd64,linux/arm64", "--push", "-t", f"{testbed.registry_tls}/{repo}:n",
+                      timeout=900, env={"KUBECONFIG": cluster_env["KUBECONFIG"],
+                                        "DOCKER_CONFIG": str(docker),
+                                        "PATH": os.environ.get("PATH", "")})
+        assert run.code == 0, run.stderr[-4000:]
+        plan = _plan(run.stderr)
+        assert plan["linux/amd64"].startswith(f"native on {cluster_env['KB_CLUSTER_NODE']}"), plan
+        assert plan["linux/arm64"].startswith(f"native on {arm_node}"), plan
+        assert "deployment.apps/buildkit-arm64" in deployments(cluster_env, name)
+        pod = json.loads(kubectl(cluster_env, "-n", name, "get", "pods", "-l",
+                                 "kubectl-build.dev/builder=buildkit-arm64", "-o", "json").stdout)
+        assert {p["spec"]["nodeName"] for p in pod["items"]} == {arm_node}
+        client = tls_registry(testbed)
+        index = client.manifest(repo, "n")
+        assert index.digest == run.stdout.strip()
+        images = _images(index.json())
+        assert set(images) == {"linux/amd64", "linux/arm64"}
+        assert read_file_from_image(client, repo, images["linux/arm64"], "/arch") == b"aarch64\n"
+        assert read_file_from_image(client, repo, images["linux/amd64"], "/arch") == b"x86_64\n"
+    finally:
+        kubectl(cluster_env, "delete", "namespace", name, "--wait=false", check=False)
