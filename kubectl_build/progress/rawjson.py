@@ -63,8 +63,13 @@ class RawJsonDisplay:
         """Nothing to prepare."""
 
     def update(self, resp: StatusResponse, *, prefix: str | None = None) -> None:
-        """Fold the message into the model and write it as one JSON line."""
-        line = encode_json(status_json(resp))
+        """Fold the message into the model and write it as one JSON line.
+
+        A message of one of several parallel solves (``prefix`` given) gets a leading
+        ``"group"`` field naming the builder (and the platform of a one-platform solve).
+        """
+        obj = status_json(resp)
+        line = encode_json({"group": prefix, **obj} if prefix else obj)
         with self._lock:
             self._model.apply(resp, prefix=prefix or self._prefix)
             if not self._finished:

@@ -115,6 +115,11 @@ class Step:
     warnings: list[BuildWarning] = field(default_factory=list)
 
     @property
+    def stream(self) -> str:
+        """The label of the stream (builder) the step came from; empty for a single stream."""
+        return self.key.rpartition("|")[0]
+
+    @property
     def state(self) -> StepState:
         """The step's current state."""
         if self.error:

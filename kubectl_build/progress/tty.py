@@ -186,16 +186,21 @@ def render_live(model: ProgressModel, now: float, max_rows: int | None = None) -
         now: Current time in epoch seconds, for timers.
         max_rows: Terminal rows available; the oldest finished steps are left out first.
     """
-    blocks = [(s, _live_block(s, now)) for s in model.steps if s.started is not None]
+    steps = [s for s in model.steps if s.started is not None]
+    blocks = [(s, _live_block(s, now)) for s in _by_stream(steps)]
+    streams = len({s.stream for s in steps})
     if max_rows is not None:
-        blocks = _fit(blocks, max_rows - 1)  # the header takes a row
-    return Group(_header(model, now, None), _grid(row for _, block in blocks for row in block))
+        # The header takes a row, and each builder's section title one more.
+        blocks = _fit(blocks, max_rows - 1 - (streams if streams > 1 else 0))
+    return Group(_header(model, now, None), _grid(_sectioned(blocks, streams > 1)))
 
 
 def render_summary(model: ProgressModel, ok: bool) -> RenderableType:
     """The final, static view: every step on one line, then warnings and the failure."""
-    rows = [_step_row(step, None) for step in model.steps if _shown(step)]
-    parts: list[RenderableType] = [_header(model, None, ok), _grid(rows)]
+    steps = [step for step in model.steps if _shown(step)]
+    blocks = [(step, [_step_row(step, None)]) for step in _by_stream(steps)]
+    parts: list[RenderableType] = [_header(model, None, ok),
+                                   _grid(_sectioned(blocks, len({s.stream for s in steps}) > 1))]
     warnings = warning_summary(model.warnings)
     if warnings:
         parts.append(Text("\n".join(warnings), style="yellow"))
@@ -203,6 +208,25 @@ def render_summary(model: ProgressModel, ok: bool) -> RenderableType:
     if failure is not None:
         parts.append(Text("\n".join(failure_summary(failure, FAILURE_LOG_LINES)), style="red"))
     return Group(*parts)
+
+
+def _by_stream(steps: list[Step]) -> list[Step]:
+    """Steps of parallel solves grouped by their builder, in order of first appearance
+    (a stable sort: within a builder, the ``#N`` order stays)."""
+    first: dict[str, int] = {}
+    for index, step in enumerate(steps):
+        first.setdefault(step.stream, index)
+    return sorted(steps, key=lambda step: first[step.stream])
+
+
+def _sectioned(blocks: list[Block], sections: bool) -> Iterable[Row]:
+    """The rows, with a title row before each builder's steps when several builders build."""
+    current: str | None = None
+    for step, rows in blocks:
+        if sections and step.stream != current:
+            current = step.stream
+            yield Text(f"--- {current or 'build'}", style="bold"), "", Text()
+        yield from rows
 
 
 def _shown(step: Step) -> bool:
