@@ -37,7 +37,7 @@ def test_tty_shows_one_section_per_builder() -> None:
     model = ProgressModel()
     _interleaved(model.apply)
     for text in (text_of(render_summary(model, True)), text_of(render_live(model, T0 + 10.0))):
-        lines = text.splitlines()
+        lines = [line.rstrip() for line in text.splitlines()]
         titles = [i for i, line in enumerate(lines) if line.startswith("--- ")]
         assert [lines[i] for i in titles] == [f"--- {AMD}", f"--- {ARM}"]
         amd_rows, arm_rows = lines[titles[0] + 1:titles[1]], lines[titles[1] + 1:]
