@@ -12,7 +12,8 @@
 # container after this pod is gone. One line per architecture on stderr
 # ("installing: ARCH OK", "installing: ARCH qemu-NAME already registered", or the error),
 # then the JSON status on stdout. Like the original, failures are reported in the log and
-# the exit status is 0; only a usage error exits non-zero.
+# the exit status is 0; only a usage error exits non-zero. Unlike it, the machine's own
+# architecture is never registered. The magic/mask patterns come from build_binfmt_image.py.
 set -u
 MNT=/proc/sys/fs/binfmt_misc
 TABLE=/etc/binfmt/handlers  # lines: GOARCH NAME OFFSET MAGIC MASK PLATFORM...
@@ -54,6 +55,11 @@ install_one() {
   set -- $line
   name=$2 flags=CF
   [ -n "${QEMU_PRESERVE_ARGV0:-}" ] && flags=CFP
+  if [ "$arch" = "$(native_arch)" ]; then
+    # The original registers it anyway, sending every native program of the machine
+    # through QEMU; on the shared test-bed host that is never wanted.
+    say "installing: $arch is the native architecture: not registered"; return
+  fi
   if [ -e "$MNT/$name" ]; then say "installing: $arch $name already registered"; return; fi
   if printf ':%s:M:%s:%s:%s:/usr/bin/%s:%s' "$name" "$3" "$4" "$5" "$name" "$flags" \
       >"$MNT/register" 2>/tmp/register.err; then

@@ -6,8 +6,7 @@ local plain registry, where the test-bed node pulls docker.io/* from (containerd
   tonistiigi/binfmt:latest      busybox-static base, binfmt-install.sh as /usr/bin/binfmt
   tonistiigi/binfmt:kb-<recipe> (ENTRYPOINT), Debian's static qemu-user binaries (the
                                 qemu-user-static package the core test bed installs for
-                                the host's own registrations) as /usr/bin/qemu-<name>,
-                                and their magic/mask from Debian's /usr/share/binfmts
+                                the host's own registrations) as /usr/bin/qemu-<name>
 
   build_binfmt_image.py [--registry 127.0.0.1:5000] [--ensure] [--archive DIR]
 
@@ -34,19 +33,41 @@ import small_images  # noqa: E402
 REPO_NAME = "tonistiigi/binfmt"
 TAG = "latest"
 INSTALLER = os.path.join(HERE, "binfmt-install.sh")
-BINFMTS = "/usr/share/binfmts"
-# GOARCH, binfmt_misc handler name (as tonistiigi/binfmt registers it), platforms it adds.
+
+
+def _elf(ident: str, machine: str, big_endian: bool = False) -> tuple[str, str]:
+    """binfmt_misc magic and mask for ELF executables of one machine: the first 20 header
+    bytes (ident, e_type, e_machine; `machine` as the bytes appear in the file).
+
+    OS ABI and ABI version (bytes 7 and 8) are not compared: Go-built programs, BuildKit's
+    own emulator checks among them, carry an ABI version that Debian's /usr/share/binfmts
+    masks reject (so BuildKit would never report the platform). e_type may be EXEC (2) or
+    DYN (3): its low bit is masked.
+    """
+    etype, etype_mask = ("0002", "fffe") if big_endian else ("0200", "feff")
+    magic = "7f454c46" + ident + "00" * 9 + etype + machine
+    mask = "ff" * 7 + "00" * 2 + "ff" * 7 + etype_mask + "ffff"
+    assert len(magic) == len(mask) == 40
+
+    def escaped(hexa: str) -> str:
+        return "".join(f"\\x{hexa[i:i + 2]}" for i in range(0, len(hexa), 2))
+
+    return escaped(magic), escaped(mask)
+
+
+# GOARCH, binfmt_misc handler name (as tonistiigi/binfmt registers it), (magic, mask),
+# platforms it adds. ident: class (01 32-bit, 02 64-bit), data (01 LE, 02 BE), version 01.
 HANDLERS = [
-    ("amd64", "qemu-x86_64", ["linux/amd64"]),
-    ("arm64", "qemu-aarch64", ["linux/arm64"]),
-    ("arm", "qemu-arm", ["linux/arm/v7", "linux/arm/v6"]),
-    ("386", "qemu-i386", ["linux/386"]),
-    ("riscv64", "qemu-riscv64", ["linux/riscv64"]),
-    ("ppc64le", "qemu-ppc64le", ["linux/ppc64le"]),
-    ("s390x", "qemu-s390x", ["linux/s390x"]),
-    ("mips64le", "qemu-mips64el", ["linux/mips64le"]),
-    ("mips64", "qemu-mips64", ["linux/mips64"]),
-    ("loong64", "qemu-loongarch64", ["linux/loong64"]),
+    ("amd64", "qemu-x86_64", _elf("020101", "3e00"), ["linux/amd64"]),
+    ("arm64", "qemu-aarch64", _elf("020101", "b700"), ["linux/arm64"]),
+    ("arm", "qemu-arm", _elf("010101", "2800"), ["linux/arm/v7", "linux/arm/v6"]),
+    ("386", "qemu-i386", _elf("010101", "0300"), ["linux/386"]),
+    ("riscv64", "qemu-riscv64", _elf("020101", "f300"), ["linux/riscv64"]),
+    ("ppc64le", "qemu-ppc64le", _elf("020101", "1500"), ["linux/ppc64le"]),
+    ("s390x", "qemu-s390x", _elf("020201", "0016", big_endian=True), ["linux/s390x"]),
+    ("mips64le", "qemu-mips64el", _elf("020101", "0800"), ["linux/mips64le"]),
+    ("mips64", "qemu-mips64", _elf("020201", "0008", big_endian=True), ["linux/mips64"]),
+    ("loong64", "qemu-loongarch64", _elf("020101", "0201"), ["linux/loong64"]),
 ]
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -63,26 +84,14 @@ def qemu_version() -> str:
     return out.stdout.strip()
 
 
-def definition(name: str) -> dict[str, str]:
-    """Debian's binfmt definition of handler `name` (magic, mask, offset)."""
-    fields: dict[str, str] = {}
-    with open(os.path.join(BINFMTS, name)) as f:
-        for line in f:
-            key, _, value = line.strip().partition(" ")
-            fields[key] = value
-    return fields
-
-
 def handler_table() -> tuple[str, list[str]]:
-    """The installer's table (one line per handler this host has a definition and a static
-    binary for; the host's own architecture has neither) and the handler names in it."""
+    """The installer's table (one line per handler Debian ships a static binary for; not
+    the host's own architecture) and the handler names in it."""
     lines, names = [], []
-    for arch, name, platforms in HANDLERS:
-        binary = f"/usr/bin/{name}-static"
-        if not os.path.exists(os.path.join(BINFMTS, name)) or not os.path.exists(binary):
+    for arch, name, (magic, mask), platforms in HANDLERS:
+        if not os.path.exists(f"/usr/bin/{name}-static"):
             continue
-        d = definition(name)
-        lines.append(" ".join([arch, name, d.get("offset") or "0", d["magic"], d["mask"], *platforms]))
+        lines.append(" ".join([arch, name, "0", magic, mask, *platforms]))
         names.append(name)
     return "\n".join(lines) + "\n", names
 

@@ -276,10 +276,9 @@ def _node_platform(kube: Kube, node: str) -> Platform | None:
 def _create(kube: Kube, body: dict[str, Any], node: str, arches: Sequence[str], image: str) -> str:
     from kubernetes.client.exceptions import ApiException
 
-    def create() -> Any:
+    def create(**kwargs: Any) -> Any:  # Kube.call passes the request timeout
         try:
-            return kube.core().create_namespaced_pod(kube.namespace, body,
-                                                     _request_timeout=kube.options.request_timeout)
+            return kube.core().create_namespaced_pod(kube.namespace, body, **kwargs)
         except ApiException as err:
             reason = _reason(err)
             if err.status == 403 or "denied the request" in reason or "PodSecurity" in reason:
