@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from kubectl_build._specs import Platform
 from kubectl_build.errors import BuilderError, WaitTimeoutError
 from kubectl_build.kube._api import as_json, call
-from kubectl_build.kube.waiting import Problem, last_line, pod_problem, poll
+from kubectl_build.kube.waiting import Problem, pod_problem, poll
 from kubectl_build.platforms import can_emulate, from_parts, serves_natively
 
 if TYPE_CHECKING:
@@ -60,6 +60,10 @@ HANDLERS: Mapping[str, str] = {
 tonistiigi/binfmt registers them."""
 
 _RESULT = re.compile(r"^installing: (\S+) (.*)$")
+# Lines of a failed installer's log that say why, for programs that print their usage
+# after the one line that matters.
+_TELLING = re.compile(r"error|fatal|panic|not defined|unknown|invalid|denied|not permitted|"
+                      r"no such|not found|cannot|usage", re.IGNORECASE)
 _ALREADY = re.compile(r"already registered$")
 
 
@@ -196,6 +200,12 @@ def _status(log: str) -> dict[str, Any] | None:
 def _platform(text: str) -> Platform | None:
     parts = text.split("/")
     return from_parts(*parts[:3]) if len(parts) >= 2 else None
+
+
+def failure_line(log: str) -> str:
+    """The line of a failed installer's log that says why: the first telling one, else the last."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    return next((line for line in lines if _TELLING.search(line)), lines[-1] if lines else "")
 
 
 def install_problems(report: InstallReport, arches: Sequence[str]) -> list[str]:
@@ -355,7 +365,7 @@ def _check(kube: Kube, name: str, node: str, arches: Sequence[str], phase: str, 
     log = str(found or "")
     console.trace(f"pod {name} ({phase}): {' | '.join(line for line in log.splitlines() if line.strip())}")
     if phase == "Failed":
-        why = last_line(log) or _termination(kube, name) or "no output"
+        why = "; ".join(part for part in (_termination(kube, name), failure_line(log)) if part) or "no output"
         raise BuilderError(f"installing emulators ({','.join(arches)}) on node {node} failed: {why}",
                            f"check that {image} is a binfmt installer taking --install ARCH,...; "
                            "or build with --mode cross or --mode native")

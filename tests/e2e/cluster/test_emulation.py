@@ -165,3 +165,29 @@ def test_an_image_that_cannot_be_pulled_is_named_and_its_pod_deleted(
         assert f"--qemu-image ({image})" in (err.value.hint or "")
         assert pods(env, ns) == []
     assert not mips_handler.exists()
+
+
+def test_an_image_that_is_no_binfmt_installer_fails_with_its_last_words(
+    env: dict[str, str], mips_handler: Path
+) -> None:
+    image = env["KB_CLUSTER_BUILDKIT_IMAGE"]  # on the node already; buildkitd rejects --install
+    with namespace(env, "kb-emu") as ns:
+        with pytest.raises(BuilderError) as err:
+            ensure_emulators(
+                kube_for(env, ns),
+                fake_builder(ns, env["KB_CLUSTER_NODE"]),
+                [MIPS],
+                image,
+                Console(quiet=True),
+                timeout=120,
+            )
+        message = err.value.message
+        assert message.startswith(
+            f"installing emulators (mips64le) on node {env['KB_CLUSTER_NODE']} failed: "
+        )
+        assert message.endswith(
+            "exit code 1 (Error); Incorrect Usage: flag provided but not defined: -install"
+        ), message
+        assert f"check that {image} is a binfmt installer" in (err.value.hint or "")
+        assert pods(env, ns) == []
+    assert not mips_handler.exists()

@@ -14,6 +14,7 @@ from kubectl_build.kube.emulation import (
     LABEL_FOR,
     LABEL_RUN,
     InstallReport,
+    failure_line,
     install_arches,
     install_args,
     install_problems,
@@ -197,3 +198,13 @@ def test_refusal_by_rbac() -> None:
         "cannot create the privileged pod that installs emulators (arm64) in namespace team-a"
     )
     assert "mirror.example/binfmt:1" in (err.hint or "")
+
+
+def test_failure_line_picks_the_telling_line_before_a_usage_text() -> None:
+    log = (
+        "Incorrect Usage: flag provided but not defined: -install\n\nbuildkitd: flag provided but not "
+        "defined: -install\nNAME:\n   buildkitd - build daemon\n   --version, -v  print the version\n"
+    )
+    assert failure_line(log) == "Incorrect Usage: flag provided but not defined: -install"
+    assert failure_line("starting\nsegfault at 0x0\n") == "segfault at 0x0"
+    assert failure_line("") == ""
