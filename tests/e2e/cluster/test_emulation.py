@@ -10,6 +10,9 @@ the machine as it found it. They FAIL, never skip, without the test bed.
 from __future__ import annotations
 
 import platform
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +20,7 @@ import pytest
 
 from kubectl_build._specs import Platform
 from kubectl_build.console import Console
-from kubectl_build.errors import BuilderError, ExitCode
+from kubectl_build.errors import BuilderError, ExitCode, WaitTimeoutError
 from kubectl_build.kube.builder import Builder, BuilderPod, ensure_arch_builder
 from kubectl_build.kube.emulation import DEFAULT_IMAGE, LABEL_FOR, ensure_emulators
 from kubectl_build.kube.waiting import poll
@@ -32,6 +35,7 @@ from tests.e2e.cluster.multiarch_helpers import (
     sa_kubeconfig,
     worker_platforms,
 )
+from tests.e2e.helpers import REPO
 
 pytestmark = pytest.mark.cluster
 
@@ -190,4 +194,63 @@ def test_an_image_that_is_no_binfmt_installer_fails_with_its_last_words(
         ), message
         assert f"check that {image} is a binfmt installer" in (err.value.hint or "")
         assert pods(env, ns) == []
+    assert not mips_handler.exists()
+
+
+UNREACHABLE = "127.0.0.1:1/binfmt:never"  # refused at once, retried: the pod keeps waiting
+
+
+def test_a_pod_that_never_starts_times_out_named_and_is_deleted(
+    env: dict[str, str], mips_handler: Path
+) -> None:
+    with namespace(env, "kb-emu") as ns:
+        with pytest.raises(WaitTimeoutError) as err:
+            ensure_emulators(
+                kube_for(env, ns),
+                fake_builder(ns, env["KB_CLUSTER_NODE"]),
+                [MIPS],
+                UNREACHABLE,
+                Console(quiet=True),
+                timeout=15,
+            )
+        assert err.value.exit_code == ExitCode.TIMEOUT
+        assert (
+            f"emulator installer pod on node {env['KB_CLUSTER_NODE']} not done after 15s" in err.value.message
+        )
+        assert "ImagePull" in err.value.message and UNREACHABLE in err.value.message
+        assert pods(env, ns) == []
+    assert not mips_handler.exists()
+
+
+def test_ctrl_c_deletes_the_installer_pod(env: dict[str, str], mips_handler: Path) -> None:
+    script = (
+        "import sys\n"
+        "from kubectl_build._specs import Platform\n"
+        "from kubectl_build.console import Console\n"
+        "from kubectl_build.kube.builder import Builder, BuilderPod\n"
+        "from kubectl_build.kube.config import KubeOptions, connect\n"
+        "from kubectl_build.kube.emulation import ensure_emulators\n"
+        "kubeconfig, ns, node, image = sys.argv[1:]\n"
+        "kube = connect(KubeOptions(kubeconfig=kubeconfig, namespace=ns))\n"
+        "pod = BuilderPod('b-0', node, True, 'buildkitd', 'Running')\n"
+        "builder = Builder('buildkit', ns, 'runc', '', (pod,))\n"
+        "try:\n"
+        "    mips = Platform('linux', 'mips64le')\n"
+        "    ensure_emulators(kube, builder, [mips], image, Console(), timeout=120)\n"
+        "except KeyboardInterrupt:\n"
+        "    sys.exit(130)\n"
+    )
+    with namespace(env, "kb-emu") as ns:
+        args = [sys.executable, "-c", script, env["KUBECONFIG"], ns, env["KB_CLUSTER_NODE"], UNREACHABLE]
+        proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            created = poll(lambda: True if pods(env, ns, LABEL_FOR) else None, timeout=60, interval=0.3)
+            assert created, "the installer pod never appeared"
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=90)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 130, stderr
+        assert pods(env, ns) == [], stderr
     assert not mips_handler.exists()
