@@ -9,9 +9,11 @@ later connects to the bridge, the bridge splices that connection onto it.
 
 from __future__ import annotations
 
+import selectors
 import shutil
 import socket
 import subprocess
+import time
 from dataclasses import dataclass
 
 from kubectl_build.kube import warm
@@ -50,6 +52,34 @@ def start(kubeconfig: str | None, context: str | None, namespace: str | None,
         theirs.close()
     _EARLY = Early((entry.namespace, entry.pod, entry.container, entry.kubectl_args),
                    process, ours)
+
+
+def settle(key: tuple[str, str, str, tuple[str, ...]], timeout: float) -> bool | None:
+    """Did the early exec for this target reach buildkitd?
+
+    True once the daemon has spoken (its HTTP/2 server sends SETTINGS as soon as
+    `dial-stdio` connects: the bytes are peeked, not taken); False when kubectl
+    exited first (the remembered pod is gone, or exec is refused); None when there
+    is no early exec for this target or `timeout` passed undecided. A stale
+    remembered pod then costs the second kubectl needs to fail, not the dial timeout
+    grpc would spend reconnecting to it.
+    """
+    early = _EARLY
+    if early is None or early.key != key:
+        return None
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(early.sock, selectors.EVENT_READ)
+        while True:
+            if sel.select(min(0.05, max(0.0, deadline - time.monotonic()))):
+                try:
+                    return bool(early.sock.recv(1, socket.MSG_PEEK))  # b"": kubectl exited
+                except OSError:
+                    return False
+            if early.process.poll() is not None:
+                return False
+            if time.monotonic() >= deadline:
+                return None
 
 
 def take(key: tuple[str, str, str, tuple[str, ...]]) -> Early | None:

@@ -31,6 +31,8 @@ from kubectl_build.errors import ClusterError, UsageError
 from kubectl_build.kube.config import Kube
 
 DIAL = ["buildctl", "dial-stdio"]
+EARLY_SETTLE_TIMEOUT = 5.0
+"""Seconds to wait for an early exec to reach buildkitd or die before dialling anyway."""
 TRANSPORTS = ("kubectl", "websocket")
 
 
@@ -88,9 +90,7 @@ class _Bridge:
 
         if not hasattr(os, "splice"):  # Linux only; elsewhere the exec starts on accept
             return False
-        key = (self.target.namespace, self.target.pod, self.target.container,
-               tuple(self.kubectl_args))
-        early = prespawn.take(key)
+        early = prespawn.take(_early_key(self.target, self.kubectl_args))
         if early is None:
             return False
         self._children.append(early.process)
@@ -176,6 +176,24 @@ def _websocket_pump(kube: Kube, target: PodTarget, conn: socket.socket) -> None:
         conn.close()
 
 
+def _early_key(target: PodTarget,
+               kubectl_args: Sequence[str]) -> tuple[str, str, str, tuple[str, ...]]:
+    return target.namespace, target.pod, target.container, tuple(kubectl_args)
+
+
+def _check_early(target: PodTarget, kubectl_args: Sequence[str]) -> None:
+    """Fail at once when the exec started early for this pod has already died."""
+    from kubectl_build.kube import prespawn
+
+    key = _early_key(target, kubectl_args)
+    if prespawn.settle(key, EARLY_SETTLE_TIMEOUT) is False:
+        early = prespawn.take(key)
+        if early is not None:
+            prespawn.discard(early)
+        raise ClusterError(f"cannot exec into builder pod {target.namespace}/{target.pod}",
+                           "the pod is gone or exec into it is not allowed")
+
+
 @contextmanager
 def open_client(target: PodTarget, transport: str = "kubectl", *,
                 kubectl_args: Sequence[str] = (),
@@ -189,6 +207,8 @@ def open_client(target: PodTarget, transport: str = "kubectl", *,
         raise UsageError(f"unknown transport {transport!r}", f"use one of {', '.join(TRANSPORTS)}")
     if transport == "websocket" and kube is None:
         raise UsageError("the websocket transport needs a cluster connection", None)
+    if transport == "kubectl":
+        _check_early(target, kubectl_args)
     bridge = _Bridge(target, transport, kubectl_args, kube)
     address = f"kube-pod://{target.namespace}/{target.pod}"
     client = BuildKitClient(Endpoint(address, f"unix:{bridge.path}", False))

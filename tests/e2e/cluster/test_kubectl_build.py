@@ -305,3 +305,22 @@ def test_secret_never_in_pod_spec(cluster_env: dict[str, str], namespace: str) -
     raw = kubectl(cluster_env, "-n", namespace, "get", "deployment", "buildkit", "-o", "json").stdout
     password = load_testbed().env["KB_REGISTRY_PASSWORD"]
     assert password not in raw and base64.b64encode(password.encode()).decode() not in raw
+
+
+def test_remembered_pod_gone_falls_back_to_the_lookup(cluster_env: dict[str, str],
+                                                      namespace: str, tmp_path: Path) -> None:
+    """The warm path dials the pod of the last build; when it is gone the early exec's
+    failure is noticed (not waited out) and the build goes to the new pod."""
+    ctx = static_busybox_context(tmp_path, "warm")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    first = build(cluster_env, namespace, str(ctx), "-o", "type=cacheonly", env=env)
+    assert first.code == 0, first.stderr[-4000:]
+    kubectl(cluster_env, "-n", namespace, "delete", "pods", "-l",
+            "kubectl-build.dev/builder=buildkit", "--wait=true", timeout=180)
+    kubectl(cluster_env, "-n", namespace, "rollout", "status", "deployment/buildkit",
+            "--timeout=180s", timeout=200)
+    again = build(cluster_env, namespace, str(ctx), "-o", "type=cacheonly", "--debug", env=env)
+    assert again.code == 0, again.stderr[-4000:]
+    assert "is gone; looking it up" in again.stderr
+    third = build(cluster_env, namespace, str(ctx), "-o", "type=cacheonly", "--debug", env=env)
+    assert third.code == 0 and "is gone" not in third.stderr, third.stderr[-4000:]
