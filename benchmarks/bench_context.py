@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Context upload, incremental rebuild, client memory and start-up, against buildctl.
 
-    .venv/bin/python -m benchmarks.bench_context [--rounds N] [--skip-big]
+    .venv/bin/python -m benchmarks.bench_context [--rounds N] [--skip-big] [--only CASE ...]
+
+--only runs just the named cases (big, small, rebuild, rss, startup) for quick
+iteration and prints them without touching the recorded results.
 
 Both clients talk to the same test-bed buildkitd. Each measured build bind-mounts
 the context into a trivial RUN, so the context transfer dominates; the daemon's
@@ -24,6 +27,7 @@ from pathlib import Path
 from benchmarks.common import median, run_measured, testbed_env, write_result
 
 DOCKERFILE = "FROM busybox\nRUN --mount=type=bind,target=/ctx true\n"
+CASES = ("big", "small", "rebuild", "rss", "startup")
 STATS = re.compile(r"files_sent=(\d+), bytes_sent=(\d+)")
 
 
@@ -85,29 +89,39 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-big", action="store_true")
+    parser.add_argument("--only", nargs="+", choices=CASES, default=None)
     args = parser.parse_args()
+    cases = set(args.only or CASES) - ({"big", "rss"} if args.skip_big else set())
     env = testbed_env()
     work = Path(tempfile.mkdtemp(prefix="kb-bench-", dir=os.environ.get("KB_BENCH_DIR")))
     rows: list[dict[str, object]] = []
     bench = Bench(env, work)
     try:
-        if not args.skip_big:
+        if "big" in cases:
             big = make_big(work, 1 << 30)
             ours, theirs = bench.cold_pair(big, args.rounds)
             rows.append(_row("1 GiB file, cold upload", ours, theirs, (1 << 30) / ours,
                              (1 << 30) / theirs, 0.9))
             shutil.rmtree(big)
-        small = make_small(work, 20_000)
-        size = 20_000 * 4096
-        ours, theirs = bench.cold_pair(small, args.rounds)
-        rows.append(_row("20,000 x 4 KiB files, cold upload", ours, theirs, size / ours,
-                         size / theirs, 0.7))
-        rows.append(_rebuild(bench, small, args.rounds))
-        if not args.skip_big:
+        if cases & {"small", "rebuild"}:
+            small = make_small(work, 20_000)
+        if "small" in cases:
+            size = 20_000 * 4096
+            ours, theirs = bench.cold_pair(small, args.rounds)
+            rows.append(_row("20,000 x 4 KiB files, cold upload", ours, theirs, size / ours,
+                             size / theirs, 0.7))
+        if "rebuild" in cases:
+            rows.append(_rebuild(bench, small, args.rounds))
+        if "rss" in cases:
             rows.append(_rss(bench, work))
-        rows.append(_startup(bench))
+        if "startup" in cases:
+            rows.append(_startup(bench))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if args.only:
+        for row in rows:
+            print(" | ".join(str(v) for v in row.values()))
+        return 0
     path = write_result("context", "python -m benchmarks.bench_context", rows,
                         "Throughput ratio = ours/buildctl (higher is better); time ratio = "
                         "ours/buildctl (lower is better). Medians of the rounds; 2-core machine.")

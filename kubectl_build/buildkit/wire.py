@@ -6,6 +6,12 @@ two one-field messages involved by hand avoids a protobuf object per chunk.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeAlias
+
+# What may be handed to the wire without copying first: bytes or a view of them.
+Buffer: TypeAlias = bytes | memoryview
+
 
 def _varint(value: int) -> bytes:
     out = bytearray()
@@ -32,6 +38,13 @@ def encode_bytes_message(data: bytes) -> bytes:
     if not data:
         return b""
     return b"\x0a" + _varint(len(data)) + data
+
+
+def join_bytes_message(parts: Sequence[Buffer], size: int) -> bytes:
+    """Encode `BytesMessage{1: b"".join(parts)}` (size = their total) in one copy."""
+    if not size:
+        return b""
+    return b"".join((b"\x0a" + _varint(size), *parts))
 
 
 def decode_bytes_message(buf: bytes) -> bytes:
@@ -67,13 +80,21 @@ def encode_data_packet(file_id: int, data: bytes) -> bytes:
     return out
 
 
+def framed_data_header(file_id: int, size: int) -> bytes:
+    """The 5-byte gRPC prefix and the fields of a DATA packet whose `size` data bytes follow.
+
+    Sending header and data as separate buffers lets the data reach the wire
+    with no copy of its own: it is copied once, into the outgoing message.
+    """
+    header = b"\x08\x02" + (b"\x18" + _varint(file_id) if file_id else b"")
+    if size:
+        header += b"\x22" + _varint(size)
+    return b"\x00" + (len(header) + size).to_bytes(4, "big") + header
+
+
 def framed_data_packet(file_id: int, data: bytes) -> bytes:
     """A DATA packet already wrapped in its 5-byte gRPC message prefix, in one copy."""
-    header = b"\x08\x02" + (b"\x18" + _varint(file_id) if file_id else b"")
-    if data:
-        header += b"\x22" + _varint(len(data))
-    size = len(header) + len(data)
-    return b"".join((b"\x00", size.to_bytes(4, "big"), header, data))
+    return framed_data_header(file_id, len(data)) + data
 
 
 def identity(value: bytes) -> bytes:

@@ -1,36 +1,45 @@
 """FileSync DiffCopy sender: streams a local directory to the daemon.
 
 The daemon (receiver) gets our STAT listing, asks for the files it lacks with
-REQ packets, and we answer with DATA. Listing and data flow concurrently through
-one bounded queue, so memory stays flat whatever the context size.
+REQ packets, and we answer with DATA. The listing is bounded while it queues and
+file data is read only as fast as it is sent, so memory stays flat whatever the
+context size.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from kubectl_build._proto import fsutil_pb2
-from kubectl_build.buildkit.session.h2server import Framed, frame
+from kubectl_build.buildkit.session.h2server import Framed, InlineMethod, frame
 from kubectl_build.buildkit.session.service import metadata_values
-from kubectl_build.buildkit.wire import encode_data_packet, encode_stat_packet, framed_data_packet
+from kubectl_build.buildkit.wire import Buffer, encode_stat_packet, framed_data_header
 from kubectl_build.context.walk import FileStat, WalkFilter, walk
 
-# 1 MiB DATA chunks: 32 KiB (Go's size) costs a third of the throughput in Python.
-CHUNK = 1 << 20
-# Bytes queued for sending at most: bounds memory whatever the context size.
-QUEUE_BYTES = 16 << 20
-BATCH_BYTES = 4 << 20
+# DATA packet size. 32 KiB (Go's size) costs a third of the throughput in Python;
+# much larger delays the daemon, which only writes a packet once it has all of it.
+CHUNK = 256 << 10
+# Bytes of response handed to the HTTP/2 layer at once (reads are paced by it).
+BATCH_BYTES = 1 << 20
+# Listing bytes queued at most while a live walk outruns the sending.
+LIST_BYTES = 4 << 20
+# Listing bytes sent between two looks at the daemon's requests. The daemon asks
+# for files while it still reads the listing; their data must not wait behind
+# the whole listing (it did: a 20,000-file listing took the daemon 1.5 s to read).
+LIST_SLICE = 32 << 10
 PREFETCH_LIMIT = 200_000
 MODE_TYPE = 0x8F280000
-_END = object()
+
+# A file the daemon may ask for: where to read it (b"" = send it empty), listed size.
+Source: TypeAlias = tuple[bytes, int]
 
 
 @dataclass(frozen=True)
@@ -67,49 +76,6 @@ def stat_packet(entry: FileStat) -> bytes:
                               dict(entry.xattrs) if entry.xattrs else None)
 
 
-def _weight(item: object) -> int:
-    if isinstance(item, bytes):
-        return len(item)
-    return len(item.data) if isinstance(item, Framed) else 0
-
-
-class _ByteQueue:
-    """A FIFO bounded by the bytes it holds (one item may exceed the bound)."""
-
-    def __init__(self, limit: int) -> None:
-        self.items: deque[object] = deque()
-        self.size = 0
-        self.limit = limit
-        self.cond = threading.Condition()
-
-    def put(self, item: object, cancelled: threading.Event) -> bool:
-        weight = _weight(item)
-        with self.cond:
-            while self.size and self.size + weight > self.limit:
-                if cancelled.is_set():
-                    return False
-                self.cond.wait(0.5)
-            self.items.append(item)
-            self.size += weight
-            self.cond.notify_all()
-        return True
-
-    def take(self, max_bytes: int) -> list[object]:
-        """Block for one item, then take whatever else is ready, up to max_bytes."""
-        with self.cond:
-            while not self.items:
-                self.cond.wait()
-            batch: list[object] = []
-            taken = 0
-            while self.items and (not batch or taken < max_bytes) and batch[-1:] != [_END]:
-                item = self.items.popleft()
-                batch.append(item)
-                taken += _weight(item)
-            self.size -= taken
-            self.cond.notify_all()
-            return batch
-
-
 class Listing:
     """A walk started before the daemon asks, to take it off the critical path.
 
@@ -120,23 +86,26 @@ class Listing:
 
     def __init__(self, root: str, flt: WalkFilter, limit: int = PREFETCH_LIMIT) -> None:
         self.root, self.flt, self.limit = os.path.abspath(root), flt, limit
-        self.packets: list[bytes] = []
-        self.framed = Framed(b"")
-        self.sources: dict[int, bytes] = {}
+        self.count = 0
+        self.slices: list[bytes] = []
+        self.sources: dict[int, Source] = {}
         self.usable = False
         self.done = threading.Event()
         threading.Thread(target=self._run, name="kb-fs-prefetch", daemon=True).start()
 
     def _run(self) -> None:
         try:
+            packets = []
             for index, entry in enumerate(walk(self.root, self.flt)):
                 if index >= self.limit:
                     return  # too big to hold: the live walk streams instead
                 if entry.mode & MODE_TYPE == 0 and not entry.linkname:
-                    self.sources[index] = entry.source
-                self.packets.append(stat_packet(entry))
-            # Framed here, off the critical path: the listing then leaves as one blob.
-            self.framed = Framed(b"".join(frame(p) for p in self.packets))
+                    self.sources[index] = (entry.source, entry.size)
+                packets.append(stat_packet(entry))
+            # Framed here, off the critical path: the listing then leaves in a few
+            # large slices.
+            self.slices = _slices([frame(p) for p in packets], LIST_SLICE)
+            self.count = len(packets)
             self.usable = True
         except Exception:  # noqa: BLE001 - the live walk will report it properly
             self.usable = False
@@ -148,20 +117,55 @@ class Listing:
         return self.root == root and self.flt == flt
 
 
+def _slices(packets: list[bytes], size: int) -> list[bytes]:
+    """Join packets into blobs of about size bytes, each ending on a packet boundary."""
+    out: list[bytes] = []
+    start = total = 0
+    for end, packet in enumerate(packets, 1):
+        total += len(packet)
+        if total >= size:
+            out.append(b"".join(packets[start:end]))
+            start, total = end, 0
+    if start < len(packets):
+        out.append(b"".join(packets[start:]))
+    return out
+
+
 class _Transfer:
-    """One DiffCopy call: listing thread, request reader, data sender."""
+    """One DiffCopy call: a listing thread, a request reader, and the response stream.
+
+    The response generator itself reads the files the daemon asks for: every
+    hand-over between threads costs futex calls and GIL switches, which dominate
+    a context of many small files. Requests that arrive while it is busy are
+    taken together and their data leaves in one batch.
+    """
 
     def __init__(self, root: str, flt: WalkFilter, stats: TransferStats,
                  listing: Listing | None = None) -> None:
         self.root, self.flt, self.stats = root, flt, stats
         self.listing = listing
-        self.out = _ByteQueue(QUEUE_BYTES)
-        self.wanted: queue.Queue[int | None] = queue.Queue()
-        self.sources: dict[int, bytes] = {}
+        self.cond = threading.Condition()
+        self.stat_packets: deque[bytes] = deque()  # framed, waiting to be sent
+        self.stat_bytes = 0
+        self.wanted: deque[int] = deque()
+        self.sources: dict[int, Source] = {}
+        self.failure: bytes | None = None  # an ERR packet, sent instead of anything else
+        self.fin = False
         self.cancelled = threading.Event()
 
-    def _put(self, item: object) -> bool:
-        return self.out.put(item, self.cancelled)
+    # -- producers (own threads) ----------------------------------------------
+
+    def _push_stat(self, packet: bytes) -> bool:
+        """Queue one framed packet of the listing; waits while too much is queued."""
+        with self.cond:
+            while self.stat_bytes > LIST_BYTES and not self.cancelled.is_set():
+                self.cond.wait(0.5)
+            if self.cancelled.is_set():
+                return False
+            self.stat_packets.append(packet)
+            self.stat_bytes += len(packet)
+            self.cond.notify_all()
+        return True
 
     def list_entries(self) -> None:
         listing = self.listing
@@ -169,79 +173,148 @@ class _Transfer:
             listing.done.wait()
             if listing.usable:
                 self.sources = listing.sources
-                if listing.packets and not self._put(listing.framed):
-                    return
-                self.stats.files_listed += len(listing.packets)
-                self._put(b"")
+                for piece in listing.slices:
+                    if not self._push_stat(piece):
+                        return
+                self.stats.files_listed += listing.count
+                self._push_stat(frame(b""))
                 return
         try:
             for index, entry in enumerate(walk(self.root, self.flt)):
                 if entry.mode & MODE_TYPE == 0 and not entry.linkname:
-                    self.sources[index] = entry.source
-                if not self._put(stat_packet(entry)):
+                    self.sources[index] = (entry.source, entry.size)
+                if not self._push_stat(frame(stat_packet(entry))):
                     return
                 self.stats.files_listed += 1
-            self._put(b"")  # end of listing: a Packet with no stat
+            self._push_stat(frame(b""))  # end of listing: a Packet with no stat
         except Exception as err:  # noqa: BLE001 - reported to the daemon, then raised locally
             self._fail(f"listing {self.root}: {err}")
 
     def _fail(self, message: str) -> None:
-        self._put(fsutil_pb2.Packet(type=fsutil_pb2.PACKET_ERR,
-                                    data=message.encode()).SerializeToString())
-        self._put(_END)
+        with self.cond:
+            self.failure = fsutil_pb2.Packet(type=fsutil_pb2.PACKET_ERR,
+                                             data=message.encode()).SerializeToString()
+            self.cond.notify_all()
 
-    def send_files(self) -> None:
-        while (file_id := self.wanted.get()) is not None:
-            if not self._send_file(file_id):
-                return
-
-    def _send_file(self, file_id: int) -> bool:
-        source = self.sources.get(file_id)
-        sent = 0
-        if source is not None:
+    def on_messages(self, messages: list[bytes]) -> None:
+        """The daemon's packets, in the session's reading thread (never blocks)."""
+        wanted: list[int] = []
+        fin = failed = False
+        for raw in messages:
             try:
-                with open(source, "rb", buffering=0) as fh:
-                    while chunk := fh.read(CHUNK):
-                        sent += len(chunk)
-                        # Framed in one concatenation: every copy of the data counts here.
-                        if not self._put(Framed(framed_data_packet(file_id, chunk))):
-                            return False
-            except OSError:
-                pass  # like Go's sender: an unreadable file arrives empty
-        self.stats.add(1, sent)
-        return self._put(encode_data_packet(file_id, b""))
+                packet = fsutil_pb2.Packet.FromString(raw)
+            except DecodeError:
+                failed = True
+                break
+            if packet.type == fsutil_pb2.PACKET_REQ:
+                wanted.append(packet.id)
+            elif packet.type == fsutil_pb2.PACKET_FIN:
+                fin = True
+            elif packet.type == fsutil_pb2.PACKET_ERR:
+                failed = True
+        with self.cond:
+            self.wanted.extend(wanted)
+            self.fin = self.fin or fin
+            if failed:
+                self.cancelled.set()
+            self.cond.notify_all()
 
-    def read_requests(self, requests: Iterator[fsutil_pb2.Packet]) -> None:
-        try:
-            for packet in requests:
-                if packet.type == fsutil_pb2.PACKET_REQ:
-                    self.wanted.put(packet.id)
-                elif packet.type == fsutil_pb2.PACKET_FIN:
-                    self.wanted.put(None)
-                    self._put(fsutil_pb2.Packet(type=fsutil_pb2.PACKET_FIN).SerializeToString())
-                    self._put(_END)
-                    return
-                elif packet.type == fsutil_pb2.PACKET_ERR:
-                    break
-        except grpc.RpcError:
-            pass
-        self.cancelled.set()
-        self.wanted.put(None)
+    def on_end(self) -> None:
+        """The daemon closed its side: without a FIN first, the transfer is abandoned."""
+        if not self.fin:
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Stop everything: the call ended or the daemon gave up."""
+        with self.cond:
+            self.cancelled.set()
+            self.cond.notify_all()
+
+    # -- the response stream (the RPC's own thread) ------------------------------
+
+    def _next_work(self) -> tuple[list[bytes], list[int], bool]:
+        """Block until there is something to send; take all of it."""
+        with self.cond:
+            while not (self.stat_packets or self.wanted or self.fin or self.failure
+                       or self.cancelled.is_set()):
+                self.cond.wait()
+            stats: list[bytes] = []
+            size = 0
+            while self.stat_packets and size < LIST_SLICE:
+                stats.append(self.stat_packets.popleft())
+                size += len(stats[-1])
+            self.stat_bytes -= size
+            wanted = list(self.wanted)
+            self.wanted.clear()
+            self.cond.notify_all()  # the listing thread may wait for room
+            return stats, wanted, self.fin and not wanted
 
     def responses(self) -> Iterator[Framed]:
-        # Whatever is queued leaves together: a listing of thousands of small STAT
-        # packets becomes a few large HTTP/2 frames instead of thousands of writes.
         while True:
-            batch = self.out.take(BATCH_BYTES)
-            done = batch[-1] is _END
-            parts = [p.data if isinstance(p, Framed) else frame(p)
-                     for p in batch if isinstance(p, (bytes, Framed))]
-            if len(parts) == 1:
-                yield Framed(parts[0])
-            elif parts:
-                yield Framed(b"".join(parts))
-            if done:
+            stats, wanted, fin = self._next_work()
+            if self.failure is not None:
+                yield Framed((frame(self.failure),))
                 return
+            if self.cancelled.is_set():
+                return
+            batch = _Batch(stats)
+            for file_id in wanted:
+                yield from self._send_file(file_id, batch)
+            if fin:
+                batch.add(frame(fsutil_pb2.Packet(type=fsutil_pb2.PACKET_FIN).SerializeToString()))
+            if batch.parts:
+                yield batch.take()
+            if fin:
+                return
+
+    def _send_file(self, file_id: int, batch: _Batch) -> Iterator[Framed]:
+        """Add a file's DATA packets to batch, yielding whenever it is full."""
+        source, size = self.sources.get(file_id, (b"", 0))
+        sent = 0
+        if source:
+            try:
+                fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                fd = -1  # like Go's sender: an unreadable file arrives empty
+            try:
+                # Ask for one byte more than the listing said: a small file then
+                # comes in one read, and a short read of exactly its size is EOF.
+                want = min(size + 1, CHUNK)
+                while fd >= 0:
+                    chunk = os.read(fd, want)
+                    if not chunk:
+                        break
+                    sent += len(chunk)
+                    batch.add(framed_data_header(file_id, len(chunk)), chunk)
+                    if batch.size >= BATCH_BYTES:
+                        yield batch.take()
+                    if sent == size < want:
+                        break
+                    want = CHUNK
+            except OSError:
+                pass  # like Go's sender: what could be read is what arrives
+            finally:
+                if fd >= 0:
+                    os.close(fd)
+        self.stats.add(1, sent)
+        batch.add(framed_data_header(file_id, 0))
+
+
+class _Batch:
+    """Buffers that leave together as one Framed item."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts: list[Buffer] = list(parts)
+        self.size = sum(map(len, parts))
+
+    def add(self, *buffers: Buffer) -> None:
+        self.parts.extend(buffers)
+        self.size += sum(map(len, buffers))
+
+    def take(self) -> Framed:
+        framed = Framed(tuple(self.parts))
+        self.parts, self.size = [], 0
+        return framed
 
 
 class FileSyncService:
@@ -257,17 +330,10 @@ class FileSyncService:
 
     def handlers(self) -> Mapping[str, grpc.RpcMethodHandler[Any, Any]]:
         """Method name → handler."""
-        return {
-            "DiffCopy": grpc.stream_stream_rpc_method_handler(
-                self.diff_copy,
-                request_deserializer=fsutil_pb2.Packet.FromString,
-                response_serializer=lambda b: b,
-            )
-        }
+        return {"DiffCopy": InlineMethod(self.diff_copy)}
 
-    def diff_copy(self, requests: Iterator[fsutil_pb2.Packet],
-                  context: grpc.ServicerContext) -> Iterator[Framed]:
-        """Serve one transfer of a local directory."""
+    def diff_copy(self, context: grpc.ServicerContext) -> _Transfer:
+        """Start serving one transfer of a local directory (in the session's reading thread)."""
         names = metadata_values(context, "dir-name")
         synced = self.dirs.get(names[0]) if names else None
         if synced is None:
@@ -286,9 +352,6 @@ class FileSyncService:
         else:
             listing = None
         transfer = _Transfer(root, flt, self.stats, listing)
-        context.add_callback(transfer.cancelled.set)
-        for target, name in ((transfer.list_entries, "list"), (transfer.send_files, "data")):
-            threading.Thread(target=target, name=f"kb-fs-{name}", daemon=True).start()
-        threading.Thread(target=transfer.read_requests, args=(requests,),
-                         name="kb-fs-req", daemon=True).start()
-        yield from transfer.responses()
+        context.add_callback(transfer.cancel)
+        threading.Thread(target=transfer.list_entries, name="kb-fs-list", daemon=True).start()
+        return transfer

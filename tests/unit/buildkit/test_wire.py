@@ -59,3 +59,19 @@ def test_framed_data_packet_is_prefix_plus_packet() -> None:
     for file_id, data in ((0, b""), (3, b"abc"), (70000, b"z" * 100000)):
         packet = encode_data_packet(file_id, data)
         assert framed_data_packet(file_id, data) == b"\x00" + len(packet).to_bytes(4, "big") + packet
+
+
+def test_framed_data_header_then_data_is_the_framed_packet() -> None:
+    from kubectl_build.buildkit.wire import framed_data_header, framed_data_packet
+
+    for file_id, data in ((0, b""), (5, b""), (3, b"abc"), (70000, b"z" * 300000)):
+        assert framed_data_header(file_id, len(data)) + data == framed_data_packet(file_id, data)
+
+
+def test_join_bytes_message_equals_encoding_the_joined_parts() -> None:
+    from kubectl_build.buildkit.wire import join_bytes_message
+
+    parts = [b"ab", memoryview(b"xcdx")[1:3], b"", b"e" * 200]
+    joined = b"".join(bytes(p) for p in parts)
+    assert join_bytes_message(parts, len(joined)) == encode_bytes_message(joined)
+    assert join_bytes_message([], 0) == b""
