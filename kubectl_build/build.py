@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from kubectl_build import multiarch, results, sources
+from kubectl_build import results, sources
 from kubectl_build.buildkit.client import BuildKitClient, TLSConfig, parse_address
 from kubectl_build.buildkit.errors import translate_solve
 from kubectl_build.buildkit.session.auth import AuthService, CredentialStore
@@ -45,13 +45,14 @@ from kubectl_build.errors import (
 )
 from kubectl_build.options import BuildOptions
 from kubectl_build.plan import SolvePlan, build_args, plan_solve
-from kubectl_build.planner import BuilderGroup, DefaultBuilder, Node, Plan
-from kubectl_build.platforms import worker_platforms
 from kubectl_build.progress.display import Display, resolve_mode, select_display
 
 if TYPE_CHECKING:
+    # The planner and the merge are imported when a build names platforms: the warm
+    # single-platform path stays as light as before.
     from kubectl_build.cluster import ClusterTarget
     from kubectl_build.kube.builder import Builder
+    from kubectl_build.planner import BuilderGroup, DefaultBuilder, Node, Plan
 
 CONNECT_TIMEOUT = 20.0
 
@@ -221,6 +222,8 @@ def _plan(options: BuildOptions, local: sources.LocalSources, environ: Mapping[s
     """The per-platform plan (printed), or None when no --platform was given."""
     if not options.platforms:
         return None  # the builder's own platform: nothing to decide, no call to make
+    from kubectl_build import multiarch
+
     name = target.builder if target is not None else (options.buildkit_host or "buildkit")
 
     def builder() -> DefaultBuilder:
@@ -249,6 +252,8 @@ def _plan(options: BuildOptions, local: sources.LocalSources, environ: Mapping[s
 def _emulation(group: BuilderGroup, builder: Builder | None, client: BuildKitClient,
                options: BuildOptions, target: ClusterTarget | None, console: Console) -> None:
     """Install the emulators a group's RUN steps need, then check the builder reports them."""
+    from kubectl_build.platforms import worker_platforms
+
     missing = ", ".join(str(p) for p in group.emulated)
     if target is None or target.kube is None:
         console.info(f"warning: builder {group.builder} reports no emulator for {missing}; "
@@ -290,7 +295,7 @@ def _prepare_group(group: BuilderGroup, requested: BuildOptions, local: sources.
                    target: ClusterTarget, console: Console, *, by_digest: bool,
                    stack: ExitStack) -> GroupRun:
     """Connect a group's builder (creating a per-architecture one), install its emulators."""
-    from kubectl_build import cluster
+    from kubectl_build import cluster, multiarch
 
     load = not requested.outputs and bool(requested.tags)
     builder: Builder | None = None
@@ -317,6 +322,8 @@ def _run_multi(groups: Sequence[BuilderGroup], requested: BuildOptions, options:
                local: sources.LocalSources, environ: Mapping[str, str], target: ClusterTarget,
                console: Console, stack: ExitStack) -> None:
     """Builders in parallel; a pushed build is merged into one index under every tag."""
+    from kubectl_build import multiarch
+
     by_digest = multiarch.pushes(requested)
     lock = threading.Lock()
 
@@ -358,6 +365,8 @@ def run_groups(runs: Sequence[GroupRun], local: sources.LocalSources,
     """One solve per builder, in parallel, sharing one progress display (each builder's
     steps labelled); the first failure cancels the others. Returns each run's exporter
     response, in order."""
+    from kubectl_build import multiarch
+
     display = select_display(progress, console)
     labels = [multiarch.group_label(run.group) for run in runs] if len(runs) > 1 else [None]
     tasks = [multiarch.Task(multiarch.group_description(run.group), functools.partial(
@@ -454,8 +463,10 @@ def _wait(future: grpc.Future[Any], cancel: threading.Event | None = None) -> An
     try:
         while True:
             if cancel is not None and cancel.is_set():
+                from kubectl_build.multiarch import GroupCancelledError
+
                 future.cancel()
-                raise multiarch.GroupCancelledError("cancelled: another builder failed")
+                raise GroupCancelledError("cancelled: another builder failed")
             try:
                 return future.result(timeout=0.5)
             except grpc.FutureTimeoutError:
