@@ -5,12 +5,25 @@ fresh exec of `buildctl dial-stdio` in the pod. Two bridges exist:
 
 - `kubectl` (default): the accepted socket becomes the stdin and stdout of a
   `kubectl exec -i` child, so bytes never pass through Python at all and kubectl's
-  own WebSocket/SPDY code (and every kubeconfig auth plugin) does the work.
+  own streaming code (WebSocket v5 on Kubernetes >= 1.30, SPDY before; every
+  kubeconfig auth plugin) does the work. The exec can also start before the heavy
+  imports (prespawn.py), which a Python-side dial cannot.
 - `websocket`: the kubernetes Python client's exec WebSocket, pumped by two
-  threads; no kubectl binary needed, but every byte crosses Python.
+  threads; no kubectl binary needed, but every byte crosses Python twice (socket
+  to frame, frame to socket) and the client library's per-frame work.
 
-benchmarks/bench_transport.py measures both; kubectl is the default because it is
-faster (figures in benchmarks/results/transport.md).
+Why kubectl is the default (benchmarks/results/cluster.md, 1 GiB context on the
+test-bed cluster): the exec path itself is the limit. A raw `kubectl exec -i POD --
+wc -c` moves about as fast as our kubectl bridge, whose Python process stays under
+10% of a core while the API server (WebSocket to SPDY translation), the kubelet and
+containerd's stream server take most of the CPU; the websocket bridge is slower
+because its pumps compete with the session for the GIL. Raw-exec baselines must be
+fed through a pipe and counted in the pod: with a regular file as stdin, kubectl's
+WebSocket exec delivers only the first few hundred KiB to a fast reader and still
+exits 0 (kubernetes/kubernetes#112834).
+
+A remembered pod that is gone (warm.py) is noticed from the early exec's exit
+(`prespawn.settle`) instead of grpc's reconnect backoff running out the dial timeout.
 """
 
 from __future__ import annotations
