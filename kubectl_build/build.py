@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     # single-platform path stays as light as before.
     from kubectl_build.cluster import ClusterTarget
     from kubectl_build.kube.builder import Builder
+    from kubectl_build.kube.config import Kube
+    from kubectl_build.multiarch import Ahead
     from kubectl_build.planner import BuilderGroup, DefaultBuilder, Node, Plan
 
 CONNECT_TIMEOUT = 20.0
@@ -159,6 +161,7 @@ def run_build(options: BuildOptions, console: Console) -> int:
         local = stack.enter_context(sources.resolve(options.context, options.dockerfile))
         requested = options
         cluster_target = None
+        ahead: _PlanAhead | None = None
         if options.buildkit_host:
             clients = [stack.enter_context(connect(options))]
             credentials: CredentialStore = docker_config_store()
@@ -166,12 +169,14 @@ def run_build(options: BuildOptions, console: Console) -> int:
             from kubectl_build import cluster
 
             load = not options.outputs and bool(options.tags)
+            ahead = _PlanAhead(options, local, environ, console) if options.platforms else None
             cluster_target = stack.enter_context(cluster.open_target(
-                options, console, local.context_dir or options.context, load))
+                options, console, local.context_dir or options.context, load, ahead))
             options = cluster.with_outputs(options, cluster.load_outputs(
                 options, cluster_target.worker, cluster_target.builder))
             clients, credentials = list(cluster_target.clients), cluster_target.credentials
-        build_plan = _plan(options, local, environ, clients[0], cluster_target, console)
+        build_plan = _plan(options, local, environ, clients[0], cluster_target, console,
+                           ahead.result if ahead is not None else None)
         groups = build_plan.groups() if build_plan is not None else ()
         if len(groups) > 1 and cluster_target is not None:
             _run_multi(groups, requested, options, local, environ, cluster_target, console, stack)
@@ -217,27 +222,76 @@ def _explain_auth(err: RegistryAuthError, target: ClusterTarget | None) -> None:
 # ---------------------------------------------------------------------------- planning
 
 
+class _PlanAhead:
+    """Plans a build before the default builder is created (``cluster.open_target`` calls
+    it then), from the platform of the nodes it will land on: a refused plan (exit 2)
+    leaves no builder, Deployment, ConfigMap or pod behind."""
+
+    def __init__(self, options: BuildOptions, local: sources.LocalSources,
+                 environ: Mapping[str, str], console: Console) -> None:
+        self._options, self._local, self._environ = options, local, environ
+        self._console = console
+        self.result: Ahead | None = None
+        """The plan made, when the builder was about to be created and the planner ran."""
+
+    def __call__(self, kube: Kube) -> None:
+        """Plan with the nodes' platform; raises PlanError when it is refused."""
+        from kubectl_build import multiarch
+        from kubectl_build._specs import native_platform
+        from kubectl_build.dockerfile import DockerfileError
+        from kubectl_build.kube.nodes import list_nodes
+
+        options, console = self._options, self._console
+        request = multiarch.request_for(options, self._local, build_args(options, self._environ),
+                                        console)
+        if request is None:
+            return
+        try:
+            nodes = list_nodes(kube)
+        except KubectlBuildError as err:
+            console.trace(f"nodes cannot be listed ({err.one_line()}): planning for every "
+                          "platform the new builder could run on")
+            nodes = ()
+        try:
+            self.result = multiarch.plan_ahead(request, options.builder, nodes,
+                                               multiarch.split_blocker(options), native_platform())
+        except DockerfileError as err:
+            console.trace(f"planner skipped: {err.one_line()}; every platform on the default builder")
+            return
+        console.trace(f"planned before creating builder {options.builder}, for "
+                      f"{self.result.builder.platform}: {'; '.join(self.result.plan.lines())}")
+
+
 def _plan(options: BuildOptions, local: sources.LocalSources, environ: Mapping[str, str],
-          client: BuildKitClient, target: ClusterTarget | None, console: Console) -> Plan | None:
-    """The per-platform plan (printed), or None when no --platform was given."""
+          client: BuildKitClient, target: ClusterTarget | None, console: Console,
+          ahead: Ahead | None = None) -> Plan | None:
+    """The per-platform plan (printed), or None when no --platform was given.
+
+    Args:
+        ahead: the plan made before this invocation created the default builder: its
+            nodes are reused, and ``ListWorkers`` is asked only when it could change it.
+    """
     if not options.platforms:
         return None  # the builder's own platform: nothing to decide, no call to make
     from kubectl_build import multiarch
 
     name = target.builder if target is not None else (options.buildkit_host or "buildkit")
+    node = target.node if target is not None else ""
 
     def builder() -> DefaultBuilder:
+        if ahead is not None and not ahead.needs_workers(node):
+            console.trace("the plan made before creating the builder holds: ListWorkers not asked")
+            return replace(ahead.builder, node=node)
         workers = client.list_workers()
         reported = workers[0].platforms if workers else ()
-        return multiarch.default_builder(name, target.node if target is not None else "",
-                                         reported)
+        return multiarch.default_builder(name, node, reported)
 
     def nodes() -> tuple[tuple[Node, ...], str]:
         if target is None or target.kube is None:
             return (), ""
         from kubectl_build.kube.nodes import list_nodes
 
-        found = list_nodes(target.kube.get())
+        found = ahead.nodes if ahead is not None else list_nodes(target.kube.get())
         if not found:
             console.trace("nodes cannot be listed: no native placement on other nodes")
         return found, target.pod_node()

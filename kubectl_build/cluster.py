@@ -190,9 +190,15 @@ def _read_credentials(options: BuildOptions) -> tuple[CredentialStore, str | Non
 
 
 @contextmanager
-def open_target(options: BuildOptions, console: Console, context_key: str,
-                load: bool) -> Iterator[ClusterTarget]:
-    """Connect to the builder's pods (creating the default builder on first use)."""
+def open_target(options: BuildOptions, console: Console, context_key: str, load: bool,
+                before_create: Callable[[Kube], None] | None = None) -> Iterator[ClusterTarget]:
+    """Connect to the builder's pods (creating the default builder on first use).
+
+    Args:
+        before_create: called with the connection just before the default builder is
+            created (never on the warm path, nor when it exists); raising there creates
+            nothing.
+    """
     key = warm.cache_key(options.kubeconfig, options.kube_context, options.namespace,
                          options.builder)
     with ExitStack() as stack:
@@ -203,7 +209,7 @@ def open_target(options: BuildOptions, console: Console, context_key: str,
             if target is None:
                 warm.forget(key)
         if target is None:
-            target = _full_target(options, console, context_key, load, stack, key)
+            target = _full_target(options, console, context_key, load, stack, key, before_create)
         yield target
 
 
@@ -236,15 +242,24 @@ def _warm_target(options: BuildOptions, entry: warm.WarmEntry, stack: ExitStack,
 
 
 def _full_target(options: BuildOptions, console: Console, context_key: str, load: bool,
-                 stack: ExitStack, key: str) -> ClusterTarget:
-    from kubectl_build.kube.builder import BuilderSpec, ensure_builder
+                 stack: ExitStack, key: str,
+                 before_create: Callable[[Kube], None] | None = None) -> ClusterTarget:
+    from kubectl_build.kube.builder import BuilderSpec, ensure_builder, find_builder
     from kubectl_build.kube.registry_secret import load_credentials
 
     kube = _connect(options)
     creds = load_credentials(kube, options.registry_secret, options.builder)
     # Only the default builder is created on first use; another name must exist.
-    builder = ensure_builder(kube, BuilderSpec(name=options.builder), console,
-                             create=options.builder == DEFAULT_BUILDER)
+    create = options.builder == DEFAULT_BUILDER
+    builder = None
+    if create and before_create is not None:
+        existing = find_builder(kube, options.builder)
+        if existing is None:
+            before_create(kube)
+        elif existing.ready_pods():
+            builder = existing
+    if builder is None:
+        builder = ensure_builder(kube, BuilderSpec(name=options.builder), console, create=create)
     chosen, clients = open_pods(kube, builder, options, context_key, load, stack)
     if len(chosen) == 1:
         single = len({pod.node for pod in builder.ready_pods()}) == 1

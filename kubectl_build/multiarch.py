@@ -204,6 +204,25 @@ def default_builder(name: str, node: str, reported: Sequence[PlatformFields]) ->
     return DefaultBuilder.from_workers(name, node, reported, native_platform())
 
 
+def request_for(options: BuildOptions, local: LocalSources, build_args: Mapping[str, str],
+                console: Console) -> PlanRequest | None:
+    """The planner's request; None when there is nothing to plan (no ``--platform``) or the
+    Dockerfile cannot be read here (remote, unparsable: BuildKit has the last word)."""
+    if not options.platforms:
+        return None
+    try:
+        dockerfile = read_dockerfile(local)
+    except DockerfileError as err:
+        # BuildKit has the last word on Dockerfile syntax; it will report the real error.
+        console.trace(f"planner skipped: {err.one_line()}; every platform on the default builder")
+        return None
+    if dockerfile is None:
+        console.trace("planner skipped: the Dockerfile is not a local file; every platform "
+                      "on the default builder in one solve")
+        return None
+    return plan_request(options, dockerfile, build_args)
+
+
 def make_plan(options: BuildOptions, local: LocalSources, build_args: Mapping[str, str],
               builder: Callable[[], DefaultBuilder],
               nodes: Callable[[], tuple[Sequence[Node], str]], console: Console) -> Plan | None:
@@ -221,17 +240,8 @@ def make_plan(options: BuildOptions, local: LocalSources, build_args: Mapping[st
     Raises:
         PlanError: a platform cannot be built as asked.
     """
-    if not options.platforms:
-        return None
-    try:
-        dockerfile = read_dockerfile(local)
-    except DockerfileError as err:
-        # BuildKit has the last word on Dockerfile syntax; it will report the real error.
-        console.trace(f"planner skipped: {err.one_line()}; every platform on the default builder")
-        return None
-    if dockerfile is None:
-        console.trace("planner skipped: the Dockerfile is not a local file; every platform "
-                      "on the default builder in one solve")
+    request = request_for(options, local, build_args, console)
+    if request is None:
         return None
     default = builder()
     found: Sequence[Node] = ()
@@ -239,8 +249,7 @@ def make_plan(options: BuildOptions, local: LocalSources, build_args: Mapping[st
         found, node = nodes()
         default = replace(default, node=node or default.node)
     try:
-        plan, kept = decide(plan_request(options, dockerfile, build_args), default, found,
-                        split_blocker(options))
+        plan, kept = decide(request, default, found, split_blocker(options))
     except DockerfileError as err:
         console.trace(f"planner skipped: {err.one_line()}; every platform on the default builder")
         return None
@@ -248,6 +257,103 @@ def make_plan(options: BuildOptions, local: LocalSources, build_args: Mapping[st
         console.info(f"building every platform on builder {default.name}: {kept}")
     plan.check()
     return plan
+
+
+# ---------------------------------------------------------------------------- planning ahead
+
+
+GUESSED_PLATFORMS = (Platform("linux", "amd64"), Platform("linux", "arm64"))
+"""Where a builder may land when the nodes cannot be listed, besides the client's own
+platform and the requested ones: a plan is refused ahead only when none of them could
+build it, so an unknown cluster never gets a refusal its real nodes would not give."""
+
+
+def landing_platforms(nodes: Sequence[Node]) -> tuple[Platform, ...]:
+    """The platforms a new default builder may be scheduled on: those of the ready,
+    schedulable Linux nodes (its pod selects ``kubernetes.io/os=linux``), the most
+    common first; empty when no node is known."""
+    counts: dict[Platform, int] = {}
+    for node in nodes:
+        if node.platform is not None and node.platform.os == BUILDER_OS and node.ready \
+                and node.schedulable:
+            counts[node.platform] = counts.get(node.platform, 0) + 1
+    return tuple(sorted(counts, key=lambda p: (-counts[p], str(p))))
+
+
+def candidate_platforms(nodes: Sequence[Node], requested: Iterable[Platform],
+                        client: Platform) -> tuple[Platform, ...]:
+    """The platforms to plan a not-yet-created default builder with, most likely first."""
+    landing = landing_platforms(nodes)
+    if landing:
+        return landing
+    guessed = (client, *GUESSED_PLATFORMS, *(p for p in requested if p.os == BUILDER_OS))
+    return tuple(dict.fromkeys(p for p in guessed if p.os == BUILDER_OS))
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """The plan made before the default builder was created, from the nodes alone."""
+
+    plan: Plan
+    """The plan for ``builder``."""
+    builder: DefaultBuilder
+    """The builder as assumed: the platform of the nodes it lands on, ``reported=None``."""
+    nodes: tuple[Node, ...]
+    """The nodes listed (empty when they could not be)."""
+    request: PlanRequest
+    """What was planned."""
+
+    def platform_of(self, node: str) -> Platform | None:
+        """The platform of a listed node, None when it is unknown."""
+        return next((n.platform for n in self.nodes if n.name == node), None)
+
+    def needs_workers(self, node: str) -> bool:
+        """Whether the created builder's ``ListWorkers`` could change the plan.
+
+        It cannot when the builder landed on a node of the assumed platform, nothing is to
+        be emulated (whether to install emulators depends on what it reports) and no
+        requested platform is one a report could make native (a newer variant of its own
+        architecture, a 32-bit companion).
+        """
+        native = self.builder.platform
+        if self.platform_of(node) != native:
+            return True
+        if any(entry.emulated for entry in self.plan.platforms):
+            return True
+        return any(worker_runs(native, (p,), p) and not worker_runs(native, None, p)
+                   for p in self.request.platforms)
+
+
+def plan_ahead(request: PlanRequest, name: str, nodes: Sequence[Node], blocker: str | None,
+               client: Platform) -> Ahead:
+    """Plan for a default builder that does not exist yet, so a refused plan creates nothing.
+
+    Args:
+        request: what was asked.
+        name: the default builder's name.
+        nodes: the listed nodes (empty when they could not be listed).
+        blocker: ``split_blocker`` of the options.
+        client: this machine's platform (a guess when the nodes are unknown).
+
+    Returns:
+        The plan of the first candidate platform that can build every platform.
+
+    Raises:
+        PlanError: no platform the builder could land on can build them (the most likely
+            one's error).
+        DockerfileError: the Dockerfile cannot be analysed.
+    """
+    first: Ahead | None = None
+    for platform in candidate_platforms(nodes, request.platforms, client):
+        builder = DefaultBuilder(name, platform)
+        plan, _ = decide(request, builder, nodes, blocker)
+        ahead = Ahead(plan, builder, tuple(nodes), request)
+        if not plan.failures:
+            return ahead
+        first = first or ahead
+    assert first is not None  # never without candidates: GUESSED_PLATFORMS at least
+    first.plan.check()
+    return first
 
 
 def show_plan(plan: Plan, console: Console, progress: str) -> None:

@@ -18,13 +18,16 @@ from kubectl_build.errors import BuildFailedError, BuildInterruptedError, ExitCo
 from kubectl_build.multiarch import (
     GroupCancelledError,
     Task,
+    candidate_platforms,
     decide,
     foreign_platforms,
     group_label,
     group_options,
     is_loopback,
+    landing_platforms,
     make_plan,
     merged_response,
+    plan_ahead,
     plan_request,
     pushed_digest,
     pushes,
@@ -213,6 +216,83 @@ def test_plan_lines_only_where_a_human_reads(tmp_path: Path, progress: str, show
     show_plan(plan, Console(stdout=io.StringIO(), stderr=out), progress)  # type: ignore[arg-type]
     assert (out.getvalue() == "plan: linux/amd64: native on builder buildkit (amd64 node)\n") is shown
     assert shown or out.getvalue() == ""
+
+
+# ---------------------------------------------------------------------------- planning ahead
+
+WINDOWS_RUN = "FROM mcr.microsoft.com/windows/nanoserver:ltsc2022\nRUN echo hi\n"
+
+
+def _request(tmp_path: Path, dockerfile: str = RUN_ON_TARGET, **flags: object) -> PlanRequest:
+    from kubectl_build.dockerfile import parse_dockerfile
+
+    return plan_request(_options(tmp_path, dockerfile, **flags), parse_dockerfile(dockerfile), {})
+
+
+def test_landing_platforms_are_those_of_usable_linux_nodes_most_common_first() -> None:
+    windows = parse_platform("windows/amd64")
+    nodes = (Node("a", ARM64), Node("b", AMD64), Node("c", AMD64), Node("d", ARM64, ready=False),
+             Node("e", ARM64, schedulable=False), Node("f", windows), Node("g", None))
+    assert landing_platforms(nodes) == (AMD64, ARM64)
+    assert landing_platforms(()) == ()
+
+
+def test_candidates_fall_back_to_guesses_when_no_node_is_known() -> None:
+    assert candidate_platforms(NODES[:1], (ARM64,), ARM64) == (AMD64,)
+    s390x = parse_platform("linux/s390x")
+    assert candidate_platforms((), (s390x, parse_platform("windows/amd64")), ARM64) == (
+        ARM64, AMD64, s390x)
+
+
+def test_refused_ahead_on_the_nodes_platform(tmp_path: Path) -> None:
+    request = _request(tmp_path, platform=("linux/arm64",), mode="cross")
+    with pytest.raises(PlanError) as info:
+        plan_ahead(request, "buildkit", NODES[:1], None, AMD64)
+    assert info.value.exit_code == ExitCode.USAGE
+    assert info.value.message.startswith("cannot build linux/arm64: --mode cross")
+
+
+def test_windows_run_is_refused_ahead_whatever_the_nodes(tmp_path: Path) -> None:
+    request = _request(tmp_path, WINDOWS_RUN, platform=("windows/amd64",))
+    for nodes in (NODES[:1], NODES, ()):
+        with pytest.raises(PlanError) as info:
+            plan_ahead(request, "buildkit", nodes, None, AMD64)
+        assert "Linux builders can only copy files into Windows images" in info.value.message
+
+
+def test_unknown_nodes_refuse_only_what_no_builder_could_build(tmp_path: Path) -> None:
+    # an arm64 builder would build it natively: not refused before the builder exists
+    ahead = plan_ahead(_request(tmp_path, platform=("linux/arm64",), mode="cross"), "buildkit",
+                       (), None, AMD64)
+    assert ahead.builder.platform == ARM64 and not ahead.plan.failures
+    assert ahead.needs_workers("node-a")  # where it landed is unknown: ask it
+    # no single builder runs both natively, and cross is asked for
+    with pytest.raises(PlanError):
+        plan_ahead(_request(tmp_path, platform=("linux/arm64,linux/amd64",), mode="cross"),
+                   "buildkit", (), None, AMD64)
+
+
+def test_mixed_nodes_refuse_only_when_every_landing_platform_does(tmp_path: Path) -> None:
+    ahead = plan_ahead(_request(tmp_path, platform=("linux/arm64",), mode="qemu"), "buildkit",
+                       NODES, None, AMD64)
+    assert (ahead.builder.platform, ahead.plan.lines()) == (AMD64, (
+        "linux/arm64: qemu on builder buildkit (--mode qemu; Dockerfile runs RUN on the target "
+        "platform)",))
+    assert ahead.needs_workers("node-a")  # emulation: what the builder reports decides
+
+
+def test_native_plan_ahead_holds_without_list_workers(tmp_path: Path) -> None:
+    ahead = plan_ahead(_request(tmp_path, platform=("linux/amd64",)), "buildkit", NODES[:1], None,
+                       ARM64)
+    assert not ahead.needs_workers("node-a")
+    assert ahead.needs_workers("elsewhere")  # landed on a node of unknown platform
+    cross = plan_ahead(_request(tmp_path, CROSS, platform=("linux/amd64,linux/arm64",)),
+                       "buildkit", NODES[:1], None, AMD64)
+    assert [p.strategy for p in cross.plan.platforms] == ["native", "cross"]
+    assert not cross.needs_workers("node-a")  # no report makes an amd64 worker run arm64
+    i386 = plan_ahead(_request(tmp_path, CROSS, platform=("linux/386",)), "buildkit", NODES[:1],
+                      None, AMD64)
+    assert i386.needs_workers("node-a")  # the 32-bit companion is native when reported
 
 
 # ---------------------------------------------------------------------------- per-group options

@@ -165,6 +165,56 @@ def test_mode_cross_with_run_on_target_is_a_usage_error(cluster_env: dict[str, s
         tls_registry(testbed).manifest(repo, "no")  # nothing pushed
 
 
+def _ours(cluster_env: dict[str, str], namespace: str) -> list[str]:
+    """Every workload, pod, service and ConfigMap of the namespace but its CA bundle."""
+    out = kubectl(cluster_env, "-n", namespace, "get", "all,cm", "-o", "name").stdout.split()
+    return [name for name in out if name != "configmap/kube-root-ca.crt"]
+
+
+def test_a_refused_plan_creates_no_builder_in_a_fresh_namespace(cluster_env: dict[str, str],
+                                                                tmp_path: Path) -> None:
+    """The plan is made from the nodes' platform before the default builder would be
+    created: refusals (--mode cross with RUN on the target, RUN in a Windows stage) leave
+    nothing behind, and a valid build afterwards creates the builder as usual."""
+    name = f"kb-ahead-{uuid.uuid4().hex[:8]}"
+    kubectl(cluster_env, "create", "namespace", name)
+    try:
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / "Dockerfile").write_text(UNAME)
+        (tmp_path / "win").mkdir()
+        (tmp_path / "win" / "Dockerfile").write_text(
+            "FROM mcr.microsoft.com/windows/nanoserver:ltsc2022\nRUN echo hi > C:\\hi.txt\n")
+        refusals = [
+            (tmp_path / "run", ("--platform", "linux/arm64", "--mode", "cross"),
+             "error: cannot build linux/arm64: --mode cross: Dockerfile runs RUN on the target"),
+            (tmp_path / "win", ("--platform", "windows/amd64"),
+             "error: cannot build windows/amd64: stage"),
+        ]
+        for ctx, flags, start in refusals:
+            run = _build(cluster_env, name, str(ctx), *flags, timeout=120)
+            assert run.code == ExitCode.USAGE, run.stderr
+            lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+            assert len(lines) == 1 and lines[0].startswith(start), lines
+            assert _ours(cluster_env, name) == []
+
+        (tmp_path / "copy").mkdir()
+        (tmp_path / "copy" / "msg").write_text(name)
+        (tmp_path / "copy" / "Dockerfile").write_text("FROM scratch\nCOPY msg /msg\n")
+        out = tmp_path / "out"
+        run = _build(cluster_env, name, str(tmp_path / "copy"), "--platform", "linux/arm64",
+                     "--mode", "cross", "--output", f"type=local,dest={out}", "--debug",
+                     timeout=600)
+        assert run.code == 0, run.stderr[-4000:]
+        plan = _plan(run.stderr)
+        assert plan["linux/arm64"].startswith(f"cross on {cluster_env['KB_CLUSTER_NODE']} "), plan
+        # copies only, on the node's own platform: what the new builder reports cannot change that
+        assert "ListWorkers not asked" in run.stderr, run.stderr[-4000:]
+        assert (out / "msg").read_text() == name
+        assert "deployment.apps/buildkit" in _ours(cluster_env, name)
+    finally:
+        kubectl(cluster_env, "delete", "namespace", name, "--wait=false", check=False)
+
+
 # ---------------------------------------------------------------------------- the merge
 
 
