@@ -33,6 +33,9 @@ class WarmEntry:
     kubectl_args: tuple[str, ...]
     # All ready pods were on this pod's node: loading into it loads the whole cluster.
     single_node: bool = False
+    # The pod's node, so a warm multi-platform plan needs no API call to learn it
+    # ("" in entries written before it was recorded: look it up).
+    node: str = ""
 
 
 def _cache_dir() -> Path:
