@@ -29,12 +29,9 @@ from kubectl_build.context.walk import FileStat, WalkFilter, walk
 CHUNK = 256 << 10
 # Bytes of response handed to the HTTP/2 layer at once (reads are paced by it).
 BATCH_BYTES = 1 << 20
-# Listing bytes queued at most while a live walk outruns the sending.
-LIST_BYTES = 4 << 20
-# Listing bytes sent between two looks at the daemon's requests. The daemon asks
-# for files while it still reads the listing; their data must not wait behind
-# the whole listing (it did: a 20,000-file listing took the daemon 1.5 s to read).
+# Listing bytes sent between two looks at the daemon's requests (see _Transfer).
 LIST_SLICE = 32 << 10
+# Listed entries waiting unsent at most (about 40 bytes each).
 PREFETCH_LIMIT = 200_000
 MODE_TYPE = 0x8F280000
 
@@ -77,124 +74,96 @@ def stat_packet(entry: FileStat) -> bytes:
 
 
 class Listing:
-    """A walk started before the daemon asks, to take it off the critical path.
+    """The walk of one synced directory, framed into slices of STAT packets as it goes.
 
-    The daemon requests the context only after it has parsed the Dockerfile and
-    resolved base images; walking during that time hides the walk. A request with
-    other filters than predicted simply walks again.
+    Started before the daemon asks when its filters can be predicted: the daemon
+    requests the context only after it has parsed the Dockerfile and resolved base
+    images, and walking meanwhile takes the walk off the critical path. Started on
+    request otherwise. Either way slices are sent while the walk goes on, and at
+    most `limit` entries wait unsent, which bounds memory whatever the context size.
     """
 
     def __init__(self, root: str, flt: WalkFilter, limit: int = PREFETCH_LIMIT) -> None:
         self.root, self.flt, self.limit = os.path.abspath(root), flt, limit
-        self.count = 0
-        self.slices: list[bytes] = []
+        # Shared with the transfer that sends this listing: one condition to wait on.
+        self.cond = threading.Condition()
+        self.slices: deque[tuple[bytes, int]] = deque()  # (framed packets, entries)
+        self.waiting = 0  # entries in slices
         self.sources: dict[int, Source] = {}
-        self.usable = False
-        self.done = threading.Event()
-        threading.Thread(target=self._run, name="kb-fs-prefetch", daemon=True).start()
+        self.error: str | None = None
+        self.cancelled = False
+        threading.Thread(target=self._run, name="kb-fs-walk", daemon=True).start()
 
     def _run(self) -> None:
+        packets: list[bytes] = []
+        size = 0
         try:
-            packets = []
             for index, entry in enumerate(walk(self.root, self.flt)):
-                if index >= self.limit:
-                    return  # too big to hold: the live walk streams instead
                 if entry.mode & MODE_TYPE == 0 and not entry.linkname:
                     self.sources[index] = (entry.source, entry.size)
-                packets.append(stat_packet(entry))
-            # Framed here, off the critical path: the listing then leaves in a few
-            # large slices.
-            self.slices = _slices([frame(p) for p in packets], LIST_SLICE)
-            self.count = len(packets)
-            self.usable = True
-        except Exception:  # noqa: BLE001 - the live walk will report it properly
-            self.usable = False
-        finally:
-            self.done.set()
+                packets.append(frame(stat_packet(entry)))
+                size += len(packets[-1])
+                if size >= LIST_SLICE:
+                    if not self._publish(packets, len(packets)):
+                        return
+                    packets, size = [], 0
+            # End of listing: a Packet with no stat.
+            self._publish([*packets, frame(b"")], len(packets))
+        except Exception as err:  # noqa: BLE001 - reported to the daemon, then raised locally
+            with self.cond:
+                self.error = f"listing {self.root}: {err}"
+                self.cond.notify_all()
+
+    def _publish(self, packets: list[bytes], entries: int) -> bool:
+        blob = b"".join(packets)  # joined here, off the critical path
+        with self.cond:
+            while self.waiting >= self.limit and not self.cancelled:
+                self.cond.wait()
+            if self.cancelled:
+                return False
+            self.slices.append((blob, entries))
+            self.waiting += entries
+            self.cond.notify_all()
+        return True
+
+    def take(self) -> tuple[bytes, int] | None:
+        """The next slice and how many entries it lists (call with cond held)."""
+        if not self.slices:
+            return None
+        blob, entries = self.slices.popleft()
+        self.waiting -= entries
+        self.cond.notify_all()  # the walk may wait for room
+        return blob, entries
+
+    def cancel(self) -> None:
+        """Stop the walk (it may be waiting for room)."""
+        with self.cond:
+            self.cancelled = True
+            self.cond.notify_all()
 
     def matches(self, root: str, flt: WalkFilter) -> bool:
         """Whether this listing answers a request for root with flt."""
         return self.root == root and self.flt == flt
 
 
-def _slices(packets: list[bytes], size: int) -> list[bytes]:
-    """Join packets into blobs of about size bytes, each ending on a packet boundary."""
-    out: list[bytes] = []
-    start = total = 0
-    for end, packet in enumerate(packets, 1):
-        total += len(packet)
-        if total >= size:
-            out.append(b"".join(packets[start:end]))
-            start, total = end, 0
-    if start < len(packets):
-        out.append(b"".join(packets[start:]))
-    return out
-
-
 class _Transfer:
-    """One DiffCopy call: a listing thread, a request reader, and the response stream.
+    """One DiffCopy call: the listing's walk, the daemon's requests, the response stream.
 
     The response generator itself reads the files the daemon asks for: every
     hand-over between threads costs futex calls and GIL switches, which dominate
     a context of many small files. Requests that arrive while it is busy are
-    taken together and their data leaves in one batch.
+    taken together and their data leaves in one batch, between two slices of
+    the listing: the daemon asks for files while it still reads the listing, and
+    their data must not wait behind all of it (a 20,000-file listing takes the
+    daemon over a second to read).
     """
 
-    def __init__(self, root: str, flt: WalkFilter, stats: TransferStats,
-                 listing: Listing | None = None) -> None:
-        self.root, self.flt, self.stats = root, flt, stats
-        self.listing = listing
-        self.cond = threading.Condition()
-        self.stat_packets: deque[bytes] = deque()  # framed, waiting to be sent
-        self.stat_bytes = 0
+    def __init__(self, listing: Listing, stats: TransferStats) -> None:
+        self.listing, self.stats = listing, stats
+        self.cond = listing.cond
         self.wanted: deque[int] = deque()
-        self.sources: dict[int, Source] = {}
-        self.failure: bytes | None = None  # an ERR packet, sent instead of anything else
         self.fin = False
         self.cancelled = threading.Event()
-
-    # -- producers (own threads) ----------------------------------------------
-
-    def _push_stat(self, packet: bytes) -> bool:
-        """Queue one framed packet of the listing; waits while too much is queued."""
-        with self.cond:
-            while self.stat_bytes > LIST_BYTES and not self.cancelled.is_set():
-                self.cond.wait(0.5)
-            if self.cancelled.is_set():
-                return False
-            self.stat_packets.append(packet)
-            self.stat_bytes += len(packet)
-            self.cond.notify_all()
-        return True
-
-    def list_entries(self) -> None:
-        listing = self.listing
-        if listing is not None and listing.matches(self.root, self.flt):
-            listing.done.wait()
-            if listing.usable:
-                self.sources = listing.sources
-                for piece in listing.slices:
-                    if not self._push_stat(piece):
-                        return
-                self.stats.files_listed += listing.count
-                self._push_stat(frame(b""))
-                return
-        try:
-            for index, entry in enumerate(walk(self.root, self.flt)):
-                if entry.mode & MODE_TYPE == 0 and not entry.linkname:
-                    self.sources[index] = (entry.source, entry.size)
-                if not self._push_stat(frame(stat_packet(entry))):
-                    return
-                self.stats.files_listed += 1
-            self._push_stat(frame(b""))  # end of listing: a Packet with no stat
-        except Exception as err:  # noqa: BLE001 - reported to the daemon, then raised locally
-            self._fail(f"listing {self.root}: {err}")
-
-    def _fail(self, message: str) -> None:
-        with self.cond:
-            self.failure = fsutil_pb2.Packet(type=fsutil_pb2.PACKET_ERR,
-                                             data=message.encode()).SerializeToString()
-            self.cond.notify_all()
 
     def on_messages(self, messages: list[bytes]) -> None:
         """The daemon's packets, in the session's reading thread (never blocks)."""
@@ -229,35 +198,36 @@ class _Transfer:
         with self.cond:
             self.cancelled.set()
             self.cond.notify_all()
+        self.listing.cancel()
 
     # -- the response stream (the RPC's own thread) ------------------------------
 
-    def _next_work(self) -> tuple[list[bytes], list[int], bool]:
-        """Block until there is something to send; take all of it."""
+    def _next_work(self) -> tuple[tuple[bytes, int] | None, list[int], bool]:
+        """Block until there is something to send; take the next slice and all requests."""
+        listing = self.listing
         with self.cond:
-            while not (self.stat_packets or self.wanted or self.fin or self.failure
+            while not (listing.slices or self.wanted or self.fin or listing.error
                        or self.cancelled.is_set()):
                 self.cond.wait()
-            stats: list[bytes] = []
-            size = 0
-            while self.stat_packets and size < LIST_SLICE:
-                stats.append(self.stat_packets.popleft())
-                size += len(stats[-1])
-            self.stat_bytes -= size
+            piece = listing.take()
             wanted = list(self.wanted)
             self.wanted.clear()
-            self.cond.notify_all()  # the listing thread may wait for room
-            return stats, wanted, self.fin and not wanted
+            return piece, wanted, self.fin and not wanted
 
     def responses(self) -> Iterator[Framed]:
         while True:
-            stats, wanted, fin = self._next_work()
-            if self.failure is not None:
-                yield Framed((frame(self.failure),))
+            piece, wanted, fin = self._next_work()
+            if self.listing.error is not None:
+                yield Framed((frame(fsutil_pb2.Packet(
+                    type=fsutil_pb2.PACKET_ERR,
+                    data=self.listing.error.encode()).SerializeToString()),))
                 return
             if self.cancelled.is_set():
                 return
-            batch = _Batch(stats)
+            batch = _Batch()
+            if piece is not None:
+                batch.add(piece[0])
+                self.stats.files_listed += piece[1]
             for file_id in wanted:
                 yield from self._send_file(file_id, batch)
             if fin:
@@ -269,7 +239,7 @@ class _Transfer:
 
     def _send_file(self, file_id: int, batch: _Batch) -> Iterator[Framed]:
         """Add a file's DATA packets to batch, yielding whenever it is full."""
-        source, size = self.sources.get(file_id, (b"", 0))
+        source, size = self.listing.sources.get(file_id, (b"", 0))
         sent = 0
         if source:
             try:
@@ -288,7 +258,7 @@ class _Transfer:
                     batch.add(framed_data_header(file_id, len(chunk)), chunk)
                     if batch.size >= BATCH_BYTES:
                         yield batch.take()
-                    if sent == size < want:
+                    if sent == size and size < want:
                         break
                     want = CHUNK
             except OSError:
@@ -303,9 +273,9 @@ class _Transfer:
 class _Batch:
     """Buffers that leave together as one Framed item."""
 
-    def __init__(self, parts: list[bytes]) -> None:
-        self.parts: list[Buffer] = list(parts)
-        self.size = sum(map(len, parts))
+    def __init__(self) -> None:
+        self.parts: list[Buffer] = []
+        self.size = 0
 
     def add(self, *buffers: Buffer) -> None:
         self.parts.extend(buffers)
@@ -350,8 +320,7 @@ class FileSyncService:
         if listing is not None and listing.matches(root, flt):
             del self.listings[names[0]]  # one use: a later request walks afresh
         else:
-            listing = None
-        transfer = _Transfer(root, flt, self.stats, listing)
+            listing = Listing(root, flt)
+        transfer = _Transfer(listing, self.stats)
         context.add_callback(transfer.cancel)
-        threading.Thread(target=transfer.list_entries, name="kb-fs-list", daemon=True).start()
         return transfer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,3 +165,34 @@ def test_unknown_dir_is_refused(tree: Path) -> None:
     service = FileSyncService({"context": SyncedDir(str(tree))})
     with pytest.raises(Exception, match="no access allowed"):
         service.diff_copy(_Stream(1, [("dir-name", "other")]))  # type: ignore[arg-type]
+
+
+def test_a_failing_walk_is_reported_to_the_daemon(tmp_path: Path) -> None:
+    transfer = _start(tmp_path / "missing", predicted=False)
+    packets = [p for item in transfer.responses() for p in _packets(item)]
+    assert [p.type for p in packets] == [fsutil_pb2.PACKET_ERR]
+    assert b"listing" in packets[0].data
+
+
+def test_the_walk_waits_while_too_many_entries_are_unsent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(filesync, "LIST_SLICE", 64)  # about two entries a slice
+    for i in range(100):
+        (tmp_path / f"f{i:03d}").write_bytes(b"")
+    listing = filesync.Listing(str(tmp_path), WalkFilter(), limit=10)
+    deadline = time.monotonic() + 5
+    while listing.waiting < 10:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert 10 <= listing.waiting <= 12
+    taken = 0
+    while taken < 100:
+        assert time.monotonic() < deadline
+        with listing.cond:
+            piece = listing.take()
+            if piece is None:
+                listing.cond.wait(0.1)
+                continue
+        taken += piece[1]
+    assert taken == 100 and listing.error is None
