@@ -57,6 +57,10 @@ if TYPE_CHECKING:
     from kubectl_build.planner import BuilderGroup, DefaultBuilder, Node, Plan
 
 CONNECT_TIMEOUT = 20.0
+EMULATOR_PROBE_WAIT = 25.0
+"""Seconds to wait for a builder to report newly installed emulators: BuildKit caches its
+emulator probe for 20 s."""
+EMULATOR_POLL = 1.0
 
 
 def _process_age() -> float:
@@ -322,9 +326,22 @@ def _emulation(group: BuilderGroup, builder: Builder | None, client: BuildKitCli
         raise BuilderError(f"builder {group.builder} disappeared while planning",
                            "run the build again")
     ensure_emulators(kube, found, group.emulated, options.qemu_image, console)
-    workers = client.list_workers()
-    reported = worker_platforms(workers[0].platforms if workers else ())
-    still = [str(p) for p in group.emulated if p not in reported]
+    installed = time.monotonic()
+    while True:
+        # BuildKit probes emulators again at most every 20 s (archutil.CacheMaxAge), and
+        # the last probe was the planner's ListWorkers, seconds ago: ask until it did.
+        workers = client.list_workers()
+        reported = worker_platforms(workers[0].platforms if workers else ())
+        still = [str(p) for p in group.emulated if p not in reported]
+        waited = time.monotonic() - installed
+        if not still or waited >= EMULATOR_PROBE_WAIT:
+            break
+        if waited < EMULATOR_POLL:
+            console.info(f"waiting for builder {group.builder} to see the new emulators "
+                         "(BuildKit looks again every 20 s)")
+        time.sleep(EMULATOR_POLL)
+    console.trace(f"builder {group.builder} reports {', '.join(str(p) for p in reported)} "
+                  f"{waited:.1f}s after installing emulators")
     if still:
         raise BuilderError(f"builder {group.builder} still cannot run {', '.join(still)} after "
                            f"installing emulators with {options.qemu_image}",
