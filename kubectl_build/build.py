@@ -310,8 +310,6 @@ def _plan(options: BuildOptions, local: sources.LocalSources, environ: Mapping[s
 def _emulation(group: BuilderGroup, builder: Builder | None, client: BuildKitClient,
                options: BuildOptions, target: ClusterTarget | None, console: Console) -> None:
     """Install the emulators a group's RUN steps need, then check the builder reports them."""
-    from kubectl_build.platforms import worker_platforms
-
     missing = ", ".join(str(p) for p in group.emulated)
     if target is None or target.kube is None:
         console.info(f"warning: builder {group.builder} reports no emulator for {missing}; "
@@ -326,6 +324,17 @@ def _emulation(group: BuilderGroup, builder: Builder | None, client: BuildKitCli
         raise BuilderError(f"builder {group.builder} disappeared while planning",
                            "run the build again")
     ensure_emulators(kube, found, group.emulated, options.qemu_image, console)
+    still = _await_emulators(group, client, console)
+    if still:
+        raise BuilderError(f"builder {group.builder} still cannot run {', '.join(still)} after "
+                           f"installing emulators with {options.qemu_image}",
+                           "check that the cluster allows privileged pods, or pass --qemu-image")
+
+
+def _await_emulators(group: BuilderGroup, client: BuildKitClient, console: Console) -> list[str]:
+    """Ask the builder (bounded) until it reports every emulated platform; those it does not."""
+    from kubectl_build.platforms import worker_platforms
+
     installed = time.monotonic()
     while True:
         # BuildKit probes emulators again at most every 20 s (archutil.CacheMaxAge), and
@@ -342,10 +351,7 @@ def _emulation(group: BuilderGroup, builder: Builder | None, client: BuildKitCli
         time.sleep(EMULATOR_POLL)
     console.trace(f"builder {group.builder} reports {', '.join(str(p) for p in reported)} "
                   f"{waited:.1f}s after installing emulators")
-    if still:
-        raise BuilderError(f"builder {group.builder} still cannot run {', '.join(still)} after "
-                           f"installing emulators with {options.qemu_image}",
-                           "check that the cluster allows privileged pods, or pass --qemu-image")
+    return still
 
 
 # ---------------------------------------------------------------------------- several builders
