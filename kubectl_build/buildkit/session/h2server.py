@@ -6,7 +6,9 @@ stack): incoming BytesMessage payloads feed an h2 connection; whatever it has to
 send is drained, coalesced, into outgoing BytesMessages. gRPC framing is done
 here, so a handler may hand over many messages at once (`Framed`) and the
 thousands of small packets of a context listing leave in a few large frames,
-where a stock gRPC server pays a full round trip per message.
+where a stock gRPC server pays a full round trip per message. DATA frames are
+built here too (h2 keeps the flow-control accounting): payload is sliced, not
+copied, until the one copy into the outgoing Session message.
 
 Handlers are grpc.RpcMethodHandler objects (unary-unary or stream-stream), called
 with a small context offering invocation_metadata(), abort() and add_callback().
@@ -47,11 +49,6 @@ class Framed:
     """
 
     parts: tuple[Buffer, ...]
-
-    @property
-    def size(self) -> int:
-        """Total bytes."""
-        return sum(len(p) for p in self.parts)
 
 
 def data_frame_header(length: int, stream_id: int) -> bytes:
