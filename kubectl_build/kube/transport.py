@@ -4,23 +4,25 @@ grpcio dials a private unix socket; every connection it opens is bridged to a
 fresh exec of `buildctl dial-stdio` in the pod. Two bridges exist:
 
 - `kubectl` (default): the accepted socket becomes the stdin and stdout of a
-  `kubectl exec -i` child, so bytes never pass through Python at all and kubectl's
-  own streaming code (WebSocket v5 on Kubernetes >= 1.30, SPDY before; every
-  kubeconfig auth plugin) does the work. The exec can also start before the heavy
+  `kubectl exec -i` child, so Python never copies a byte (an adopted early exec is
+  joined to it with kernel splice) and kubectl's own streaming code (WebSocket v5
+  on Kubernetes >= 1.30, SPDY before; every kubeconfig auth plugin) does the work. The exec can also start before the heavy
   imports (prespawn.py), which a Python-side dial cannot.
 - `websocket`: the kubernetes Python client's exec WebSocket, pumped by two
   threads; no kubectl binary needed, but every byte crosses Python twice (socket
   to frame, frame to socket) and the client library's per-frame work.
 
 Why kubectl is the default (benchmarks/results/cluster.md, 1 GiB context on the
-test-bed cluster): the exec path itself is the limit. A raw `kubectl exec -i POD --
-wc -c` moves about as fast as our kubectl bridge, whose Python process stays under
-10% of a core while the API server (WebSocket to SPDY translation), the kubelet and
-containerd's stream server take most of the CPU; the websocket bridge is slower
-because its pumps compete with the session for the GIL. Raw-exec baselines must be
-fed through a pipe and counted in the pod: with a regular file as stdin, kubectl's
-WebSocket exec delivers only the first few hundred KiB to a fast reader and still
-exits 0 (kubernetes/kubernetes#112834).
+test-bed cluster, same invocation): kubectl bridge 70 MB/s, websocket bridge 65 MB/s,
+raw `kubectl exec -i POD -- wc -c` 82 MB/s (0.85x and 0.79x; an earlier run 0.97x and
+0.89x). The exec path itself is the limit: during an upload our Python process uses
+under 10% of a core while the API server (WebSocket to SPDY translation), the
+kubelet, containerd's stream server and buildkitd take the rest; the websocket
+bridge moves every byte through Python as well and was the slower one in both
+recorded runs (the margin is small and within the noise of a loaded 2-core machine).
+Raw-exec baselines must be fed through a pipe and counted in the pod: with a
+regular file as stdin, kubectl's WebSocket exec delivers only the first few hundred
+KiB to a fast reader and still exits 0 (kubernetes/kubernetes#112834).
 
 A remembered pod that is gone (warm.py) is noticed from the early exec's exit
 (`prespawn.settle`) instead of grpc's reconnect backoff running out the dial timeout.
