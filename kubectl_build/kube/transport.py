@@ -6,8 +6,9 @@ fresh exec of `buildctl dial-stdio` in the pod. Two bridges exist:
 - `kubectl` (default): the accepted socket becomes the stdin and stdout of a
   `kubectl exec -i` child, so Python never copies a byte (an adopted early exec is
   joined to it with kernel splice) and kubectl's own streaming code (WebSocket v5
-  on Kubernetes >= 1.30, SPDY before; every kubeconfig auth plugin) does the work. The exec can also start before the heavy
-  imports (prespawn.py), which a Python-side dial cannot.
+  on Kubernetes >= 1.30, SPDY before; every kubeconfig auth plugin) does the work.
+  The exec can also start before the heavy imports (prespawn.py), which a
+  Python-side dial cannot.
 - `websocket`: the kubernetes Python client's exec WebSocket, pumped by two
   threads; no kubectl binary needed, but every byte crosses Python twice (socket
   to frame, frame to socket) and the client library's per-frame work.
