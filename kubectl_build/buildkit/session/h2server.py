@@ -143,6 +143,7 @@ class _Stream:
         self.unacked = 0
         self.closed = False
         self.sink: InlineCall | None = None
+        self.pending: list[bytes] = []  # for the sink, not yet handed over
         self.callbacks: list[Callable[[], None]] = []
 
     def invocation_metadata(self) -> list[tuple[str, str]]:
@@ -266,6 +267,8 @@ class H2Server:
             events = self.conn.receive_data(data)
             for event in events:
                 self._dispatch(event)
+            for stream in self.streams.values():
+                self._deliver(stream)
             self._flush()
             # Wake senders waiting for window only when it may have changed.
             if any(isinstance(e, _WAKING_EVENTS) for e in events):
@@ -280,18 +283,12 @@ class H2Server:
             if stream is None:
                 return
             messages = stream.messages(event.data or b"")
-            if stream.sink is not None:
-                # Taken right here, so the window is given back right away.
-                if event.flow_controlled_length:
-                    try:
-                        self.conn.acknowledge_received_data(event.flow_controlled_length,
-                                                            stream.id)
-                    except (h2.exceptions.ProtocolError, KeyError):
-                        pass  # the stream is closing: nothing to give back
-                if messages:
-                    stream.sink.on_messages(messages)
-                return
             stream.unacked += event.flow_controlled_length
+            if stream.sink is not None:
+                # Handed over once per feed (see _deliver): one wake-up of the
+                # consumer for everything that came in, not one per frame.
+                stream.pending += messages
+                return
             # One hand-over per frame, not per message: a frame can hold several.
             if messages:
                 stream.inbox.put(messages)
@@ -299,6 +296,7 @@ class H2Server:
             if (stream := self.streams.get(event.stream_id)) is not None:
                 stream.inbox.put(_END)
                 if stream.sink is not None:
+                    self._deliver(stream)
                     stream.sink.on_end()
         elif isinstance(event, h2.events.StreamReset):
             if (stream := self.streams.pop(event.stream_id, None)) is not None:
@@ -311,7 +309,22 @@ class H2Server:
         stream.closed = True
         stream.inbox.put(_END)
         if stream.sink is not None:
+            self._deliver(stream)
             stream.sink.on_end()
+
+    def _deliver(self, stream: _Stream) -> None:
+        """Hand an inline call what arrived for it, and give the window back at once."""
+        if stream.sink is None:
+            return
+        if stream.unacked:
+            try:
+                self.conn.acknowledge_received_data(stream.unacked, stream.id)
+            except (h2.exceptions.ProtocolError, KeyError):
+                pass  # the stream is closing: nothing to give back
+            stream.unacked = 0
+        if stream.pending:
+            messages, stream.pending = stream.pending, []
+            stream.sink.on_messages(messages)
 
     def _start(self, stream_id: int, headers: list[tuple[str, str]]) -> None:
         stream = _Stream(stream_id, headers)

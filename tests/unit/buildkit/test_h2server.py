@@ -174,14 +174,17 @@ class _Echo:
 
     def __init__(self) -> None:
         self.got: list[bytes] = []
+        self.calls: list[str] = []
         self.threads: set[str] = set()
         self.ended = threading.Event()
 
     def on_messages(self, messages: list[bytes]) -> None:
         self.threads.add(threading.current_thread().name)
+        self.calls.append("messages")
         self.got += messages
 
     def on_end(self) -> None:
+        self.calls.append("end")
         self.ended.set()
 
     def responses(self) -> Iterator[Framed]:
@@ -198,6 +201,8 @@ def test_inline_method_takes_requests_in_the_reading_thread() -> None:
     client.wait(lambda: client.trailers(stream_id) is not None)
     assert echo.got == [b"one", b"two", b"three"]
     assert echo.threads == {feeding}
+    # Messages and end arrived in one feed: handed over in one batch, then the end.
+    assert echo.calls == ["messages", "end"]
     assert bytes(client.data[stream_id]) == b"".join(frame(m) for m in (b"ONE", b"TWO", b"THREE"))
     assert client.trailers(stream_id) == {"grpc-status": "0"}
 
