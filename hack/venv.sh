@@ -18,4 +18,8 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
     sleep $((attempt * 5))
   done
 fi
+# Bytecode as a pip install leaves it: an editable install only writes it on first
+# import, which PYTHONDONTWRITEBYTECODE (set in some CI images) prevents, and every run
+# would then recompile the package (~0.2 s per command). Only changed files are redone.
+"$venv/bin/python" -m compileall -q -j 0 "$repo/kubectl_build" >/dev/null
 echo "$venv/bin"
