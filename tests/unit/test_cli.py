@@ -7,6 +7,7 @@ show that bad input fails before anything would touch a daemon or a cluster.
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 import types
@@ -138,6 +139,42 @@ def test_broken_pipe_is_quiet(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     monkeypatch.setattr(sys, "stdout", _ClosedPipe())
     assert entry.build_main(["--help"]) == ExitCode.FAILURE
     assert capsys.readouterr().err == ""
+
+
+def _exit_now(code: str, stdout: int = subprocess.PIPE
+              ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", "import sys\n"
+                           "from kubectl_build.__main__ import exit_now\n" + code],
+                          stdout=stdout, stderr=subprocess.PIPE, text=True, check=False,
+                          timeout=60, env={k: v for k, v in os.environ.items()
+                                           if k != "PYTHONUNBUFFERED"})
+
+
+def test_exit_now_flushes_what_was_written_and_keeps_the_code() -> None:
+    done = _exit_now("sys.stdout.write('result'); sys.stderr.write('progress'); exit_now(3)")
+    assert (done.returncode, done.stdout, done.stderr) == (3, "result", "progress")
+
+
+def test_exit_now_fails_a_successful_run_whose_output_was_lost() -> None:
+    # As the interpreter would at exit: stdout that cannot be flushed turns 0 into 120.
+    for code, expected in ((0, 120), (4, 4)):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader is gone: the buffered write fails on flush
+        try:
+            done = _exit_now(f"sys.stdout.write('x'); exit_now({code})", stdout=write_end)
+        finally:
+            os.close(write_end)
+        assert done.returncode == expected, done.stderr
+
+
+def test_the_program_ends_with_the_commands_code() -> None:
+    # build_main() without argv is the program itself: it exits (os._exit) with the code.
+    ok = subprocess.run([sys.executable, "-m", "kubectl_build", "--version"],
+                        capture_output=True, text=True, timeout=60, check=False)
+    assert (ok.returncode, ok.stdout) == (0, f"kubectl-build {__version__}\n")
+    bad = subprocess.run([sys.executable, "-m", "kubectl_build", "--no-such-flag", "."],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert bad.returncode == ExitCode.USAGE and len(bad.stderr.splitlines()) == 1, bad.stderr
 
 
 def _modules_after(code: str) -> set[str]:
