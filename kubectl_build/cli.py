@@ -177,15 +177,21 @@ def build(**flags: Any) -> int:
 
     options = build_options(BuildFlags(**flags), os.environ)
     console = Console(debug=options.debug, quiet=options.quiet)
-    if not options.buildkit_host:
-        from kubectl_build.kube import prespawn
+    if options.buildkit_host or options.transport != "kubectl":
+        # Only the kubectl bridge can adopt an early `kubectl exec`.
+        from kubectl_build.build import run_build
 
-        prespawn.start(options.kubeconfig, options.kube_context, options.namespace,
-                       options.builder)
-    # Imported here: the build pulls in grpc and protobuf, which --help must not pay for.
-    from kubectl_build.build import run_build
+        return run_build(options, console)
+    from kubectl_build.kube import prespawn
 
-    return run_build(options, console)
+    prespawn.start(options.kubeconfig, options.kube_context, options.namespace, options.builder)
+    try:
+        # Imported here: the build pulls in grpc and protobuf, which --help must not pay for.
+        from kubectl_build.build import run_build
+
+        return run_build(options, console)
+    finally:
+        prespawn.abandon()
 
 
 def render_build_help() -> str:

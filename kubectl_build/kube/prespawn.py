@@ -99,3 +99,11 @@ def discard(early: Early) -> None:
     early.sock.close()
     if early.process.poll() is None:
         early.process.terminate()
+
+
+def abandon() -> None:
+    """Stop the early exec if the build never took it (another pod, or no warm dial)."""
+    global _EARLY
+    early, _EARLY = _EARLY, None
+    if early is not None:
+        discard(early)

@@ -177,6 +177,18 @@ def test_the_program_ends_with_the_commands_code() -> None:
     assert bad.returncode == ExitCode.USAGE and len(bad.stderr.splitlines()) == 1, bad.stderr
 
 
+def test_the_early_exec_starts_only_for_the_kubectl_bridge(
+        workdir: Path, fake_build: FakeBuild, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubectl_build.kube import prespawn
+
+    started: list[str] = []
+    monkeypatch.setattr(prespawn, "start", lambda *args: started.append(args[-1]))
+    assert build("ctx", "--transport", "websocket", "--builder", "ws").code == 0
+    assert build("ctx", "--buildkit-host", "tcp://127.0.0.1:1", "--builder", "bk").code == 0
+    assert build("ctx", "--builder", "kc").code == 0
+    assert started == ["kc"]
+
+
 def _modules_after(code: str) -> set[str]:
     done = subprocess.run(
         [sys.executable, "-c", f"{code}\nimport sys; print(' '.join(sys.modules))"],
