@@ -286,9 +286,15 @@ def _plan(options: BuildOptions, local: sources.LocalSources, environ: Mapping[s
         if ahead is not None and not ahead.needs_workers(node):
             console.trace("the plan made before creating the builder holds: ListWorkers not asked")
             return replace(ahead.builder, node=node)
-        workers = client.list_workers()
+        workers = target.workers if target is not None and target.workers is not None else None
+        if workers is None:
+            workers = tuple(client.list_workers())
         reported = workers[0].platforms if workers else ()
         return multiarch.default_builder(name, node, reported)
+
+    def remembered() -> tuple[tuple[Node, ...], str] | None:
+        known = target.remembered_nodes() if target is not None and ahead is None else None
+        return None if known is None or target is None else (known, target.node)
 
     def nodes() -> tuple[tuple[Node, ...], str]:
         if target is None or target.kube is None:
@@ -298,10 +304,12 @@ def _plan(options: BuildOptions, local: sources.LocalSources, environ: Mapping[s
         found = ahead.nodes if ahead is not None else list_nodes(target.kube.get())
         if not found:
             console.trace("nodes cannot be listed: no native placement on other nodes")
-        return found, target.pod_node()
+        pod_node = target.pod_node()
+        target.remember_nodes(found, pod_node)
+        return found, pod_node
 
-    plan = multiarch.make_plan(options, local, build_args(options, environ), builder, nodes,
-                               console)
+    plan = multiarch.make_plan_remembering(options, local, build_args(options, environ), builder,
+                                           remembered, nodes, console)
     if plan is not None:
         multiarch.show_plan(plan, console, resolve_mode(options.progress, console))
     return plan

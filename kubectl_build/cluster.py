@@ -30,7 +30,9 @@ from kubectl_build.options import DEFAULT_BUILDER, BuildOptions, OutputSpec
 from kubectl_build.registry import Reference
 
 if TYPE_CHECKING:
+    from kubectl_build._proto import control_pb2
     from kubectl_build.kube.builder import Builder, BuilderPod
+    from kubectl_build.planner import Node
 
 READY_TIMEOUT = 30.0
 WARM_DIAL_TIMEOUT = 8.0
@@ -111,7 +113,11 @@ class ClusterTarget:
     pod: str = ""
     """The builder pod dialled (the first one when loading into several nodes)."""
     node: str = ""
-    """The node of that pod; empty when not looked up (the warm path)."""
+    """The node of that pod; empty when not known (a warm entry written before it was kept)."""
+    warm_key: str = ""
+    """The builder's warm entry (kube/warm.py), which keeps the plan's inputs."""
+    workers: tuple[control_pb2.WorkerRecord, ...] | None = None
+    """What ``ListWorkers`` answered when the warm path checked the pod; None when not asked."""
 
     def pod_node(self) -> str:
         """The node the builder pod runs on, asking the API when the warm path skipped it."""
@@ -123,6 +129,24 @@ class ClusterTarget:
         found = call(kube, f"get pod {self.pod}", kube.core().read_namespaced_pod, self.pod,
                      self.namespace, absent=(403, 404))
         return str(found.spec.node_name or "") if found is not None and found.spec else ""
+
+    def remembered_nodes(self) -> tuple[Node, ...] | None:
+        """The nodes a recent build of this builder listed, with the pod's node known; None
+        when there are none (or too old): list them.
+
+        Only for a plan a stale listing cannot make wrong (see build._plan).
+        """
+        entry = warm.load(self.warm_key) if self.warm_key and self.node else None
+        if entry is None or entry.pod != self.pod:
+            return None
+        summary = entry.recent_nodes()
+        return None if summary is None else nodes_from_summary(summary)
+
+    def remember_nodes(self, nodes: Sequence[Node], node: str) -> None:
+        """Keep a fresh node listing (and the pod's node) in the warm entry of this pod."""
+        entry = warm.load(self.warm_key) if self.warm_key and nodes else None
+        if entry is not None and entry.pod == self.pod:
+            warm.save(self.warm_key, entry.with_nodes(summarise_nodes(nodes), node))
 
     @property
     def secret(self) -> str | None:
@@ -137,6 +161,22 @@ class ClusterTarget:
         if isinstance(self.credentials, DeferredCredentials):
             return self.credentials.problem
         return None
+
+
+def summarise_nodes(nodes: Sequence[Node]) -> tuple[warm.NodeSummary, ...]:
+    """What the warm entry keeps of listed nodes. Pure."""
+    return tuple((n.name, *((n.platform.os, n.platform.architecture, n.platform.variant)
+                            if n.platform is not None else ("", "", "")), n.ready, n.schedulable)
+                 for n in nodes)
+
+
+def nodes_from_summary(summary: Sequence[warm.NodeSummary]) -> tuple[Node, ...]:
+    """The planner's nodes back from ``summarise_nodes``. Pure."""
+    from kubectl_build._specs import Platform
+    from kubectl_build.planner import Node
+
+    return tuple(Node(name, Platform(os_, arch, variant) if os_ else None, ready, schedulable)
+                 for name, os_, arch, variant, ready, schedulable in summary)
 
 
 def canonical_name(name: str) -> str:
@@ -205,7 +245,7 @@ def open_target(options: BuildOptions, console: Console, context_key: str, load:
         target = None
         entry = warm.load(key)
         if entry is not None and (entry.single_node or not load):
-            target = _warm_target(options, entry, stack, console)
+            target = _warm_target(options, entry, stack, console, key)
             if target is None:
                 warm.forget(key)
         if target is None:
@@ -214,7 +254,7 @@ def open_target(options: BuildOptions, console: Console, context_key: str, load:
 
 
 def _warm_target(options: BuildOptions, entry: warm.WarmEntry, stack: ExitStack,
-                 console: Console) -> ClusterTarget | None:
+                 console: Console, key: str) -> ClusterTarget | None:
     from kubectl_build.kube.transport import PodTarget, open_client
 
     if transport_of(options) != "kubectl":
@@ -225,12 +265,18 @@ def _warm_target(options: BuildOptions, entry: warm.WarmEntry, stack: ExitStack,
             PodTarget(entry.namespace, entry.pod, entry.container), "kubectl",
             kubectl_args=entry.kubectl_args))
         client.wait_ready(WARM_DIAL_TIMEOUT)
-        client.info(timeout=WARM_DIAL_TIMEOUT)
+        # One call proves the pod answers; a multi-platform plan needs the workers' platforms
+        # anyway, so they are that call.
+        workers = (tuple(client.list_workers(timeout=WARM_DIAL_TIMEOUT)) if options.platforms
+                   else None)
+        if workers is None:
+            client.info(timeout=WARM_DIAL_TIMEOUT)
     except (KubectlBuildError, DaemonUnreachableError):
         inner.close()
         console.trace(f"remembered builder pod {entry.pod} is gone; looking it up")
         return None
     stack.push(inner)
+    console.trace(f"dialled remembered builder pod {entry.pod}")
     if options.registry_secret:
         store, secret = _read_credentials(options)  # an explicit Secret must exist: check now
         credentials: CredentialStore = store
@@ -238,7 +284,7 @@ def _warm_target(options: BuildOptions, entry: warm.WarmEntry, stack: ExitStack,
         credentials = DeferredCredentials(lambda: _read_credentials(options), console)
         secret = None
     return ClusterTarget([client], credentials, entry.worker, options.builder, entry.namespace,
-                         secret, KubeHandle(options), entry.pod)
+                         secret, KubeHandle(options), entry.pod, entry.node, key, workers)
 
 
 def _full_target(options: BuildOptions, console: Console, context_key: str, load: bool,
@@ -264,9 +310,11 @@ def _full_target(options: BuildOptions, console: Console, context_key: str, load
     if len(chosen) == 1:
         single = len({pod.node for pod in builder.ready_pods()}) == 1
         warm.save(key, warm.WarmEntry(kube.namespace, chosen[0].name, chosen[0].container,
-                                      builder.worker, tuple(kube.kubectl_args), single))
+                                      builder.worker, tuple(kube.kubectl_args), single,
+                                      chosen[0].node))
     return ClusterTarget(clients, creds.store, builder.worker, builder.name, kube.namespace,
-                         creds.secret, KubeHandle(options, kube), chosen[0].name, chosen[0].node)
+                         creds.secret, KubeHandle(options, kube), chosen[0].name, chosen[0].node,
+                         key if len(chosen) == 1 else "")
 
 
 def open_pods(kube: Kube, builder: Builder, options: BuildOptions, context_key: str, load: bool,

@@ -45,6 +45,7 @@ from kubectl_build.planner import (
     Mode,
     Node,
     Plan,
+    PlanError,
     PlanRequest,
     plan_build,
 )
@@ -256,6 +257,50 @@ def make_plan(options: BuildOptions, local: LocalSources, build_args: Mapping[st
     if kept is not None:
         console.info(f"building every platform on builder {default.name}: {kept}")
     plan.check()
+    return plan
+
+
+def make_plan_remembering(options: BuildOptions, local: LocalSources,
+                          build_args: Mapping[str, str], builder: Callable[[], DefaultBuilder],
+                          remembered: Callable[[], tuple[Sequence[Node], str] | None],
+                          nodes: Callable[[], tuple[Sequence[Node], str]],
+                          console: Console) -> Plan | None:
+    """:func:`make_plan` from nodes a recent build listed, when there are some (no API call),
+    listing them afresh whenever that could change the outcome.
+
+    Remembered nodes may be stale. A plan that keeps every platform on the default builder
+    stands: a node that joined since costs speed, never correctness. A plan that sends a
+    platform to another builder (which may be gone with its node), or a refusal (which a new
+    node might lift), is made again from ``nodes()``.
+
+    Args:
+        remembered: the remembered nodes and the default builder's node; None when none.
+        nodes: lists the nodes (the API).
+        Others: as :func:`make_plan`.
+
+    Raises:
+        PlanError: a platform cannot be built as asked, by the fresh listing.
+    """
+    used: list[bool] = []
+
+    def first() -> tuple[Sequence[Node], str]:
+        known = remembered()
+        if known is None:
+            return nodes()
+        used.append(True)
+        console.trace("nodes as a recent build listed them (no API call)")
+        return known
+
+    try:
+        plan = make_plan(options, local, build_args, builder, first, console)
+    except PlanError:
+        if not used:
+            raise
+        console.trace("the remembered nodes refuse the plan: listing the nodes")
+        return make_plan(options, local, build_args, builder, nodes, console)
+    if used and plan is not None and not all(group.default for group in plan.groups()):
+        console.trace("the remembered nodes send a platform to another builder: listing the nodes")
+        return make_plan(options, local, build_args, builder, nodes, console)
     return plan
 
 

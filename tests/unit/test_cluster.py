@@ -1,14 +1,25 @@
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from kubectl_build.cluster import canonical_name, load_outputs, pick_pod
+from kubectl_build._specs import Platform
+from kubectl_build.buildkit.session.auth import CredentialStore
+from kubectl_build.cluster import (
+    ClusterTarget,
+    canonical_name,
+    load_outputs,
+    nodes_from_summary,
+    pick_pod,
+    summarise_nodes,
+)
 from kubectl_build.errors import BuilderError
 from kubectl_build.kube import warm
 from kubectl_build.options import BuildFlags, build_options
+from kubectl_build.planner import Node
 
 
 @pytest.mark.parametrize(("name", "canonical"), [
@@ -72,3 +83,66 @@ def test_warm_cache_roundtrip_and_invalidation(tmp_path: Path,
     assert warm.cache_key(str(config), None, "other", "buildkit") != key
     warm.forget(key)
     assert warm.load(key) is None
+
+
+NODES = (Node("node-a", Platform("linux", "amd64")), Node("node-b", Platform("linux", "arm", "v7"),
+                                                         ready=False),
+         Node("node-c", None, schedulable=False))
+
+
+def test_node_summary_roundtrip() -> None:
+    assert nodes_from_summary(summarise_nodes(NODES)) == NODES
+
+
+def test_warm_entry_keeps_the_nodes_for_a_while(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    key = warm.cache_key(None, "ctx", "ns", "buildkit")
+    entry = warm.WarmEntry("ns", "pod-1", "buildkitd", "runc", (), True)
+    assert entry.recent_nodes() is None
+    listed = entry.with_nodes(summarise_nodes(NODES), "node-a", now=1000.0)
+    assert listed.node == "node-a"
+    warm.save(key, listed)
+    loaded = warm.load(key)
+    assert loaded == listed
+    assert loaded.recent_nodes(now=1000.0 + warm.NODES_TTL) == listed.nodes
+    assert loaded.recent_nodes(now=1001.0 + warm.NODES_TTL) is None  # too old: list again
+    assert loaded.recent_nodes(now=999.0) is None  # the clock went back: not trusted
+    # The pod's node is the pod's for life: a later listing keeps it.
+    assert listed.with_nodes((), "node-z").node == "node-a"
+
+
+def test_a_damaged_warm_entry_is_no_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    key = warm.cache_key(None, "ctx", "ns", "buildkit")
+    warm.save(key, warm.WarmEntry("ns", "pod-1", "buildkitd", "runc", ()))
+    path = tmp_path / "cache" / "kubectl-build" / "builders" / f"{key}.json"
+    assert path.exists()
+    doc = json.loads(path.read_text())
+    for nodes in ([["n", "linux", "amd64", "", "yes", True]], [["n", "linux"]], "x"):
+        path.write_text(json.dumps({**doc, "nodes": nodes, "nodes_at": 5.0}))
+        assert warm.load(key) is None
+    path.write_text(json.dumps({**doc, "nodes_at": "soon"}))
+    assert warm.load(key) is None
+
+
+def _target(key: str, pod: str = "pod-1", node: str = "node-a") -> ClusterTarget:
+    return ClusterTarget([], CredentialStore(), "runc", "buildkit", "ns", pod=pod, node=node,
+                         warm_key=key)
+
+
+def test_target_remembers_nodes_only_for_its_own_pod(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    key = warm.cache_key(None, "ctx", "ns", "buildkit")
+    assert _target(key).remembered_nodes() is None  # no entry
+    warm.save(key, warm.WarmEntry("ns", "pod-1", "buildkitd", "runc", (), node="node-a"))
+    assert _target(key).remembered_nodes() is None  # never listed
+    _target(key).remember_nodes(NODES, "node-a")
+    assert _target(key).remembered_nodes() == NODES
+    assert _target(key, pod="pod-2").remembered_nodes() is None  # another pod's entry
+    assert _target(key, node="").remembered_nodes() is None  # its node unknown: list
+    _target(key, pod="pod-2").remember_nodes(NODES[:1], "node-b")  # not its entry: unchanged
+    assert _target(key).remembered_nodes() == NODES
+    assert _target("").remembered_nodes() is None  # loading into several nodes: no entry
+

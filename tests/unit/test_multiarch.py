@@ -26,6 +26,7 @@ from kubectl_build.multiarch import (
     is_loopback,
     landing_platforms,
     make_plan,
+    make_plan_remembering,
     merged_response,
     plan_ahead,
     plan_request,
@@ -197,6 +198,55 @@ def test_remote_or_unparsable_dockerfile_falls_back_to_one_solve(tmp_path: Path)
                      console) is None
     assert "planner skipped" in out.getvalue()
     assert calls.builder == 0
+
+
+def _remembering(tmp_path: Path, calls: _Calls, known: tuple[Node, ...] | None,
+                 dockerfile: str = RUN_ON_TARGET, **flags: object) -> tuple[object, str]:
+    out = io.StringIO()
+    console = Console(stdout=io.StringIO(), stderr=out, debug=True)
+    plan = make_plan_remembering(_options(tmp_path, dockerfile, **flags), _local(tmp_path), {},
+                                 calls.read_builder,
+                                 lambda: None if known is None else (known, "node-a"),
+                                 calls.read_nodes, console)
+    return plan, out.getvalue()
+
+
+def test_remembered_nodes_stand_for_a_plan_on_the_default_builder(tmp_path: Path) -> None:
+    # Single-node cluster remembered: qemu/cross on this builder, no listing at all.
+    calls = _Calls(nodes=NODES)  # what a listing would say now: an arm64 node joined
+    plan, err = _remembering(tmp_path, calls, (Node("node-a", AMD64),),
+                             platform=("linux/amd64,linux/arm64",))
+    assert calls.nodes == 0 and "no API call" in err
+    assert [g.builder for g in plan.groups()] == ["buildkit"]  # type: ignore[attr-defined]
+
+
+def test_remembered_nodes_that_send_a_platform_elsewhere_are_listed_again(tmp_path: Path) -> None:
+    # The remembered arm64 node is gone: the plan must not create a builder for it.
+    calls = _Calls(nodes=(Node("node-a", AMD64),))
+    plan, err = _remembering(tmp_path, calls, NODES, platform=("linux/amd64,linux/arm64",))
+    assert calls.nodes == 1 and "listing the nodes" in err
+    assert plan.lines() == (  # type: ignore[attr-defined]
+        "linux/amd64: native on node-a (amd64 node)",
+        "linux/arm64: qemu on node-a (no arm64 nodes; Dockerfile runs RUN on the target platform)")
+
+
+def test_a_refusal_by_remembered_nodes_is_checked_with_a_fresh_listing(tmp_path: Path) -> None:
+    # --mode native with no arm64 node remembered, but one joined since: it builds.
+    calls = _Calls(nodes=NODES)
+    plan, err = _remembering(tmp_path, calls, (Node("node-a", AMD64),),
+                             platform=("linux/arm64",), mode="native")
+    assert calls.nodes == 1 and "refuse the plan" in err
+    assert plan.lines() == ("linux/arm64: native on node-b (arm64 node)",)  # type: ignore[attr-defined]
+    with pytest.raises(PlanError):  # and a refusal the fresh listing confirms stands
+        _remembering(tmp_path, _Calls(nodes=(Node("node-a", AMD64),)), (Node("node-a", AMD64),),
+                     platform=("linux/arm64",), mode="native")
+
+
+def test_nothing_remembered_lists_once(tmp_path: Path) -> None:
+    calls = _Calls()
+    plan, err = _remembering(tmp_path, calls, None, platform=("linux/amd64,linux/arm64",))
+    assert calls.nodes == 1 and "no API call" not in err
+    assert [g.builder for g in plan.groups()] == ["buildkit", "buildkit-arm64"]  # type: ignore[attr-defined]
 
 
 def test_plan_request_carries_mode_args_target(tmp_path: Path) -> None:

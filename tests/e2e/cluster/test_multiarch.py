@@ -165,6 +165,44 @@ def test_mode_cross_with_run_on_target_is_a_usage_error(cluster_env: dict[str, s
         tls_registry(testbed).manifest(repo, "no")  # nothing pushed
 
 
+def test_warm_plan_uses_remembered_nodes_and_lists_them_when_they_matter(
+        cluster_env: dict[str, str], namespace: str, tmp_path: Path) -> None:
+    """A warm multi-platform build plans from the nodes the last build listed (no API
+    call); remembered nodes that would send a platform to another builder (a node gone
+    since) are listed again, so a stale entry never creates a builder nor breaks the build."""
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text(UNAME)
+    env = {"KUBECONFIG": cluster_env["KUBECONFIG"], "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def run() -> tuple[Run, dict[str, str]]:
+        done = run_cli(str(tmp_path / "ctx"), "-n", namespace, "--progress", "plain", "--debug",
+                       "--platform", "linux/amd64,linux/arm64", "-o", "type=cacheonly",
+                       timeout=900, env=env)
+        assert done.code == 0, done.stderr[-4000:]
+        return done, _plan(done.stderr)
+
+    first, plan = run()
+    assert "no API call" not in first.stderr
+    node = cluster_env["KB_CLUSTER_NODE"]
+    assert plan["linux/amd64"].startswith(f"native on {node}"), plan
+    assert plan["linux/arm64"].startswith(f"qemu on {node}"), plan
+    second, again = run()
+    assert "dialled remembered builder pod" in second.stderr, second.stderr[-3000:]
+    assert "nodes as a recent build listed them (no API call)" in second.stderr
+    assert again == plan
+    # An arm64 node remembered that is not there: the plan would create buildkit-arm64 for it.
+    [entry] = (tmp_path / "cache").rglob("builders/*.json")
+    doc = json.loads(entry.read_text())
+    doc["nodes"].append(["kb-gone-arm64", "linux", "arm64", "", True, True])
+    entry.write_text(json.dumps(doc))
+    third, fresh = run()
+    assert "the remembered nodes send a platform to another builder: listing the nodes" \
+        in third.stderr, third.stderr[-3000:]
+    assert fresh == plan
+    assert "deployment.apps/buildkit-arm64" not in deployments(cluster_env, namespace)
+    assert "kb-gone-arm64" not in entry.read_text()  # the fresh listing replaced it
+
+
 def _ours(cluster_env: dict[str, str], namespace: str) -> list[str]:
     """Every workload, pod, service and ConfigMap of the namespace but its CA bundle."""
     out = kubectl(cluster_env, "-n", namespace, "get", "all,cm", "-o", "name").stdout.split()
