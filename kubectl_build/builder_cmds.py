@@ -179,8 +179,28 @@ def create(options: KubeOptions, spec: BuilderSpec, console: Console, *, force: 
         # Builds can start now; say why the rest may never come (one containerd pod per node).
         console.info(f"{len(ready)} of {builder.replicas} pods ready; the others are starting or cannot be "
                      f"scheduled: see `kubectl buildkit ls -n {builder.namespace}`")
+    _remember_for_builds(options, kube, builder)
     console.result(builder.name)
     return 0
+
+
+def _remember_for_builds(options: KubeOptions, kube: Kube, builder: Builder) -> None:
+    """Save the warm entry a build would save after its first lookup, so the first
+    `kubectl build` after `create` dials the new pod straight away (kube/warm.py).
+
+    Only when the build would address the cluster the same way: a build has no
+    --cluster or --user flag, so a builder created with them is left to the lookup.
+    """
+    from kubectl_build.kube import warm
+
+    ready = sorted(builder.ready_pods(), key=lambda pod: pod.name)
+    if not ready or options.cluster or options.user:
+        return
+    key = warm.cache_key(options.kubeconfig, options.context, options.namespace, builder.name)
+    single = len({pod.node for pod in ready}) == 1
+    warm.save(key, warm.WarmEntry(kube.namespace, ready[0].name, ready[0].container,
+                                  builder.worker, tuple(kube.kubectl_args), single,
+                                  ready[0].node))
 
 
 def ls(options: KubeOptions, console: Console, *, all_namespaces: bool = False,

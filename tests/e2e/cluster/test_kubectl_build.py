@@ -324,3 +324,20 @@ def test_remembered_pod_gone_falls_back_to_the_lookup(cluster_env: dict[str, str
     assert "is gone; looking it up" in again.stderr
     third = build(cluster_env, namespace, str(ctx), "-o", "type=cacheonly", "--debug", env=env)
     assert third.code == 0 and "is gone" not in third.stderr, third.stderr[-4000:]
+
+
+def test_create_remembers_the_pod_for_the_first_build(cluster_env: dict[str, str],
+                                                      namespace: str, tmp_path: Path) -> None:
+    """`kubectl buildkit create` saves what a build's lookup would: the first build after it
+    dials the new pod straight away."""
+    env = {"KUBECONFIG": cluster_env["KUBECONFIG"], "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    made = run_cli("create", "-n", namespace, "--worker", "runc", "--timeout", "240",
+                   program="kubectl-buildkit", env=env)
+    assert made.code == 0, made.stderr[-3000:]
+    pod = kubectl(cluster_env, "-n", namespace, "get", "pods", "-l",
+                  "kubectl-build.dev/builder=buildkit", "-o",
+                  "jsonpath={.items[0].metadata.name}").stdout
+    ctx = static_busybox_context(tmp_path, "created")
+    run = build(cluster_env, namespace, str(ctx), "-o", "type=cacheonly", "--debug", env=env)
+    assert run.code == 0, run.stderr[-4000:]
+    assert f"dialled remembered builder pod {pod}" in run.stderr, run.stderr[-4000:]
