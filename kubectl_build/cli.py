@@ -184,7 +184,9 @@ def build(**flags: Any) -> int:
         return run_build(options, console)
     from kubectl_build.kube import prespawn
 
-    prespawn.start(options.kubeconfig, options.kube_context, options.namespace, options.builder)
+    # An explicit --registry-secret must exist: it is read (and checked) before the build.
+    prespawn.start(options.kubeconfig, options.kube_context, options.namespace, options.builder,
+                   read_secret=not options.registry_secret)
     try:
         # Imported here: the build pulls in grpc and protobuf, which --help must not pay for.
         from kubectl_build.build import run_build

@@ -8,6 +8,8 @@ read in the background while the build starts.
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +34,7 @@ from kubectl_build.registry import Reference
 if TYPE_CHECKING:
     from kubectl_build._proto import control_pb2
     from kubectl_build.kube.builder import Builder, BuilderPod
+    from kubectl_build.kube.prespawn import EarlySecret
     from kubectl_build.planner import Node
 
 READY_TIMEOUT = 30.0
@@ -72,7 +75,11 @@ class DeferredCredentials(CredentialStore):
 
     def lookup(self, host: str) -> Credential | None:
         """Wait for the Secret, then look the host up."""
-        self._done.wait(CREDENTIALS_TIMEOUT)
+        if not self._done.is_set():
+            asked = time.monotonic()
+            self._done.wait(CREDENTIALS_TIMEOUT)
+            self._console.trace(f"credentials for {host} waited {time.monotonic() - asked:.3f}s "
+                                "for the registry secret")
         return self._store.lookup(host)
 
     @property
@@ -229,6 +236,34 @@ def _read_credentials(options: BuildOptions) -> tuple[CredentialStore, str | Non
     return found.store, found.secret
 
 
+def _secret_from_kubectl(early: EarlySecret) -> tuple[CredentialStore, str | None] | None:
+    """The builder-named Secret as the early `kubectl get secret` read it; None when kubectl
+    gave no clear answer (the client then asks the API itself).
+
+    Absent or forbidden means anonymous, as for the API client (the Secret is optional).
+    """
+    from kubectl_build.kube.registry_secret import parse_secret
+
+    namespace, name, _ = early.key
+    try:
+        out, err = early.process.communicate(timeout=CREDENTIALS_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        early.process.kill()
+        early.process.communicate()
+        return None
+    if early.process.returncode != 0:
+        text = err.decode(errors="replace")
+        return (CredentialStore(), None) if "(NotFound)" in text or "(Forbidden)" in text else None
+    try:
+        doc = json.loads(out)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("data") or {}, dict):
+        return None
+    data = {str(k): str(v) for k, v in (doc.get("data") or {}).items()}
+    return parse_secret(namespace, name, str(doc.get("type") or ""), data), f"{namespace}/{name}"
+
+
 @contextmanager
 def open_target(options: BuildOptions, console: Console, context_key: str, load: bool,
                 before_create: Callable[[Kube], None] | None = None) -> Iterator[ClusterTarget]:
@@ -281,7 +316,16 @@ def _warm_target(options: BuildOptions, entry: warm.WarmEntry, stack: ExitStack,
         store, secret = _read_credentials(options)  # an explicit Secret must exist: check now
         credentials: CredentialStore = store
     else:
-        credentials = DeferredCredentials(lambda: _read_credentials(options), console)
+        from kubectl_build.kube import prespawn
+
+        early = prespawn.take_secret((entry.namespace, options.builder, entry.kubectl_args))
+        pending = [early] if early is not None else []  # used once: a retry asks the API
+
+        def load() -> tuple[CredentialStore, str | None]:
+            found = _secret_from_kubectl(pending.pop()) if pending else None
+            return found if found is not None else _read_credentials(options)
+
+        credentials = DeferredCredentials(load, console)
         secret = None
     return ClusterTarget([client], credentials, entry.worker, options.builder, entry.namespace,
                          secret, KubeHandle(options), entry.pod, entry.node, key, workers)

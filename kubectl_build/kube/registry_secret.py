@@ -29,9 +29,14 @@ class SecretCredentials:
 
 
 def _parse(kube: Kube, name: str, obj: object) -> CredentialStore:
-    where = f"secret {kube.namespace}/{name}"
-    secret_type = getattr(obj, "type", "")
-    data = getattr(obj, "data", None) or {}
+    return parse_secret(kube.namespace, name, getattr(obj, "type", ""),
+                        getattr(obj, "data", None) or {})
+
+
+def parse_secret(namespace: str, name: str, secret_type: str,
+                 data: dict[str, str]) -> CredentialStore:
+    """The credentials in a Secret's ``type`` and ``data`` (as the API returns them)."""
+    where = f"secret {namespace}/{name}"
     if secret_type not in _KEYS:
         raise UsageError(f"{where} has type {secret_type!r}, not a docker-registry secret",
                          "create it with kubectl create secret docker-registry")

@@ -181,12 +181,15 @@ def test_the_early_exec_starts_only_for_the_kubectl_bridge(
         workdir: Path, fake_build: FakeBuild, monkeypatch: pytest.MonkeyPatch) -> None:
     from kubectl_build.kube import prespawn
 
-    started: list[str] = []
-    monkeypatch.setattr(prespawn, "start", lambda *args: started.append(args[-1]))
+    started: list[tuple[str, bool]] = []
+    monkeypatch.setattr(prespawn, "start", lambda *args, read_secret: started.append(
+        (args[-1], read_secret)))
     assert build("ctx", "--transport", "websocket", "--builder", "ws").code == 0
     assert build("ctx", "--buildkit-host", "tcp://127.0.0.1:1", "--builder", "bk").code == 0
     assert build("ctx", "--builder", "kc").code == 0
-    assert started == ["kc"]
+    # An explicit --registry-secret is read and checked before the build, not early.
+    assert build("ctx", "--builder", "rs", "--registry-secret", "creds").code == 0
+    assert started == [("kc", True), ("rs", False)]
 
 
 def _modules_after(code: str) -> set[str]:

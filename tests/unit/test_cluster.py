@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import base64
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,14 +13,16 @@ from kubectl_build._specs import Platform
 from kubectl_build.buildkit.session.auth import CredentialStore
 from kubectl_build.cluster import (
     ClusterTarget,
+    _secret_from_kubectl,
     canonical_name,
     load_outputs,
     nodes_from_summary,
     pick_pod,
     summarise_nodes,
 )
-from kubectl_build.errors import BuilderError
+from kubectl_build.errors import BuilderError, UsageError
 from kubectl_build.kube import warm
+from kubectl_build.kube.prespawn import EarlySecret
 from kubectl_build.options import BuildFlags, build_options
 from kubectl_build.planner import Node
 
@@ -145,4 +150,51 @@ def test_target_remembers_nodes_only_for_its_own_pod(tmp_path: Path,
     _target(key, pod="pod-2").remember_nodes(NODES[:1], "node-b")  # not its entry: unchanged
     assert _target(key).remembered_nodes() == NODES
     assert _target("").remembered_nodes() is None  # loading into several nodes: no entry
+
+
+def _kubectl_said(code: int, stdout: str, stderr: str = "") -> EarlySecret:
+    """An early `kubectl get secret` that printed this (a Python child stands in for it)."""
+    script = (f"import sys; sys.stdout.write({stdout!r}); sys.stderr.write({stderr!r}); "
+              f"sys.exit({code})")
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    return EarlySecret(("ns", "buildkit", ()), process)
+
+
+def test_secret_read_by_the_early_kubectl() -> None:
+    config = json.dumps({"auths": {"reg.example.com": {"auth": base64.b64encode(
+        b"user:pw").decode()}}}).encode()
+    doc = {"type": "kubernetes.io/dockerconfigjson",
+           "data": {".dockerconfigjson": base64.b64encode(config).decode()}}
+    found = _secret_from_kubectl(_kubectl_said(0, json.dumps(doc)))
+    assert found is not None
+    store, secret = found
+    assert secret == "ns/buildkit"
+    credential = store.lookup("reg.example.com")
+    assert credential is not None and credential.username == "user"
+
+
+@pytest.mark.parametrize("stderr", [
+    'Error from server (NotFound): secrets "buildkit" not found',
+    'Error from server (Forbidden): secrets "buildkit" is forbidden: User "dev" cannot get',
+])
+def test_an_absent_or_forbidden_secret_is_anonymous(stderr: str) -> None:
+    found = _secret_from_kubectl(_kubectl_said(1, "", stderr))
+    assert found is not None and found[1] is None and found[0].lookup("docker.io") is None
+
+
+@pytest.mark.parametrize(("code", "stdout", "stderr"), [
+    (1, "", "Unable to connect to the server: dial tcp: connection refused"),
+    (0, "not json", ""),
+    (0, "[1, 2]", ""),
+])
+def test_no_clear_answer_from_kubectl_leaves_it_to_the_api(code: int, stdout: str,
+                                                          stderr: str) -> None:
+    assert _secret_from_kubectl(_kubectl_said(code, stdout, stderr)) is None
+
+
+def test_a_malformed_secret_is_the_same_error_as_through_the_api() -> None:
+    doc = {"type": "Opaque", "data": {}}
+    with pytest.raises(UsageError, match="not a docker-registry secret"):
+        _secret_from_kubectl(_kubectl_said(0, json.dumps(doc)))
 

@@ -52,3 +52,21 @@ def test_undecided_or_absent_is_none(early_exec: list[prespawn.Early]) -> None:
     start(early_exec, "import time; time.sleep(30)")
     assert prespawn.settle(("ns", "other", "buildkitd", ()), 0.1) is None
     assert prespawn.settle(KEY, 0.2) is None
+
+
+def test_the_early_secret_read_goes_to_its_target_once() -> None:
+    def reader() -> prespawn.EarlySecret:
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        return prespawn.EarlySecret(("ns", "buildkit", ()), proc)
+
+    prespawn._SECRET = early = reader()
+    assert prespawn.take_secret(("ns", "buildkit", ())) is early
+    assert prespawn.take_secret(("ns", "buildkit", ())) is None  # once
+    early.process.terminate()
+    early.process.wait(timeout=10)
+    prespawn._SECRET = other = reader()
+    assert prespawn.take_secret(("other-ns", "buildkit", ())) is None  # not for this target
+    assert other.process.wait(timeout=10) != 0  # and stopped
+    prespawn._SECRET = unused = reader()
+    prespawn.abandon()  # the build never asked: stopped at the end
+    assert prespawn._SECRET is None and unused.process.wait(timeout=10) != 0
