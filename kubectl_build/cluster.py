@@ -29,7 +29,6 @@ from kubectl_build.errors import (
 from kubectl_build.kube import warm
 from kubectl_build.kube.config import Kube, KubeOptions, connect
 from kubectl_build.options import DEFAULT_BUILDER, BuildOptions, OutputSpec
-from kubectl_build.registry import Reference
 
 if TYPE_CHECKING:
     from kubectl_build._proto import control_pb2
@@ -188,6 +187,8 @@ def nodes_from_summary(summary: Sequence[warm.NodeSummary]) -> tuple[Node, ...]:
 
 def canonical_name(name: str) -> str:
     """The name a pod spec resolves to: `app:dev` is `docker.io/library/app:dev`."""
+    from kubectl_build.registry import Reference  # urllib and ssl: not before Solve
+
     ref = Reference.parse(name)
     sep = "@" if ref.reference.startswith("sha256:") else ":"
     return f"{ref.host}/{ref.repository}{sep}{ref.reference}"

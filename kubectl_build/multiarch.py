@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from kubectl_build._specs import Platform, native_platform
 from kubectl_build.buildkit.session.auth import CredentialStore
@@ -35,7 +35,6 @@ from kubectl_build.errors import (
     RegistryAuthError,
     RegistryError,
 )
-from kubectl_build.imageindex import by_digest_attrs, merge_index, push_targets
 from kubectl_build.options import BuildOptions, OutputSpec
 from kubectl_build.planner import (
     MODES,
@@ -50,8 +49,12 @@ from kubectl_build.planner import (
     plan_build,
 )
 from kubectl_build.platforms import BUILDER_OS, PlatformFields, worker_runs
-from kubectl_build.registry import Manifest, RegistryClient, fetch_pushed, push_index
 from kubectl_build.sources import LocalSources
+
+if TYPE_CHECKING:
+    # The registry client (urllib, http.client, ssl: ~17 ms to import) is needed only to
+    # merge several builders' pushes, never before Solve.
+    from kubectl_build.registry import Manifest, RegistryClient
 
 T = TypeVar("T")
 
@@ -125,6 +128,9 @@ def group_options(options: BuildOptions, group: BuilderGroup, *, by_digest: bool
     """
     chosen = tuple(options.outputs if outputs is None else outputs)
     if by_digest:
+        from kubectl_build.imageindex import by_digest_attrs
+
+
         chosen = tuple(OutputSpec(out.type, MappingProxyType(by_digest_attrs(out.attrs)), out.dest)
                        if out.pushes else out for out in chosen)
     # The files describing the result are written once, for the merged result.
@@ -505,7 +511,7 @@ def _drain(finished: queue.Queue[tuple[int, T | None, BaseException | None]], pe
 # ---------------------------------------------------------------------------- merging
 
 
-RegistryConnector = Callable[[str, bool], RegistryClient]
+RegistryConnector = Callable[[str, bool], "RegistryClient"]
 """Makes a client for a registry host; the flag asks for plain HTTP."""
 
 _CERT_DIRS = ("{docker}/certs.d", "~/.docker/certs.d", "/etc/docker/certs.d")
@@ -540,6 +546,8 @@ def is_loopback(host: str) -> bool:
 
 def registry_connector(credentials: CredentialStore) -> RegistryConnector:
     """Clients with the build's registry credentials (the session's store)."""
+    from kubectl_build.registry import RegistryClient
+
     def connect(host: str, plain_http: bool) -> RegistryClient:
         return RegistryClient(host, credentials.lookup(host), ca_file=registry_ca(host),
                               plain_http=plain_http)
@@ -561,6 +569,9 @@ def merge_and_push(digests: Sequence[str], names: Sequence[str],
     Raises:
         RegistryError: a registry cannot be reached or refuses; the merge is impossible.
     """
+    from kubectl_build.imageindex import merge_index, push_targets
+    from kubectl_build.registry import push_index
+
     index: Manifest | None = None
     for target in push_targets(names):
         client, (manifests, configs) = _fetch(connect, target.host, target.repository, digests)
@@ -574,6 +585,8 @@ def merge_and_push(digests: Sequence[str], names: Sequence[str],
 
 def _fetch(connect: RegistryConnector, host: str, repository: str, digests: Sequence[str]
            ) -> tuple[RegistryClient, tuple[tuple[Manifest, ...], dict[str, bytes]]]:
+    from kubectl_build.registry import fetch_pushed
+
     client = connect(host, False)
     try:
         return client, fetch_pushed(client, repository, digests)

@@ -198,3 +198,14 @@ def test_a_malformed_secret_is_the_same_error_as_through_the_api() -> None:
     with pytest.raises(UsageError, match="not a docker-registry secret"):
         _secret_from_kubectl(_kubectl_said(0, json.dumps(doc)))
 
+
+def test_the_warm_path_modules_leave_heavy_imports_for_later() -> None:
+    # Everything a warm build imports before Solve: no kubernetes client, and no registry
+    # client (urllib, http.client, ssl), which only the merge of several builders needs.
+    code = ("import sys, kubectl_build.cli, kubectl_build.build, kubectl_build.cluster, "
+            "kubectl_build.multiarch, kubectl_build.kube.transport, kubectl_build.kube.prespawn;"
+            "print(' '.join(sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)
+    loaded = set(done.stdout.split())
+    assert not {"kubernetes", "kubectl_build.registry", "urllib.request"} & loaded
