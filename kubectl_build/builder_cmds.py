@@ -191,16 +191,25 @@ def _remember_for_builds(options: KubeOptions, kube: Kube, builder: Builder) -> 
     Only when the build would address the cluster the same way: a build has no
     --cluster or --user flag, so a builder created with them is left to the lookup.
     """
+    from kubectl_build.cluster import summarise_nodes
+    from kubectl_build.errors import KubectlBuildError
     from kubectl_build.kube import warm
+    from kubectl_build.kube.nodes import list_nodes
 
     ready = sorted(builder.ready_pods(), key=lambda pod: pod.name)
     if not ready or options.cluster or options.user:
         return
     key = warm.cache_key(options.kubeconfig, options.context, options.namespace, builder.name)
     single = len({pod.node for pod in ready}) == 1
-    warm.save(key, warm.WarmEntry(kube.namespace, ready[0].name, ready[0].container,
-                                  builder.worker, tuple(kube.kubectl_args), single,
-                                  ready[0].node))
+    entry = warm.WarmEntry(kube.namespace, ready[0].name, ready[0].container, builder.worker,
+                           tuple(kube.kubectl_args), single, ready[0].node)
+    try:
+        # What a multi-platform build's plan lists: one call here saves that build the
+        # kubernetes client import and its own calls.
+        nodes = list_nodes(kube)
+    except KubectlBuildError:
+        nodes = ()
+    warm.save(key, entry.with_nodes(summarise_nodes(nodes), ready[0].node) if nodes else entry)
 
 
 def ls(options: KubeOptions, console: Console, *, all_namespaces: bool = False,

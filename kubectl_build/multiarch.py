@@ -294,7 +294,7 @@ def make_plan_remembering(options: BuildOptions, local: LocalSources,
         if known is None:
             return nodes()
         used.append(True)
-        console.trace("nodes as a recent build listed them (no API call)")
+        console.trace("nodes as listed recently (no API call)")
         return known
 
     try:

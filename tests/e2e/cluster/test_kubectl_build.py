@@ -329,7 +329,7 @@ def test_remembered_pod_gone_falls_back_to_the_lookup(cluster_env: dict[str, str
 def test_create_remembers_the_pod_for_the_first_build(cluster_env: dict[str, str],
                                                       namespace: str, tmp_path: Path) -> None:
     """`kubectl buildkit create` saves what a build's lookup would: the first build after it
-    dials the new pod straight away."""
+    dials the new pod straight away, and plans its platforms from the nodes create listed."""
     env = {"KUBECONFIG": cluster_env["KUBECONFIG"], "XDG_CACHE_HOME": str(tmp_path / "cache")}
     made = run_cli("create", "-n", namespace, "--worker", "runc", "--timeout", "240",
                    program="kubectl-buildkit", env=env)
@@ -338,6 +338,8 @@ def test_create_remembers_the_pod_for_the_first_build(cluster_env: dict[str, str
                   "kubectl-build.dev/builder=buildkit", "-o",
                   "jsonpath={.items[0].metadata.name}").stdout
     ctx = static_busybox_context(tmp_path, "created")
-    run = build(cluster_env, namespace, str(ctx), "-o", "type=cacheonly", "--debug", env=env)
+    run = build(cluster_env, namespace, str(ctx), "-o", "type=cacheonly", "--debug",
+                "--platform", "linux/amd64,linux/arm64", env=env)
     assert run.code == 0, run.stderr[-4000:]
     assert f"dialled remembered builder pod {pod}" in run.stderr, run.stderr[-4000:]
+    assert "nodes as listed recently (no API call)" in run.stderr

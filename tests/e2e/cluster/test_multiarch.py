@@ -188,7 +188,7 @@ def test_warm_plan_uses_remembered_nodes_and_lists_them_when_they_matter(
     assert plan["linux/arm64"].startswith(f"qemu on {node}"), plan
     second, again = run()
     assert "dialled remembered builder pod" in second.stderr, second.stderr[-3000:]
-    assert "nodes as a recent build listed them (no API call)" in second.stderr
+    assert "nodes as listed recently (no API call)" in second.stderr
     assert again == plan
     # An arm64 node remembered that is not there: the plan would create buildkit-arm64 for it.
     [entry] = (tmp_path / "cache").rglob("builders/*.json")
