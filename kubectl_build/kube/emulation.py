@@ -62,8 +62,11 @@ tonistiigi/binfmt registers them."""
 _RESULT = re.compile(r"^installing: (\S+) (.*)$")
 # Lines of a failed installer's log that say why, for programs that print their usage
 # after the one line that matters.
+# A usage text's own "USAGE:" heading may come first in the log (stdout and stderr are
+# interleaved by the runtime), so a line about usage only counts when nothing better does.
 _TELLING = re.compile(r"error|fatal|panic|not defined|unknown|invalid|denied|not permitted|"
-                      r"no such|not found|cannot|usage", re.IGNORECASE)
+                      r"no such|not found|cannot", re.IGNORECASE)
+_USAGE = re.compile(r"usage", re.IGNORECASE)
 _ALREADY = re.compile(r"already registered$")
 
 
@@ -205,7 +208,11 @@ def _platform(text: str) -> Platform | None:
 def failure_line(log: str) -> str:
     """The line of a failed installer's log that says why: the first telling one, else the last."""
     lines = [line.strip() for line in log.splitlines() if line.strip()]
-    return next((line for line in lines if _TELLING.search(line)), lines[-1] if lines else "")
+    for pattern in (_TELLING, _USAGE):
+        found = next((line for line in lines if pattern.search(line)), None)
+        if found is not None:
+            return found
+    return lines[-1] if lines else ""
 
 
 def install_problems(report: InstallReport, arches: Sequence[str]) -> list[str]:

@@ -177,7 +177,8 @@ def test_containerd_builder_lifecycle(env: dict[str, str], ns: str) -> None:
         env, "get", "node", env["KB_CLUSTER_NODE"], "-o", "jsonpath={.status.images[*].names}", timeout=30
     ).stdout
     ctr = subprocess.run(
-        ["ctr", "-a", env["KB_CLUSTER_CONTAINERD_SOCK"], "-n", "k8s.io", "images", "ls", "-q"],
+        [env["KB_CLUSTER_CTR"], "-a", env["KB_CLUSTER_CONTAINERD_SOCK"], "-n", "k8s.io",
+         "images", "ls", "-q"],
         capture_output=True,
         text=True,
         check=False,

@@ -208,3 +208,11 @@ def test_failure_line_picks_the_telling_line_before_a_usage_text() -> None:
     assert failure_line(log) == "Incorrect Usage: flag provided but not defined: -install"
     assert failure_line("starting\nsegfault at 0x0\n") == "segfault at 0x0"
     assert failure_line("") == ""
+
+
+def test_failure_line_prefers_the_error_to_a_usage_heading_logged_before_it() -> None:
+    # The runtime interleaves stdout (the help) and stderr (the error) in either order.
+    log = "NAME:\n   buildkitd - build daemon\n\nUSAGE:\n   buildkitd [options]\n" \
+          "Incorrect Usage: flag provided but not defined: -install\n"
+    assert failure_line(log) == "Incorrect Usage: flag provided but not defined: -install"
+    assert failure_line("USAGE:\n   tool [flags]\n") == "USAGE:"
