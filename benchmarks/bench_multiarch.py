@@ -18,9 +18,10 @@ builds with --no-cache and is checked to have run its RUN step (not CACHED).
 - N platforms on k builders: 4 platforms split over 2 builders (2 each, one solve per
   builder, pushed by digest), through the internal API ``build.run_groups`` that
   ``kubectl build`` uses: both builders in parallel, vs the slowest builder alone
-  (goal <= 1.2x), vs one builder after the other. Two workloads: CPU-bound (on this one
-  2-core node the two builders share the CPUs, so parallelism cannot beat the sum much)
-  and wait-bound (sleep: shows what the orchestration itself costs). The merge (read
+  (goal <= 1.2x), vs one builder after the other. Workloads: CPU-bound with one platform
+  per builder (each builder keeps one of the node's 2 cores busy, as builders on separate
+  nodes would), CPU-bound with two per builder (the pair needs 4 cores on a 2-core node,
+  so parallelism cannot beat the sum) and wait-bound (sleep: what the orchestration costs). The merge (read
   back, merge, push the index) is timed on its own.
 """
 
@@ -47,6 +48,11 @@ QEMU = f"FROM busybox AS work\n{WORK}\nFROM busybox\nCOPY --from=work /sum /sum\
 SLEEP = "FROM busybox\nARG TARGETARCH\nRUN echo $TARGETARCH; sleep 8\n"
 PER_PLATFORM = ("linux/arm64", "linux/arm/v7", "linux/arm/v6")
 SPLIT = {"buildkit": "linux/amd64,linux/386", "second": "linux/arm64,linux/arm/v7"}
+# One CPU-bound platform per builder: each builder keeps one core busy, as builders on
+# nodes of their own would, which is what the <= 1.2x goal is about.
+SPLIT_ONE_EACH = {"buildkit": "linux/arm64", "second": "linux/arm/v7"}
+PARALLEL_CASES = (("CPU-bound, one platform per builder", QEMU, SPLIT_ONE_EACH),
+                  ("CPU-bound", QEMU, SPLIT), ("wait-bound", SLEEP, SPLIT))
 
 
 def _env(path: Path) -> dict[str, str]:
@@ -154,24 +160,25 @@ def _groups_run(kubeconfig: str, namespace: str, dockerfile: str, split: dict[st
 def bench_parallel(kubeconfig: str, namespace: str, rounds: int,
                    core: dict[str, str]) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
-    for label, dockerfile in (("CPU-bound", QEMU), ("wait-bound", SLEEP)):
+    for label, dockerfile, split in PARALLEL_CASES:
         both, alone, merges = [], [], []
-        _groups_run(kubeconfig, namespace, dockerfile, SPLIT, core)  # untimed: pulls, warm-up
+        _groups_run(kubeconfig, namespace, dockerfile, split, core)  # untimed: pulls, warm-up
         for _ in range(rounds):
-            seconds, merge = _groups_run(kubeconfig, namespace, dockerfile, SPLIT, core)
+            seconds, merge = _groups_run(kubeconfig, namespace, dockerfile, split, core)
             both.append(seconds)
             merges.append(merge)
             singles = [_groups_run(kubeconfig, namespace, dockerfile, {name: platforms}, core)[0]
-                       for name, platforms in SPLIT.items()]
+                       for name, platforms in split.items()]
             alone.append(singles)
         parallel = median(both)
         slowest = median([max(s) for s in alone])
         sequential = median([sum(s) for s in alone])
-        rows.append({"case": f"4 platforms on 2 builders, {label}: parallel vs slowest builder",
+        count = sum(len(p.split(",")) for p in split.values())
+        rows.append({"case": f"{count} platforms on 2 builders, {label}: parallel vs slowest builder",
                      "ours (s)": f"{parallel:.1f}", "baseline (s)": f"{slowest:.1f}",
                      "ratio": f"{parallel / slowest:.2f}", "goal": "<= 1.2",
                      "met": "yes" if parallel / slowest <= 1.2 else "no"})
-        rows.append({"case": f"4 platforms on 2 builders, {label}: parallel vs one after another",
+        rows.append({"case": f"{count} platforms on 2 builders, {label}: parallel vs one after another",
                      "ours (s)": f"{parallel:.1f}", "baseline (s)": f"{sequential:.1f}",
                      "ratio": f"{parallel / sequential:.2f}", "goal": "< 1", "met":
                      "yes" if parallel < sequential else "no"})
@@ -211,8 +218,10 @@ def main() -> int:
              "of each configuration (base image pulls), every build --no-cache. "
              "cross = the work stage on $BUILDPLATFORM; qemu = the same stage on the target "
              "platform under binfmt/QEMU. Parallel rows: one solve per builder pushing by "
-             "digest, both builders on the same node, so a CPU-bound pair shares 2 cores; the "
-             "wait-bound pair shows the orchestration's own cost.")
+             "digest, both builders on the same node: with one CPU-bound platform each, each "
+             "builder keeps one of the 2 cores busy (as builders on nodes of their own would); "
+             "with two each, the pair needs twice the cores there are, so parallel can only "
+             "match one after another; the wait-bound pair shows the orchestration's own cost.")
     path = write_result("multiarch", f"python -m benchmarks.bench_multiarch --rounds {args.rounds}",
                         rows, notes)
     print(path)
