@@ -86,6 +86,11 @@ def spec_from_workload(workload: Mapping[str, Any], config: Mapping[str, str] | 
     )
 
 
+def without_containerd_paths(spec: BuilderSpec) -> BuilderSpec:
+    """`spec` with the standard containerd paths, so resolving settles them for its own nodes."""
+    return replace(spec, **{field: getattr(_DEFAULTS, field) for field in NODE_ANNOTATIONS})
+
+
 def keep_containerd_paths(resolved: BuilderSpec, copied: BuilderSpec) -> BuilderSpec:
     """`resolved` with `copied`'s containerd paths where the new nodes left the standard ones."""
     if any(getattr(resolved, field) != getattr(_DEFAULTS, field) for field in NODE_ANNOTATIONS):

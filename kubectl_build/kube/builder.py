@@ -421,7 +421,9 @@ def ensure_arch_builder(kube: Kube, default: str, name: str, node_selector: Mapp
             console.trace(f"cannot read ConfigMap {default}: builder {name} gets the default buildkitd.toml")
     copied = arch_builder.arch_spec(name, node_selector, base, config, os.environ)
     console.trace(f"builder {name}: {'copy of builder ' + default if base is not None else 'first-use spec'}")
-    spec = prepare(kube, copied, console)
+    # The copied paths are where containerd lives on the default builder's nodes: the new
+    # nodes are asked first (their annotations), the copy fills in where they say nothing.
+    spec = prepare(kube, arch_builder.without_containerd_paths(copied), console)
     if spec.worker == "containerd":
         spec = arch_builder.keep_containerd_paths(spec, copied)
     return _create_and_wait(kube, spec, console, timeout)

@@ -431,3 +431,46 @@ def test_native_on_both_nodes_merged_into_one_index(cluster_env: dict[str, str],
         assert read_file_from_image(client, repo, images["linux/amd64"], "/arch") == b"x86_64\n"
     finally:
         kubectl(cluster_env, "delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.mark.arm64node
+def test_without_push_each_node_loads_its_own_variant(cluster_env: dict[str, str],
+                                                     tmp_path: Path) -> None:
+    """No --push on two nodes: the containerd builders load linux/amd64 into the first node's
+    image store and linux/arm64 into the arm64 node's, both under the name a pod spec uses."""
+    assert "KB_CLUSTER_ARM64_NODE" in cluster_env, \
+        "second node not enabled: KB_CLUSTER_ARM64_NODE=1 hack/testbed up cluster"
+    testbed = load_testbed()
+    name = f"kb-ml-{uuid.uuid4().hex[:8]}"
+    kubectl(cluster_env, "create", "namespace", name)
+    try:
+        config = Path(STATE) / "cluster" / f"buildkitd-{name}.toml"
+        config.write_text(f'[registry."docker.io"]\n  mirrors = ["{testbed.registry}"]\n'
+                          f'[registry."{testbed.registry}"]\n  http = true\n')
+        created = run_cli("create", "buildkit", "-n", name, "--worker", "containerd",
+                          "--host-network", "--config", str(config), "--timeout", "240",
+                          program="kubectl-buildkit", env={"KUBECONFIG": cluster_env["KUBECONFIG"]})
+        assert created.code == 0, created.stderr[-3000:]
+        (tmp_path / "ctx").mkdir()
+        (tmp_path / "ctx" / "Dockerfile").write_text(UNAME)
+        tag = f"kb-ml:{name}"
+        run = run_cli(str(tmp_path / "ctx"), "-n", name, "--progress", "plain", "--platform",
+                      "linux/amd64,linux/arm64", "-t", tag, timeout=900,
+                      env={"KUBECONFIG": cluster_env["KUBECONFIG"]})
+        assert run.code == 0, run.stderr[-4000:]
+        plan = _plan(run.stderr)
+        assert plan["linux/arm64"].startswith(f"native on {cluster_env['KB_CLUSTER_ARM64_NODE']}"), plan
+        # What a user does next: a pod with imagePullPolicy Never on each node runs the
+        # variant that node loaded (the arm64 node's runtime is amd64: binfmt runs arm64).
+        for node, want in ((cluster_env["KB_CLUSTER_NODE"], "x86_64"),
+                           (cluster_env["KB_CLUSTER_ARM64_NODE"], "aarch64")):
+            pod = f"run-{want.replace('_', '-')}"
+            kubectl(cluster_env, "-n", name, "run", pod, f"--image={tag}", "--restart=Never",
+                    "--image-pull-policy=Never",
+                    f'--overrides={{"spec": {{"nodeName": "{node}"}}}}', "--command", "--",
+                    "cat", "/arch")
+            kubectl(cluster_env, "-n", name, "wait", f"pod/{pod}", "--timeout=120s",
+                    "--for=jsonpath={.status.phase}=Succeeded")
+            assert kubectl(cluster_env, "-n", name, "logs", pod).stdout == f"{want}\n"
+    finally:
+        kubectl(cluster_env, "delete", "namespace", name, "--wait=false", check=False)

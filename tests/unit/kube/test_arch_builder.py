@@ -15,6 +15,7 @@ from kubectl_build.kube.arch_builder import (
     keep_containerd_paths,
     selector_mismatch,
     spec_from_workload,
+    without_containerd_paths,
 )
 from kubectl_build.kube.builder_spec import BuilderSpec, NodeFacts, resolve
 
@@ -155,6 +156,20 @@ def test_new_nodes_containerd_paths_win_else_the_defaults_are_kept() -> None:
     )
     from_nodes = resolve(replace(BuilderSpec()), ANNOTATED)
     assert keep_containerd_paths(from_nodes, copied) == from_nodes
+
+
+def test_a_copy_of_a_builder_on_other_nodes_takes_their_containerd_paths() -> None:
+    # The default builder's paths came from its own node's annotations; the new node has its own.
+    copied = replace(
+        BuilderSpec(worker="containerd"), containerd_sock="/a/c.sock", containerd_root="/a/root",
+        containerd_state="/a/st",
+    )
+    spec = keep_containerd_paths(resolve(without_containerd_paths(copied), ANNOTATED), copied)
+    assert (spec.containerd_sock, spec.containerd_root, spec.containerd_state) == (
+        "/srv/ctrd/containerd.sock", "/srv/ctrd/root", "/srv/ctrd/state")
+    spec = keep_containerd_paths(resolve(without_containerd_paths(copied), CONTAINERD), copied)
+    assert (spec.containerd_sock, spec.containerd_root, spec.containerd_state) == (
+        "/a/c.sock", "/a/root", "/a/st")
 
 
 def test_selector_of_an_existing_builder() -> None:
