@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from kubectl_build.errors import ExitCode
+from tests.e2e.cluster.multiarch_helpers import sa_kubeconfig
 from tests.e2e.helpers import STATE, Run, run_cli
 
 pytestmark = pytest.mark.cluster
@@ -487,39 +488,12 @@ def test_parallel_ensure_makes_one_builder(env: dict[str, str], ns: str) -> None
     assert names == ["deployment.apps/buildkit"]
 
 
-def _sa_kubeconfig(env: dict[str, str], ns: str, tmp_path: Path) -> str:
-    """A kubeconfig for a ServiceAccount that may use builders but not create them."""
-    role = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": {"name": "builder-user"},
-        "rules": [
-            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list"]},
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create"]},
-            {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create", "get"]},
-        ],
-    }
-    kubectl(env, "-n", ns, "apply", "-f", "-", stdin=json.dumps(role))
-    kubectl(env, "-n", ns, "create", "serviceaccount", "dev")
-    kubectl(
-        env, "-n", ns, "create", "rolebinding", "dev", "--role=builder-user", f"--serviceaccount={ns}:dev"
-    )
-    token = kubectl(env, "-n", ns, "create", "token", "dev", "--duration=1h").stdout.strip()
-    admin = json.loads(kubectl(env, "config", "view", "--raw", "--minify", "-o", "json").stdout)
-    cluster = admin["clusters"][0]
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "current-context": "dev",
-        "clusters": [cluster],
-        "users": [{"name": "dev", "user": {"token": token}}],
-        "contexts": [
-            {"name": "dev", "context": {"cluster": cluster["name"], "user": "dev", "namespace": ns}}
-        ],
-    }
-    path = tmp_path / "dev.kubeconfig"
-    path.write_text(json.dumps(config))
-    return str(path)
+# May use builders (read them, exec into their pods) but not create them.
+BUILDER_USER_RULES = (
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create"]},
+    {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create", "get"]},
+)
 
 
 def test_rbac_user_uses_existing_builder_but_cannot_create(
@@ -531,7 +505,7 @@ def test_rbac_user_uses_existing_builder_but_cannot_create(
     from kubectl_build.kube.config import KubeOptions, connect
 
     assert buildkit(env, ns, "create", "--worker", "runc", "--host-network").code == 0
-    dev = _sa_kubeconfig(env, ns, tmp_path)
+    dev = sa_kubeconfig(env, ns, tmp_path, BUILDER_USER_RULES)
     kube = connect(KubeOptions(kubeconfig=dev))
     found = find_builder(kube, "buildkit")
     assert found is not None and found.ready_pods() and found.worker == "runc"
