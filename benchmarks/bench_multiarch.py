@@ -48,11 +48,18 @@ QEMU = f"FROM busybox AS work\n{WORK}\nFROM busybox\nCOPY --from=work /sum /sum\
 SLEEP = "FROM busybox\nARG TARGETARCH\nRUN echo $TARGETARCH; sleep 8\n"
 PER_PLATFORM = ("linux/arm64", "linux/arm/v7", "linux/arm/v6")
 SPLIT = {"buildkit": "linux/amd64,linux/386", "second": "linux/arm64,linux/arm/v7"}
-# One CPU-bound platform per builder: each builder keeps one core busy, as builders on
-# nodes of their own would, which is what the <= 1.2x goal is about.
 SPLIT_ONE_EACH = {"buildkit": "linux/arm64", "second": "linux/arm/v7"}
-PARALLEL_CASES = (("CPU-bound, one platform per builder", QEMU, SPLIT_ONE_EACH),
-                  ("CPU-bound", QEMU, SPLIT), ("wait-bound", SLEEP, SPLIT))
+# The goal is about builders on nodes of their own. This node has 2 cores and the work
+# stage is a pipeline (gzip and md5sum run at once), so an uncapped builder alone takes
+# both cores and parallel builders take them from each other. Builders capped at one CPU
+# each (a cgroup limit their RUN containers inherit) stand in for two one-core nodes:
+# alone and in parallel, each gets the same one core.
+CAPPED = {"one-cpu-a": "linux/arm64", "one-cpu-b": "linux/arm/v7"}
+CAP_FLAGS = ("--limits", "cpu=1", "--requests", "cpu=100m")
+PARALLEL_CASES = (("CPU-bound, builders capped at one CPU each (two one-core nodes)", QEMU, CAPPED),
+                  ("CPU-bound, one platform per uncapped builder", QEMU, SPLIT_ONE_EACH),
+                  ("CPU-bound, two platforms per uncapped builder", QEMU, SPLIT),
+                  ("wait-bound", SLEEP, SPLIT))
 
 
 def _env(path: Path) -> dict[str, str]:
@@ -70,10 +77,11 @@ def _builders(kubeconfig: str, namespace: str, core: dict[str, str]) -> None:
     config = STATE / "cluster" / f"buildkitd-{namespace}.toml"
     config.write_text(f'[registry."docker.io"]\n  mirrors = ["{core["KB_REGISTRY"]}"]\n'
                       f'[registry."{core["KB_REGISTRY"]}"]\n  http = true\n')
-    for name in SPLIT:
+    for name in (*SPLIT, *CAPPED):
+        capped = CAP_FLAGS if name in CAPPED else ()
         subprocess.run([str(REPO / ".venv" / "bin" / "kubectl-buildkit"), "create", name, "-n",
                         namespace, "--worker", "runc", "--host-network", "--config", str(config),
-                        "--timeout", "240"], check=True, capture_output=True, timeout=300,
+                        "--timeout", "240", *capped], check=True, capture_output=True, timeout=300,
                        env={**os.environ, "KUBECONFIG": kubeconfig})
 
 
@@ -218,10 +226,12 @@ def main() -> int:
              "of each configuration (base image pulls), every build --no-cache. "
              "cross = the work stage on $BUILDPLATFORM; qemu = the same stage on the target "
              "platform under binfmt/QEMU. Parallel rows: one solve per builder pushing by "
-             "digest, both builders on the same node: with one CPU-bound platform each, each "
-             "builder keeps one of the 2 cores busy (as builders on nodes of their own would); "
-             "with two each, the pair needs twice the cores there are, so parallel can only "
-             "match one after another; the wait-bound pair shows the orchestration's own cost.")
+             "digest, all builders on this one node. Capped builders (--limits cpu=1) stand in for "
+             "builders on one-core nodes of their own, the setting of the <= 1.2x goal: each gets "
+             "one core alone and in parallel, though the cluster itself still shares the two. "
+             "Uncapped, a builder alone takes both cores (the work stage is a pipeline), so two in "
+             "parallel can only approach one after another; the wait-bound pair shows the "
+             "orchestration's own cost.")
     path = write_result("multiarch", f"python -m benchmarks.bench_multiarch --rounds {args.rounds}",
                         rows, notes)
     print(path)
