@@ -26,6 +26,9 @@ hits a cache it should not have would make any ratio meaningless):
     (checked in the progress output); warm: one file changed, COPY must run again.
   Cold = builder absent: create it and build, both commands timed (buildx's `create`
   only records the builder; its first build deploys it).
+- Our runs use the local agent as a user's would (kubectl_build.agent): the first build
+  in the invocation leaves it, later ones are run by it. Every run, ours and buildx's,
+  starts after a SETTLE pause so background work of the previous run is not timed.
 - Registry for --push and the golang base image: pods cannot reach the test bed's
   registries on 127.0.0.1 and buildx's driver cannot ask for host networking, so the
   benchmark forwards the node's bridge address (the node IP, reachable from pods on
@@ -58,6 +61,8 @@ SOLVE = re.compile(r"solve sent ([0-9.]+)s after start")
 SENT = re.compile(r"bytes_sent=([0-9]+)")
 OURS, THEIRS = "kbbench", "kbbench-bx"
 CASES = ("cross", "small", "overhead", "transport")
+SETTLE = 1.0
+"""Seconds of quiet before every timed run."""
 
 
 def cluster_env() -> dict[str, str]:
@@ -173,6 +178,10 @@ class Bench:
         self.forwarder.close()
 
     def run(self, cmd: list[str], env: dict[str, str] | None = None) -> Run:
+        # Each run starts on a quiet machine: what the previous one left running in the
+        # background (our local agent dialling the pod for the next build, kubectl
+        # children winding down) must not land in the next run's time, whoever's it is.
+        time.sleep(SETTLE)
         seconds, _, err = run_measured(cmd, env={**self.env, **(env or {})})
         if self.logs is not None:
             self.logs.mkdir(parents=True, exist_ok=True)

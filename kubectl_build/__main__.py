@@ -239,9 +239,26 @@ def _finish(code: int, argv: Sequence[str] | None) -> int:
 def build_main(argv: Sequence[str] | None = None) -> int:
     """The ``kubectl-build`` console script (also ``kubectl build`` via kubectl's plugins).
 
-    Called without ``argv`` (as the program) it ends the process itself (``exit_now``).
+    Called without ``argv`` (as the program) it ends the process itself (``exit_now``),
+    and hands the build to the local agent when one runs (kubectl_build.agent), else
+    runs it here and, when it succeeds, leaves an agent for the next build.
     """
-    return _finish(_build(sys.argv[1:] if argv is None else list(argv)), argv)
+    if argv is not None:
+        return _build(list(argv))
+    from kubectl_build.agent import client as agent
+
+    args = sys.argv[1:]
+    code = agent.delegate(args)
+    if code is None:
+        code = _build(args)
+        if code == ExitCode.OK:
+            agent.start(args)
+    exit_now(code)
+
+
+def build_in_process(args: list[str]) -> int:
+    """A ``kubectl build`` run in this process, never delegated (the agent's copies)."""
+    return _build(args)
 
 
 def _build(args: list[str]) -> int:

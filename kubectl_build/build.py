@@ -63,10 +63,10 @@ emulator probe for 20 s."""
 EMULATOR_POLL = 1.0
 
 
-def _process_age() -> float:
-    """Seconds since this process started (Linux), else since this module loaded."""
+def _process_age(pid: int | None = None) -> float:
+    """Seconds since this process (or ``pid``) started (Linux), else since this module loaded."""
     try:
-        with open("/proc/self/stat", encoding="ascii") as fh:
+        with open(f"/proc/{pid or 'self'}/stat", encoding="ascii") as fh:
             ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
         with open("/proc/uptime", encoding="ascii") as fh:
             uptime = float(fh.read().split()[0])
@@ -77,6 +77,12 @@ def _process_age() -> float:
 
 # Monotonic time of process start: for --debug timings (and the overhead benchmark).
 STARTED = time.monotonic() - _process_age()
+
+
+def time_from(pid: int) -> None:
+    """Count --debug timings from the start of process ``pid`` (the local agent's caller)."""
+    global STARTED
+    STARTED = time.monotonic() - _process_age(pid)
 STATUS_DRAIN_TIMEOUT = 10.0
 
 
@@ -206,6 +212,8 @@ def run_build(options: BuildOptions, console: Console) -> int:
                 raise
             console.trace(f"context transfer: {filesync.stats}")
         results.report(response, plan, options, console)
+        console.trace(f"reported {time.monotonic() - STARTED:.3f}s after start")
+    console.trace(f"cleaned up {time.monotonic() - STARTED:.3f}s after start")
     return 0
 
 

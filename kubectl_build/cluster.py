@@ -291,6 +291,7 @@ def open_target(options: BuildOptions, console: Console, context_key: str, load:
 
 def _warm_target(options: BuildOptions, entry: warm.WarmEntry, stack: ExitStack,
                  console: Console, key: str) -> ClusterTarget | None:
+    from kubectl_build.kube import prespawn
     from kubectl_build.kube.transport import PodTarget, open_client
 
     if transport_of(options) != "kubectl":
@@ -313,13 +314,12 @@ def _warm_target(options: BuildOptions, entry: warm.WarmEntry, stack: ExitStack,
         console.trace(f"remembered builder pod {entry.pod} is gone; looking it up")
         return None
     stack.push(inner)
-    console.trace(f"dialled remembered builder pod {entry.pod}")
+    ready = " (exec kept ready by the local agent)" if prespawn.adopted_spare() else ""
+    console.trace(f"dialled remembered builder pod {entry.pod}{ready}")
     if options.registry_secret:
         store, secret = _read_credentials(options)  # an explicit Secret must exist: check now
         credentials: CredentialStore = store
     else:
-        from kubectl_build.kube import prespawn
-
         early = prespawn.take_secret((entry.namespace, options.builder, entry.kubectl_args))
         pending = [early] if early is not None else []  # used once: a retry asks the API
 

@@ -6,6 +6,10 @@ the rest of the build takes about as long. Doing both at once halves the time to
 Solve on a warm builder. The early exec talks through a socketpair; when grpc
 later connects to the bridge, the bridge splices that connection onto it.
 
+Under the local agent (kubectl_build.agent), the exec for the next build is started
+when the previous one ends: the agent's forked copy finds it here as a Spare and
+adopts it when it is for the same pod and environment.
+
 The builder-named registry Secret is read the same way, by `kubectl get secret`
 started at once: importing the kubernetes client for it (0.3 s of CPU) in a thread
 of this process would slow down everything else that runs before and during Solve,
@@ -20,17 +24,81 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+from kubectl_build.agent import wire
 from kubectl_build.kube import warm
+
+EarlyKey = tuple[str, str, str, tuple[str, ...]]
+"""(namespace, pod, container, kubectl args)."""
+
+
+class ChildProcess(Protocol):
+    """What the transport needs of the process behind an exec."""
+
+    def poll(self) -> int | None: ...
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+class AgentOwned:
+    """The agent's kubectl, seen from its forked copy (a sibling, not a child).
+
+    The agent reaps it; until then it cannot exit unseen, so its pid cannot be reused
+    while this still signals it.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def poll(self) -> int | None:
+        try:
+            with open(f"/proc/{self.pid}/stat", encoding="ascii") as stat:
+                state = stat.read().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            return 0
+        return 0 if state in ("Z", "X") else None
+
+    def terminate(self) -> None:
+        self._signal(15)
+
+    def kill(self) -> None:
+        self._signal(9)
+
+    def wait(self, timeout: float | None = None) -> int:
+        return 0  # the agent waits for it
+
+    def _signal(self, signum: int) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signum)
+            except OSError:
+                pass
+
+
+@dataclass
+class Spare:
+    """An exec the agent started for the next build, as its forked copy inherits it."""
+
+    key: EarlyKey
+    env: str
+    """wire.env_digest of the environment it was started with."""
+    pid: int
+    sock: socket.socket
 
 
 @dataclass
 class Early:
     """An exec already running for (namespace, pod, container, kubectl args)."""
 
-    key: tuple[str, str, str, tuple[str, ...]]
-    process: subprocess.Popen[bytes]
+    key: EarlyKey
+    process: ChildProcess
     sock: socket.socket
 
 
@@ -48,32 +116,80 @@ class EarlySecret:
 
 _EARLY: Early | None = None
 _SECRET: EarlySecret | None = None
+_SPARE: Spare | None = None
+_CACHE_KEY: str | None = None
+_ADOPTED = False
+
+
+def exec_command(kubectl: str, namespace: str, pod: str, container: str,
+                 kubectl_args: Sequence[str]) -> list[str]:
+    """The `kubectl exec` that connects stdin/stdout to the pod's buildkitd."""
+    return [kubectl, *kubectl_args, "-n", namespace, "exec", "-i", pod, "-c", container,
+            "--", "buildctl", "dial-stdio"]
+
+
+def spawn_exec(command: Sequence[str], env: dict[str, str] | None = None,
+               cwd: str | None = None) -> tuple[subprocess.Popen[bytes], socket.socket] | None:
+    """Start an exec talking through a socketpair; (process, our end) or None."""
+    ours, theirs = socket.socketpair()
+    try:
+        process = subprocess.Popen(command, stdin=theirs.fileno(), stdout=theirs.fileno(),
+                                   stderr=subprocess.DEVNULL, close_fds=True, env=env, cwd=cwd)
+    except OSError:
+        ours.close()
+        return None
+    finally:
+        theirs.close()
+    return process, ours
+
+
+def offer(spare: Spare) -> None:
+    """The agent's exec for this build, adopted by ``start`` when it fits."""
+    global _SPARE
+    _SPARE = spare
 
 
 def start(kubeconfig: str | None, context: str | None, namespace: str | None,
           builder: str, *, read_secret: bool = False) -> None:
     """Spawn the exec for the remembered pod, if there is one (best effort); with
     ``read_secret``, also the read of the Secret named like the builder."""
-    global _EARLY, _SECRET
-    entry = warm.load(warm.cache_key(kubeconfig, context, namespace, builder))
+    global _EARLY, _SECRET, _SPARE, _CACHE_KEY, _ADOPTED
+    _CACHE_KEY = warm.cache_key(kubeconfig, context, namespace, builder)
+    entry = warm.load(_CACHE_KEY)
+    spare, _SPARE = _SPARE, None
     kubectl = shutil.which("kubectl")
     if entry is None or kubectl is None:
+        if spare is not None:
+            spare.sock.close()
         return
-    ours, theirs = socket.socketpair()
-    command = [kubectl, *entry.kubectl_args, "-n", entry.namespace, "exec", "-i", entry.pod,
-               "-c", entry.container, "--", "buildctl", "dial-stdio"]
-    try:
-        process = subprocess.Popen(command, stdin=theirs.fileno(), stdout=theirs.fileno(),
-                                   stderr=subprocess.DEVNULL, close_fds=True)
-    except OSError:
-        ours.close()
-        return
-    finally:
-        theirs.close()
-    _EARLY = Early((entry.namespace, entry.pod, entry.container, entry.kubectl_args),
-                   process, ours)
+    key = (entry.namespace, entry.pod, entry.container, entry.kubectl_args)
+    if spare is not None and spare.key == key and spare.env == wire.env_digest(os.environ):
+        _EARLY = Early(key, AgentOwned(spare.pid), spare.sock)
+        _ADOPTED = True
+    else:
+        if spare is not None:
+            spare.sock.close()
+        started = spawn_exec(exec_command(kubectl, *key))
+        if started is None:
+            return
+        _EARLY = Early(key, *started)
     if read_secret:  # after the exec, which Solve waits for
         _SECRET = _read_secret(kubectl, entry, builder)
+
+
+def adopted_spare() -> bool:
+    """Whether this build's exec is the one the agent started for it."""
+    return _ADOPTED
+
+
+def next_target() -> dict[str, object] | None:
+    """For the agent: the pod this build's target is remembered by now, to dial for the
+    next build (None when this was no warm-path cluster build)."""
+    entry = warm.load(_CACHE_KEY) if _CACHE_KEY is not None else None
+    if entry is None:
+        return None
+    return {"key": [entry.namespace, entry.pod, entry.container, list(entry.kubectl_args)],
+            "env": dict(os.environ), "cwd": os.getcwd()}
 
 
 def _read_secret(kubectl: str, entry: warm.WarmEntry, name: str) -> EarlySecret | None:
@@ -87,7 +203,7 @@ def _read_secret(kubectl: str, entry: warm.WarmEntry, name: str) -> EarlySecret 
     return EarlySecret((entry.namespace, name, entry.kubectl_args), reader)
 
 
-def settle(key: tuple[str, str, str, tuple[str, ...]], timeout: float) -> bool | None:
+def settle(key: EarlyKey, timeout: float) -> bool | None:
     """Did the early exec for this target reach buildkitd?
 
     True once the daemon has spoken (its HTTP/2 server sends SETTINGS as soon as
@@ -115,7 +231,7 @@ def settle(key: tuple[str, str, str, tuple[str, ...]], timeout: float) -> bool |
                 return None
 
 
-def take(key: tuple[str, str, str, tuple[str, ...]]) -> Early | None:
+def take(key: EarlyKey) -> Early | None:
     """The early exec for this target, once; None if absent, different or dead."""
     global _EARLY
     early, _EARLY = _EARLY, None

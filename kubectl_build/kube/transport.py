@@ -40,11 +40,14 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubectl_build.buildkit.client import BuildKitClient, Endpoint
 from kubectl_build.errors import ClusterError, UsageError
 from kubectl_build.kube.config import Kube
+
+if TYPE_CHECKING:
+    from kubectl_build.kube.prespawn import ChildProcess
 
 DIAL = ["buildctl", "dial-stdio"]
 EARLY_SETTLE_TIMEOUT = 5.0
@@ -74,7 +77,7 @@ class _Bridge:
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(self.path)
         self._listener.listen(8)
-        self._children: list[subprocess.Popen[bytes]] = []
+        self._children: list[ChildProcess] = []
         self._closed = threading.Event()
         self._kubectl = shutil.which("kubectl") if transport == "kubectl" else None
         if transport == "kubectl" and self._kubectl is None:
