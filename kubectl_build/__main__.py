@@ -10,15 +10,16 @@ from __future__ import annotations
 import io
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
-from kubectl_build.console import Console
-from kubectl_build.errors import ExitCode, KubectlBuildError
-
 if TYPE_CHECKING:
     import click
+
+    from kubectl_build.console import Console
+
+# Only what a build handed to the local agent needs is imported at start: such a
+# process does nothing else, so every module here is time on every warm build.
 
 # `kubectl build --help` as click renders it (fixed 80 columns, see cli.CONTEXT_SETTINGS).
 # Answering a bare --help from this copy skips importing click, which alone costs
@@ -116,6 +117,7 @@ def _dispatch(command_name: str, argv: Sequence[str], console: Console) -> int:
     import click
 
     from kubectl_build import cli
+    from kubectl_build.errors import ExitCode
 
     command = cli.build if command_name == "build" else cli.buildkit
     prog = cli.BUILD_PROG if command_name == "build" else cli.BUILDKIT_PROG
@@ -144,6 +146,10 @@ def _silence_stdout() -> None:
 
 def _guarded(body: Callable[[], int], console: Console) -> int:
     """Run ``body``, turning every exception into one stderr line and an exit code."""
+    import traceback
+
+    from kubectl_build.errors import ExitCode, KubectlBuildError
+
     try:
         return body()
     except KubectlBuildError as err:
@@ -172,16 +178,20 @@ def run(command_name: str, argv: Sequence[str]) -> int:
     Returns:
         The process exit code.
     """
+    from kubectl_build.console import Console
+
     console = Console(debug=_debug_requested(argv))
     return _guarded(lambda: _dispatch(command_name, argv, console), console)
 
 
 def _show(text: str) -> int:
+    from kubectl_build.console import Console
+
     console = Console()
 
     def show() -> int:
         console.result(text)
-        return ExitCode.OK
+        return 0
 
     return _guarded(show, console)
 
@@ -192,6 +202,7 @@ def _completion(program: str, args: Sequence[str]) -> int | None:
     if not wants_script and not os.environ.get(f"_{program.replace('-', '_').upper()}_COMPLETE"):
         return None
     from kubectl_build import completion
+    from kubectl_build.console import Console
 
     if wants_script:
         # Never a valid build (one PATH only), so it cannot shadow a context directory.
@@ -202,6 +213,7 @@ def _completion(program: str, args: Sequence[str]) -> int | None:
 def _version(args: Sequence[str]) -> int:
     """``--version``: the client's, plus the builder's with --buildkit-host or BUILDKIT_HOST."""
     from kubectl_build import version
+    from kubectl_build.console import Console
 
     console = Console(debug=_debug_requested(args))
     address = version.address_from_args(args, os.environ)
@@ -251,7 +263,7 @@ def build_main(argv: Sequence[str] | None = None) -> int:
     code = agent.delegate(args)
     if code is None:
         code = _build(args)
-        if code == ExitCode.OK:
+        if code == 0:
             agent.start(args)
     exit_now(code)
 

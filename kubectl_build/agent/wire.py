@@ -5,13 +5,13 @@ Imported by the thin client before anything else, so it uses only cheap modules.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
 import sys
+import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 SWITCH = "KUBECTL_BUILD_AGENT"
 """0/off/false/no: never use or start an agent."""
@@ -40,8 +40,7 @@ _HEADER = struct.Struct(">I")
 _CODE = struct.Struct(">i")
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     """One `kubectl build` invocation, as the agent's copy must reproduce it."""
 
     argv: tuple[str, ...]
@@ -71,7 +70,7 @@ def socket_path(environ: Mapping[str, str], executable: str = sys.executable) ->
     folder = environ.get(FOLDER) or os.path.join(
         environ.get("XDG_RUNTIME_DIR") or "/tmp", f"kubectl-build-{os.getuid()}")
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    tag = hashlib.sha256(f"{executable}\0{package}".encode()).hexdigest()[:12]
+    tag = "%08x" % zlib.crc32(f"{executable}\n{package}".encode())  # noqa: UP031
     return os.path.join(folder, f"agent-{tag}.sock")
 
 
@@ -94,6 +93,8 @@ def wants_agent(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
 
 def env_digest(environ: Mapping[str, str]) -> str:
     """Digest of an environment, ignoring what a shell changes between commands."""
+    import hashlib  # not needed by the thin client
+
     kept = sorted((k, v) for k, v in environ.items() if k not in VOLATILE)
     return hashlib.sha256(json.dumps(kept).encode()).hexdigest()
 
