@@ -28,6 +28,8 @@ def delegate(argv: Sequence[str]) -> int | None:
     """Run the build in the agent and return its exit code; None to run it here."""
     if getattr(sys, "frozen", False) or not wire.wants_agent(argv, os.environ):
         return None
+    if not _standard_streams_open():
+        return None  # a closed one's number may be the socket's: nothing to hand over
     path = wire.socket_path(os.environ)
     # Our environment and terminal go to whoever listens there: only to ourselves.
     if len(path) > wire.MAX_SOCKET_PATH or not _private_folder(os.path.dirname(path),
@@ -49,6 +51,15 @@ def delegate(argv: Sequence[str]) -> int | None:
         return None
     conn.settimeout(None)
     return _follow(conn)
+
+
+def _standard_streams_open() -> bool:
+    try:
+        for fd in (0, 1, 2):
+            os.fstat(fd)
+    except OSError:
+        return False
+    return True
 
 
 def _send(conn: socket.socket, argv: Sequence[str]) -> None:
