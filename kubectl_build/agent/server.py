@@ -263,7 +263,8 @@ def _copy(request: wire.Request, caller: int, conn: socket.socket, fds: list[int
                 with contextlib.suppress(OSError):
                     os.close(fd)
         _adopt_caller(request, fds)
-    except OSError:
+    except BaseException:  # noqa: BLE001 - whatever it is, this process must end here
+        # Not the caller's world (its directory is gone, say): it builds itself.
         with contextlib.suppress(OSError):
             conn.sendall(wire.REFUSED)
         os._exit(0)
