@@ -13,6 +13,7 @@ import os
 import sys
 
 from kubectl_build.__main__ import build_main, buildkit_main
+from kubectl_build.agent.wire import SERVE as AGENT_SERVE
 
 
 def _program() -> str:
@@ -21,7 +22,13 @@ def _program() -> str:
 
 
 def main() -> int:
-    """Run the program the executable was invoked as."""
+    """Run the program the executable was invoked as (or the local agent, when the CLI
+    starts this executable to serve as one: kubectl_build.agent)."""
+    serve = os.environ.pop(AGENT_SERVE, "")
+    if serve:
+        from kubectl_build.agent.server import main as serve_agent
+
+        return serve_agent(serve)
     program = _program()
     if program.startswith("kubectl_complete-"):
         from kubectl_build.completion import kubectl_hook_main

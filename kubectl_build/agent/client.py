@@ -26,7 +26,7 @@ _FORWARDED = {signal.SIGINT: wire.INTERRUPT, signal.SIGTERM: wire.TERMINATE,
 
 def delegate(argv: Sequence[str]) -> int | None:
     """Run the build in the agent and return its exit code; None to run it here."""
-    if getattr(sys, "frozen", False) or not wire.wants_agent(argv, os.environ):
+    if not wire.wants_agent(argv, os.environ):
         return None
     if not _standard_streams_open():
         return None  # a closed one's number may be the socket's: nothing to hand over
@@ -120,18 +120,21 @@ def _read_reply(conn: socket.socket) -> int | None:
 
 def start(argv: Sequence[str]) -> None:
     """After a build run here: leave an agent behind for the next one (best effort)."""
-    if getattr(sys, "frozen", False) or not wire.wants_agent(argv, os.environ):
+    if not wire.wants_agent(argv, os.environ):
         return
     path = wire.socket_path(os.environ)
     if len(path) > wire.MAX_SOCKET_PATH or not _private_folder(os.path.dirname(path)):
         return
     import subprocess
 
+    if getattr(sys, "frozen", False):  # the release executable (packaging/entry.py)
+        command, env = [sys.executable], {**os.environ, wire.SERVE: path}
+    else:
+        command, env = [sys.executable, "-m", "kubectl_build.agent", path], None
     try:
-        subprocess.Popen([sys.executable, "-m", "kubectl_build.agent", path],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, cwd="/", close_fds=True,
-                         start_new_session=True)
+                         start_new_session=True, env=env)
     except OSError:
         pass
 

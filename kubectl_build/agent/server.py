@@ -53,8 +53,12 @@ def preload() -> None:
 
 
 def fingerprint(root: Path = PACKAGE) -> str:
-    """Digest of the package's files as on disk (names, sizes, modification times)."""
+    """Digest of the package's files as on disk (names, sizes, modification times); in the
+    frozen release, whose modules live inside the executable, of the executable too."""
     digest = hashlib.sha256()
+    if getattr(sys, "frozen", False):
+        info = os.stat(sys.executable)
+        digest.update(f"{sys.executable}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(files):

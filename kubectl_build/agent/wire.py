@@ -20,6 +20,9 @@ FOLDER = "KUBECTL_BUILD_AGENT_DIR"
 IDLE = "KUBECTL_BUILD_AGENT_IDLE"
 """Seconds without a request after which the agent exits."""
 IDLE_SECONDS = 600.0
+SERVE = "KUBECTL_BUILD_AGENT_SERVE"
+"""Set to a socket path, the frozen release executable serves as the agent there (it has
+no ``python -m``)."""
 
 ACCEPTED = b"A"
 """The agent runs the build: from here on, the caller only waits for its code."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tarfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from tests.conftest import stop_agents
 from tests.e2e.cluster import multiarch_helpers
 from tests.e2e.cluster.test_kubectl_build import static_busybox_context
 from tests.e2e.helpers import Run, cli_path, run_cli
+from tests.e2e.test_krew import Release
+from tests.e2e.test_krew import release as release  # noqa: F401,PLC0414 - the fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 RAN_BY_AGENT = "run by the local agent"
@@ -213,3 +216,30 @@ def test_changed_code_switch_and_idle_exit(
     # Idle for its idle time (4 s here): it exits and removes its socket.
     assert _gone(new, 15)
     assert not list(agents.glob("*.sock"))
+
+
+@pytest.mark.timeout(2400)  # a cold first run builds the release archive
+def test_the_release_executable_leaves_and_uses_an_agent(
+        release: Release, cluster_env: dict[str, str], namespace: str, tmp_path: Path,
+        agents: Path) -> None:
+    unpacked = tmp_path / "release"
+    with tarfile.open(release.archive) as archive:
+        archive.extractall(unpacked, filter="data")
+    exe = unpacked / "kubectl-build"
+    ctx = _echo_context(tmp_path)
+    env = {**os.environ, **_env(cluster_env, tmp_path, agents), "MSG": "frozen"}
+
+    def build(out: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(exe), str(ctx), "-n", namespace, "--progress", "plain",
+                               "--debug", "--build-arg", "MSG", "-o", str(tmp_path / out)],
+                              capture_output=True, text=True, env=env, timeout=300, check=False)
+
+    first = build("one")
+    assert first.returncode == 0, first.stderr
+    assert RAN_BY_AGENT not in first.stderr
+    pid = _agent_pid(agents)
+    assert Path(f"/proc/{pid}/exe").resolve() == exe.resolve()  # the executable itself serves
+    second = build("two")
+    assert second.returncode == 0, second.stderr
+    assert f"{RAN_BY_AGENT} (pid {pid})" in second.stderr
+    assert (tmp_path / "two" / "msg").read_text() == "frozen\n"

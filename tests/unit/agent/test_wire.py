@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,16 @@ def test_fingerprint_follows_code_on_disk(tmp_path: Path) -> None:
     stat = (tmp_path / "sub" / "b.py").stat()
     os.utime(tmp_path / "sub" / "b.py", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
     assert server.fingerprint(tmp_path) != before
+
+
+def test_frozen_fingerprint_follows_the_executable(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    executable = tmp_path / "kubectl-build"
+    executable.write_bytes(b"\x7fELF v1")
+    package = tmp_path / "pkg"
+    package.mkdir()
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(executable))
+    before = server.fingerprint(package)
+    executable.write_bytes(b"\x7fELF v2, upgraded")
+    assert server.fingerprint(package) != before
