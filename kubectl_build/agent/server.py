@@ -90,8 +90,6 @@ class Agent:
     reports: dict[int, bytes] = field(default_factory=dict)
     last: float = field(default_factory=time.monotonic)
     stopping: bool = False
-    caller: int = 0
-    """pid of the caller whose request is being read."""
 
     def serve(self) -> None:
         with selectors.DefaultSelector() as sel:
@@ -115,13 +113,13 @@ class Agent:
         self.last = time.monotonic()
         fds: list[int] = []
         try:
-            request, fds = self._receive(conn)
+            request, fds, caller = self._receive(conn)
             if request is None or fingerprint() != self.code:
                 # Changed code: the caller builds with it itself and starts a new agent.
                 self.stopping = request is not None
                 conn.sendall(wire.REFUSED)
                 return
-            self._fork(sel, conn, fds, request)
+            self._fork(sel, conn, fds, request, caller)
         except (OSError, ValueError):
             pass
         finally:
@@ -130,38 +128,38 @@ class Agent:
                     os.close(fd)
             conn.close()
 
-    def _receive(self, conn: socket.socket) -> tuple[wire.Request | None, list[int]]:
+    def _receive(self, conn: socket.socket) -> tuple[wire.Request | None, list[int], int]:
+        """The request, the caller's three streams and the caller's pid."""
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         pid, uid, _ = struct.unpack("3i", creds)
         if uid != os.getuid():
-            return None, []
-        self.caller = pid
+            return None, [], pid
         conn.settimeout(REQUEST_TIMEOUT)
         header, fds, _, _ = socket.recv_fds(conn, 4, 3)
         while len(header) < 4:
             more = conn.recv(4 - len(header))
             if not more:
-                return None, fds
+                return None, fds, pid
             header += more
         length = wire.request_length(header)
         body = bytearray()
         while len(body) < length:
             more = conn.recv(min(1 << 16, length - len(body)))
             if not more:
-                return None, fds
+                return None, fds, pid
             body += more
         if len(fds) != 3:
-            return None, fds
-        return wire.decode_request(bytes(body)), fds
+            return None, fds, pid
+        return wire.decode_request(bytes(body)), fds, pid
 
     def _fork(self, sel: selectors.BaseSelector, conn: socket.socket, fds: list[int],
-              request: wire.Request) -> None:
+              request: wire.Request, caller: int) -> None:
         spare, self.spare = self.spare, None
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:
-            _copy(request, self.caller, conn, fds, spare, write_end, keep=(conn.fileno(), write_end,
-                                                              *fds, *_spare_fds(spare)))
+            _copy(request, caller, conn, fds, spare, write_end,
+                  keep=(conn.fileno(), write_end, *fds, *_spare_fds(spare)))
         os.close(write_end)
         if spare is not None:
             spare.sock.close()
@@ -261,11 +259,7 @@ def _copy(request: wire.Request, caller: int, conn: socket.socket, fds: list[int
     """Run one build in the forked copy and end the process with its exit code."""
     code = 1
     try:
-        os.closerange(3, min(keep))  # the listener, other copies' pipes, ...
-        for fd in range(min(keep), _max_fd()):
-            if fd not in keep:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        _close_inherited(keep)
         _adopt_caller(request, fds)
     except BaseException:  # noqa: BLE001 - whatever it is, this process must end here
         # Not the caller's world (its directory is gone, say): it builds itself.
@@ -291,11 +285,13 @@ def _copy(request: wire.Request, caller: int, conn: socket.socket, fds: list[int
         os._exit(code)
 
 
-def _max_fd() -> int:
-    try:
-        return max(int(name) for name in os.listdir("/proc/self/fd")) + 1
-    except (OSError, ValueError):
-        return 1024
+def _close_inherited(keep: tuple[int, ...]) -> None:
+    """Close what the copy inherited from the agent but does not use (the listener, the
+    lock file, other copies' report pipes...)."""
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) > 2 and int(name) not in keep:
+            with contextlib.suppress(OSError):
+                os.close(int(name))
 
 
 def _adopt_caller(request: wire.Request, fds: list[int]) -> None:
