@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.common import REPO, STATE, median, run_measured, write_result
+from kubectl_build.kube.transport import splice_until_eof
 
 IMAGE = "docker.io/moby/buildkit:v0.34.2"
 SOLVE = re.compile(r"solve sent ([0-9.]+)s after start")
@@ -103,28 +104,10 @@ class Forwarder:
                 continue
             up.settimeout(None)
             for a, b in ((conn, up), (up, conn)):
-                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+                threading.Thread(target=splice_until_eof, args=(a, b), daemon=True).start()
 
     def close(self) -> None:
         self.sock.close()
-
-
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
-    read_end, write_end = os.pipe()
-    try:
-        while moved := os.splice(src.fileno(), write_end, 1 << 20):
-            while moved:
-                moved -= os.splice(read_end, dst.fileno(), moved)
-    except OSError:
-        pass
-    finally:
-        os.close(read_end)
-        os.close(write_end)
-        for sock, how in ((dst, socket.SHUT_WR), (src, socket.SHUT_RD)):
-            try:
-                sock.shutdown(how)
-            except OSError:
-                pass
 
 
 class ShortDeliveryError(Exception):

@@ -119,7 +119,7 @@ class _Bridge:
             return False
         self._children.append(early.process)
         for src, dst in ((conn, early.sock), (early.sock, conn)):
-            threading.Thread(target=_splice, args=(src, dst), name="kb-splice",
+            threading.Thread(target=splice_until_eof, args=(src, dst), name="kb-splice",
                              daemon=True).start()
         return True
 
@@ -146,7 +146,7 @@ class _Bridge:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def _splice(src: socket.socket, dst: socket.socket) -> None:
+def splice_until_eof(src: socket.socket, dst: socket.socket) -> None:
     """Move bytes src → dst in the kernel (a pipe in between), until EOF."""
     read_end, write_end = os.pipe()
     try:
