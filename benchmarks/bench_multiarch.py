@@ -123,14 +123,14 @@ def bench_cross(kubeconfig: str, namespace: str, rounds: int) -> list[dict[str, 
 def _groups_run(kubeconfig: str, namespace: str, dockerfile: str, split: dict[str, str],
                 core: dict[str, str]) -> tuple[float, float]:
     """(build seconds, merge seconds) of one run_groups over ``split``."""
-    from kubectl_build import build, cluster, multiarch
     from kubectl_build.buildkit.session.auth import CredentialStore
     from kubectl_build.console import Console
     from kubectl_build.kube.builder import find_builder
     from kubectl_build.kube.config import KubeOptions, connect
-    from kubectl_build.options import BuildFlags, build_options, parse_platforms
-    from kubectl_build.planner import BuilderGroup
-    from kubectl_build.sources import LocalSources
+    from kubectl_build.options.build import BuildFlags, build_options, parse_platforms
+    from kubectl_build.planning.planner import BuilderGroup
+    from kubectl_build.run import build, cluster, multiarch
+    from kubectl_build.run.sources import LocalSources
 
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         (Path(tmp) / "Dockerfile").write_text(dockerfile)

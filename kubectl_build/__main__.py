@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # `kubectl build --help` as click renders it (fixed 80 columns, see cli.CONTEXT_SETTINGS).
 # Answering a bare --help from this copy skips importing click, which alone costs
 # several times a bare interpreter start. tests/unit/test_cli.py fails when it drifts;
-# regenerate with: python -c "from kubectl_build.cli import render_build_help as r; print(r())"
+# regenerate with: python -c "from kubectl_build.cli.commands import render_build_help as r; print(r())"
 BUILD_HELP = """Usage: kubectl build [OPTIONS] PATH | URL | -
 
   Build a container image from PATH, URL or - (stdin) with BuildKit.
@@ -116,7 +116,7 @@ def _dispatch(command_name: str, argv: Sequence[str], console: Console) -> int:
     """Run a click command; click's own errors become one line here."""
     import click
 
-    from kubectl_build import cli
+    from kubectl_build.cli import commands as cli
     from kubectl_build.errors import ExitCode
 
     command = cli.build if command_name == "build" else cli.buildkit
@@ -201,7 +201,7 @@ def _completion(program: str, args: Sequence[str]) -> int | None:
     wants_script = program == "kubectl-build" and len(args) == 2 and args[0] == "completion"
     if not wants_script and not os.environ.get(f"_{program.replace('-', '_').upper()}_COMPLETE"):
         return None
-    from kubectl_build import completion
+    from kubectl_build.cli import completion
     from kubectl_build.console import Console
 
     if wants_script:
@@ -212,7 +212,7 @@ def _completion(program: str, args: Sequence[str]) -> int | None:
 
 def _version(args: Sequence[str]) -> int:
     """``--version``: the client's, plus the builder's with --buildkit-host or BUILDKIT_HOST."""
-    from kubectl_build import version
+    from kubectl_build.cli import version
     from kubectl_build.console import Console
 
     console = Console(debug=_debug_requested(args))

@@ -31,7 +31,7 @@ def main() -> int:
         return serve_agent(serve)
     program = _program()
     if program.startswith("kubectl_complete-"):
-        from kubectl_build.completion import kubectl_hook_main
+        from kubectl_build.cli.completion import kubectl_hook_main
 
         return kubectl_hook_main(program.removeprefix("kubectl_complete-"), sys.argv[1:])
     if program == "kubectl-buildkit":

@@ -45,10 +45,7 @@ def preload() -> None:
     # The API client only serves cold paths (creating a builder, listing nodes), slow anyway.
     import kubernetes.client  # noqa: F401
 
-    import kubectl_build.build
-    import kubectl_build.cli
-    import kubectl_build.cluster
-    import kubectl_build.multiarch
+    import kubectl_build.cli.commands
     import kubectl_build.progress  # noqa: F401
 
 
@@ -335,8 +332,8 @@ def _watch_caller(conn: socket.socket) -> None:
 
 def _run_build(request: wire.Request, caller: int, spare: SpareExec | None) -> int:
     from kubectl_build import __main__ as entry
-    from kubectl_build import build
     from kubectl_build.kube import prespawn
+    from kubectl_build.run import build
 
     build.time_from(caller)
     if spare is not None:

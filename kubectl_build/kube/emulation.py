@@ -29,11 +29,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kubectl_build._specs import Platform
 from kubectl_build.errors import BuilderError, WaitTimeoutError
 from kubectl_build.kube._api import as_json, call
 from kubectl_build.kube.waiting import Problem, pod_problem, poll
-from kubectl_build.platforms import can_emulate, from_parts, serves_natively
+from kubectl_build.platforms.matching import can_emulate, from_parts, serves_natively
+from kubectl_build.platforms.platform import Platform
 
 if TYPE_CHECKING:
     from kubectl_build.console import Console

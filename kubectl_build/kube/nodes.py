@@ -15,8 +15,8 @@ from typing import Any
 
 from kubectl_build.kube._api import as_json, call
 from kubectl_build.kube.config import Kube
-from kubectl_build.planner import Node
-from kubectl_build.platforms import ARCH_LABEL, OS_LABEL, node_platform
+from kubectl_build.planning.planner import Node
+from kubectl_build.platforms.matching import ARCH_LABEL, OS_LABEL, node_platform
 
 VARIANT_KEY = "kubectl-build.dev/arch-variant"
 """Label or annotation giving a node's CPU variant (``v8``, ``v7``...), when known."""

@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from kubectl_build.cachedir import cache_dir
+from kubectl_build.context.cachedir import cache_dir
 
 CACHE_VERSION = 2
 NODES_TTL = 600.0

@@ -7,7 +7,7 @@ import io
 import tarfile
 
 from kubectl_build.buildkit.session.auth import Credential
-from kubectl_build.registry import RegistryClient
+from kubectl_build.registry.client import RegistryClient
 from tests.e2e.helpers import Testbed
 
 

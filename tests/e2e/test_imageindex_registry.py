@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kubectl_build.imageindex import merge_index
-from kubectl_build.registry import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, fetch_pushed, push_index
+from kubectl_build.registry.client import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, fetch_pushed, push_index
+from kubectl_build.registry.index import merge_index
 from tests.e2e.helpers import Testbed, run_cli
 from tests.e2e.registry_helpers import platforms_of, read_file_from_image, tls_registry
 

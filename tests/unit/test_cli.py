@@ -1,6 +1,6 @@
 """CLI tests, in process: exit codes, the one stderr line, help and lazy imports.
 
-The build itself is replaced by a fake ``kubectl_build.build`` module, so these tests
+The build itself is replaced by a fake ``kubectl_build.run.build`` module, so these tests
 show that bad input fails before anything would touch a daemon or a cluster.
 """
 
@@ -19,10 +19,11 @@ import pytest
 from click.testing import CliRunner
 
 from kubectl_build import __main__ as entry
-from kubectl_build import __version__, cli
+from kubectl_build import __version__
+from kubectl_build.cli import commands as cli
 from kubectl_build.console import Console
 from kubectl_build.errors import BuildFailedError, ExitCode
-from kubectl_build.options import BuildOptions
+from kubectl_build.options.build import BuildOptions
 
 # Variables the flags read; cleared so the developer's shell cannot change the outcome.
 CLEAN_ENV: dict[str, str | None] = {
@@ -50,7 +51,7 @@ class Outcome:
 
 @dataclass
 class FakeBuild:
-    """Stands in for kubectl_build.build.run_build and records its calls."""
+    """Stands in for kubectl_build.run.build.run_build and records its calls."""
 
     result: int | BaseException = 0
     calls: list[tuple[BuildOptions, Console]] = field(default_factory=list)
@@ -65,9 +66,9 @@ class FakeBuild:
 @pytest.fixture
 def fake_build(monkeypatch: pytest.MonkeyPatch) -> FakeBuild:
     fake = FakeBuild()
-    module = types.ModuleType("kubectl_build.build")
+    module = types.ModuleType("kubectl_build.run.build")
     module.run_build = fake.run_build  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "kubectl_build.build", module)
+    monkeypatch.setitem(sys.modules, "kubectl_build.run.build", module)
     return fake
 
 
@@ -203,8 +204,8 @@ def _modules_after(code: str) -> set[str]:
 
 
 def test_cli_import_is_light() -> None:
-    loaded = _modules_after("import kubectl_build.cli")
-    heavy = {"grpc", "kubernetes", "google.protobuf", "kubectl_build.build", "rich"}
+    loaded = _modules_after("import kubectl_build.cli.commands")
+    heavy = {"grpc", "kubernetes", "google.protobuf", "kubectl_build.run.build", "rich"}
     assert not heavy & loaded
 
 

@@ -9,9 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from kubectl_build._specs import Platform
 from kubectl_build.buildkit.session.auth import CredentialStore
-from kubectl_build.cluster import (
+from kubectl_build.errors import BuilderError, UsageError
+from kubectl_build.kube import warm
+from kubectl_build.kube.prespawn import EarlySecret
+from kubectl_build.options.build import BuildFlags, build_options
+from kubectl_build.planning.planner import Node
+from kubectl_build.platforms.platform import Platform
+from kubectl_build.run.cluster import (
     ClusterTarget,
     _secret_from_kubectl,
     canonical_name,
@@ -20,11 +25,6 @@ from kubectl_build.cluster import (
     pick_pod,
     summarise_nodes,
 )
-from kubectl_build.errors import BuilderError, UsageError
-from kubectl_build.kube import warm
-from kubectl_build.kube.prespawn import EarlySecret
-from kubectl_build.options import BuildFlags, build_options
-from kubectl_build.planner import Node
 
 
 @pytest.mark.parametrize(("name", "canonical"), [
@@ -202,10 +202,10 @@ def test_a_malformed_secret_is_the_same_error_as_through_the_api() -> None:
 def test_the_warm_path_modules_leave_heavy_imports_for_later() -> None:
     # Everything a warm build imports before Solve: no kubernetes client, and no registry
     # client (urllib, http.client, ssl), which only the merge of several builders needs.
-    code = ("import sys, kubectl_build.cli, kubectl_build.build, kubectl_build.cluster, "
-            "kubectl_build.multiarch, kubectl_build.kube.transport, kubectl_build.kube.prespawn;"
+    code = ("import sys, kubectl_build.cli.commands, kubectl_build.run.build, kubectl_build.run.cluster, "
+            "kubectl_build.run.multiarch, kubectl_build.kube.transport, kubectl_build.kube.prespawn;"
             "print(' '.join(sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, timeout=60)
     loaded = set(done.stdout.split())
-    assert not {"kubernetes", "kubectl_build.registry", "urllib.request"} & loaded
+    assert not {"kubernetes", "kubectl_build.registry.client", "urllib.request"} & loaded

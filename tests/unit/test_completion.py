@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kubectl_build import __main__ as entry
-from kubectl_build import completion
+from kubectl_build.cli import completion
 
 BIN = Path(sys.executable).parent
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from kubectl_build import credentials
 from kubectl_build._proto import session_pb2
 from kubectl_build.buildkit.session.auth import AuthService, Credential, CredentialStore
-from kubectl_build.credentials import (
+from kubectl_build.errors import ExitCode, RegistryAuthError, UsageError
+from kubectl_build.registry import credentials
+from kubectl_build.registry.credentials import (
     HelperConfig,
     HelperCredentialStore,
     failure_detail,
@@ -25,7 +26,6 @@ from kubectl_build.credentials import (
     server_url,
     store_from_config,
 )
-from kubectl_build.errors import ExitCode, RegistryAuthError, UsageError
 
 SECRET = "s3cr3t-never-shown"
 

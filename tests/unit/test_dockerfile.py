@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from kubectl_build._dfwords import expand, split_words
-from kubectl_build.dockerfile import (
+from kubectl_build.dockerfile.analysis import (
     Analysis,
     DockerfileError,
     analyse,
     parse_dockerfile,
     platform_args,
 )
+from kubectl_build.dockerfile.words import expand, split_words
 from kubectl_build.errors import ContextError, UsageError
-from kubectl_build.options import Platform, parse_platform
+from kubectl_build.options.build import Platform, parse_platform
 
 REPO = Path(__file__).resolve().parents[2]
 AMD64 = parse_platform("linux/amd64")

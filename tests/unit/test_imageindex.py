@@ -9,16 +9,7 @@ from typing import Any
 
 import pytest
 
-from kubectl_build.imageindex import (
-    IndexMergeError,
-    by_digest_attrs,
-    config_digest,
-    config_platform,
-    merge_index,
-    platform_key,
-    push_targets,
-)
-from kubectl_build.registry import (
+from kubectl_build.registry.client import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
     OCI_INDEX,
@@ -27,6 +18,15 @@ from kubectl_build.registry import (
     RegistryClient,
     fetch_pushed,
     push_index,
+)
+from kubectl_build.registry.index import (
+    IndexMergeError,
+    by_digest_attrs,
+    config_digest,
+    config_platform,
+    merge_index,
+    platform_key,
+    push_targets,
 )
 
 GOLDEN = Path(__file__).parent / "golden" / "imageindex"

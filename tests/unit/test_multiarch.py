@@ -1,4 +1,4 @@
-"""Unit tests for the multi-builder orchestration's decisions (kubectl_build.multiarch)."""
+"""Unit tests for the multi-builder orchestration's decisions (kubectl_build.run.multiarch)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from kubectl_build import results
 from kubectl_build.console import Console
 from kubectl_build.errors import BuildFailedError, BuildInterruptedError, ExitCode, RegistryError
-from kubectl_build.multiarch import (
+from kubectl_build.options.build import (
+    BuildFlags,
+    BuildOptions,
+    build_options,
+    parse_platform,
+    parse_platforms,
+)
+from kubectl_build.planning.planner import BuilderGroup, DefaultBuilder, Node, PlanError, PlanRequest
+from kubectl_build.registry.client import OCI_INDEX, Manifest
+from kubectl_build.run import results
+from kubectl_build.run.multiarch import (
     GroupCancelledError,
     Task,
     candidate_platforms,
@@ -38,10 +47,7 @@ from kubectl_build.multiarch import (
     split_blocker,
     wants_nodes,
 )
-from kubectl_build.options import BuildFlags, BuildOptions, build_options, parse_platform, parse_platforms
-from kubectl_build.planner import BuilderGroup, DefaultBuilder, Node, PlanError, PlanRequest
-from kubectl_build.registry import OCI_INDEX, Manifest
-from kubectl_build.sources import LocalSources
+from kubectl_build.run.sources import LocalSources
 
 AMD64, ARM64 = parse_platform("linux/amd64"), parse_platform("linux/arm64")
 BUILDER = DefaultBuilder("buildkit", AMD64, "node-a",
@@ -97,7 +103,7 @@ def test_split_blocker(tmp_path: Path, flags: dict[str, object], blocker: str | 
 
 
 def test_decide_keeps_an_unsplittable_build_on_the_default_builder(tmp_path: Path) -> None:
-    from kubectl_build.dockerfile import parse_dockerfile
+    from kubectl_build.dockerfile.analysis import parse_dockerfile
 
     options = _options(tmp_path, platform=("linux/amd64,linux/arm64",))
     request = plan_request(options, parse_dockerfile(RUN_ON_TARGET), {})
@@ -250,7 +256,7 @@ def test_nothing_remembered_lists_once(tmp_path: Path) -> None:
 
 
 def test_plan_request_carries_mode_args_target(tmp_path: Path) -> None:
-    from kubectl_build.dockerfile import parse_dockerfile
+    from kubectl_build.dockerfile.analysis import parse_dockerfile
 
     options = _options(tmp_path, platform=("linux/arm64",), mode="qemu", target="x")
     request = plan_request(options, parse_dockerfile(RUN_ON_TARGET), {"A": "1"})
@@ -274,7 +280,7 @@ WINDOWS_RUN = "FROM mcr.microsoft.com/windows/nanoserver:ltsc2022\nRUN echo hi\n
 
 
 def _request(tmp_path: Path, dockerfile: str = RUN_ON_TARGET, **flags: object) -> PlanRequest:
-    from kubectl_build.dockerfile import parse_dockerfile
+    from kubectl_build.dockerfile.analysis import parse_dockerfile
 
     return plan_request(_options(tmp_path, dockerfile, **flags), parse_dockerfile(dockerfile), {})
 
@@ -366,7 +372,7 @@ def test_group_options_push_by_digest_without_tags(tmp_path: Path) -> None:
 
 
 def test_group_options_take_the_builders_own_load_outputs(tmp_path: Path) -> None:
-    from kubectl_build.cluster import load_outputs
+    from kubectl_build.run.cluster import load_outputs
 
     options = _options(tmp_path, tag=("app:dev",), platform=("linux/amd64,linux/arm64",))
     assert not pushes(options)

@@ -1,4 +1,4 @@
-"""Unit tests for kubectl_build.options: every flag parser, good and bad input."""
+"""Unit tests for kubectl_build.options.build: every flag parser, good and bad input."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from kubectl_build.errors import ContextError, ExitCode, UsageError
-from kubectl_build.options import (
+from kubectl_build.options.build import (
     DEFAULT_BUILDER,
     BuildFlags,
     BuildOptions,

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import json
 
-from kubectl_build.options import BuildFlags, build_options
-from kubectl_build.plan import plan_solve
-from kubectl_build.sources import LocalSources
+from kubectl_build.options.build import BuildFlags, build_options
+from kubectl_build.planning.solve import plan_solve
+from kubectl_build.run.sources import LocalSources
 
 
 def _plan(tmp_path, **flags):  # type: ignore[no-untyped-def]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from kubectl_build.dockerfile import Dockerfile, parse_dockerfile
+from kubectl_build.dockerfile.analysis import Dockerfile, parse_dockerfile
 from kubectl_build.errors import ExitCode
-from kubectl_build.options import Platform, parse_platform, parse_platforms
-from kubectl_build.planner import (
+from kubectl_build.options.build import Platform, parse_platform, parse_platforms
+from kubectl_build.planning.planner import (
     Cluster,
     DefaultBuilder,
     Mode,

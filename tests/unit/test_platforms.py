@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from kubectl_build.options import Platform, parse_platform
-from kubectl_build.platforms import (
+from kubectl_build.options.build import Platform, parse_platform
+from kubectl_build.platforms.matching import (
     builder_suffix,
     can_emulate,
     from_parts,

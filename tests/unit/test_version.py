@@ -6,7 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from kubectl_build import __main__ as entry
-from kubectl_build import __version__, version
+from kubectl_build import __version__
+from kubectl_build.cli import version
 from kubectl_build.errors import ExitCode
 
 

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from kubectl_build._specs import Platform
 from kubectl_build.console import Console
 from kubectl_build.errors import BuilderError, ExitCode
 from kubectl_build.kube import builder_manifest
 from kubectl_build.kube.builder import Builder, BuilderSpec, create_builder, ensure_arch_builder
 from kubectl_build.kube.nodes import list_nodes
-from kubectl_build.planner import builder_name
-from kubectl_build.platforms import node_selector
+from kubectl_build.planning.planner import builder_name
+from kubectl_build.platforms.matching import node_selector
+from kubectl_build.platforms.platform import Platform
 from tests.e2e.cluster.multiarch_helpers import cluster_env, kube_for, kubectl, namespace, sa_kubeconfig
 
 pytestmark = pytest.mark.cluster

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from kubectl_build._specs import Platform
 from kubectl_build.console import Console
 from kubectl_build.errors import BuilderError, ExitCode, WaitTimeoutError
 from kubectl_build.kube.builder import Builder, BuilderPod, ensure_arch_builder
 from kubectl_build.kube.emulation import DEFAULT_IMAGE, LABEL_FOR, ensure_emulators
 from kubectl_build.kube.waiting import poll
-from kubectl_build.planner import builder_name
-from kubectl_build.platforms import node_selector
+from kubectl_build.planning.planner import builder_name
+from kubectl_build.platforms.matching import node_selector
+from kubectl_build.platforms.platform import Platform
 from tests.e2e.cluster.multiarch_helpers import (
     BINFMT,
     cluster_env,
@@ -225,7 +225,7 @@ def test_a_pod_that_never_starts_times_out_named_and_is_deleted(
 def test_ctrl_c_deletes_the_installer_pod(env: dict[str, str], mips_handler: Path) -> None:
     script = (
         "import sys\n"
-        "from kubectl_build._specs import Platform\n"
+        "from kubectl_build.platforms.platform import Platform\n"
         "from kubectl_build.console import Console\n"
         "from kubectl_build.kube.builder import Builder, BuilderPod\n"
         "from kubectl_build.kube.config import KubeOptions, connect\n"

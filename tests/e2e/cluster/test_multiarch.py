@@ -22,17 +22,17 @@ from pathlib import Path
 
 import pytest
 
-from kubectl_build import build as build_mod
-from kubectl_build import cluster, multiarch
 from kubectl_build.buildkit.session.auth import Credential, CredentialStore
 from kubectl_build.console import Console
 from kubectl_build.errors import BuildFailedError, ExitCode, RegistryError
 from kubectl_build.kube.builder import find_builder
 from kubectl_build.kube.config import KubeOptions, connect
-from kubectl_build.options import BuildFlags, build_options, parse_platforms
-from kubectl_build.planner import BuilderGroup
-from kubectl_build.registry import OCI_INDEX, RegistryClient
-from kubectl_build.sources import LocalSources
+from kubectl_build.options.build import BuildFlags, build_options, parse_platforms
+from kubectl_build.planning.planner import BuilderGroup
+from kubectl_build.registry.client import OCI_INDEX, RegistryClient
+from kubectl_build.run import build as build_mod
+from kubectl_build.run import cluster, multiarch
+from kubectl_build.run.sources import LocalSources
 from tests.e2e.cluster.test_kubectl_build import _env_file, deployments, kubectl
 from tests.e2e.helpers import REPO, STATE, Run, load_testbed, run_cli
 from tests.e2e.registry_helpers import platforms_of, read_file_from_image, tls_registry

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kubectl_build import builder_cmds
+from kubectl_build.cli import builders as builder_cmds
 from kubectl_build.errors import UsageError
 from kubectl_build.kube import builder_manifest as m
 from kubectl_build.kube import builder_spec as bs

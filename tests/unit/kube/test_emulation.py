@@ -6,7 +6,6 @@ import shlex
 
 import pytest
 
-from kubectl_build._specs import Platform, parse_platform
 from kubectl_build.errors import BuilderError, ExitCode
 from kubectl_build.kube import builder_manifest
 from kubectl_build.kube.emulation import (
@@ -23,6 +22,7 @@ from kubectl_build.kube.emulation import (
     parse_install_log,
     refused,
 )
+from kubectl_build.platforms.platform import Platform, parse_platform
 
 
 def plats(*names: str) -> tuple[Platform, ...]:

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from kubectl_build._specs import Platform
 from kubectl_build.kube.nodes import VARIANT_KEY, blocking_taints, node_from, tolerates
-from kubectl_build.planner import Node
+from kubectl_build.planning.planner import Node
+from kubectl_build.platforms.platform import Platform
 
 
 def node(

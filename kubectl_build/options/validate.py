@@ -1,7 +1,7 @@
 """Checks on the build's local inputs: context, Dockerfile, image names, daemon address.
 
 Pure apart from stat calls: they run before any connection so that a typo fails in
-milliseconds with one clear line. Used by ``kubectl_build.options``.
+milliseconds with one clear line. Used by ``kubectl_build.options.build``.
 """
 
 from __future__ import annotations

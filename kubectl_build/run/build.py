@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from kubectl_build import results, sources
 from kubectl_build.buildkit.client import BuildKitClient, TLSConfig, parse_address
 from kubectl_build.buildkit.errors import translate_solve
 from kubectl_build.buildkit.session.auth import AuthService, CredentialStore
@@ -30,11 +29,10 @@ from kubectl_build.buildkit.session.service import SessionService
 from kubectl_build.buildkit.session.session import Session
 from kubectl_build.buildkit.session.ssh import AgentPool, SSHService
 from kubectl_build.buildkit.solve import drops_exporters, solve_request
-from kubectl_build.cachedir import cache_dir
 from kubectl_build.console import Console
+from kubectl_build.context.cachedir import cache_dir
 from kubectl_build.context.dockerignore import read_ignore_file
 from kubectl_build.context.walk import WalkFilter
-from kubectl_build.credentials import docker_config_store
 from kubectl_build.errors import (
     BuilderError,
     BuildFailedError,
@@ -43,18 +41,20 @@ from kubectl_build.errors import (
     OutputError,
     RegistryAuthError,
 )
-from kubectl_build.options import BuildOptions
-from kubectl_build.plan import SolvePlan, build_args, plan_solve
+from kubectl_build.options.build import BuildOptions
+from kubectl_build.planning.solve import SolvePlan, build_args, plan_solve
 from kubectl_build.progress.display import Display, resolve_mode, select_display
+from kubectl_build.registry.credentials import docker_config_store
+from kubectl_build.run import results, sources
 
 if TYPE_CHECKING:
     # The planner and the merge are imported when a build names platforms: the warm
     # single-platform path stays as light as before.
-    from kubectl_build.cluster import ClusterTarget
     from kubectl_build.kube.builder import Builder
     from kubectl_build.kube.config import Kube
-    from kubectl_build.multiarch import Ahead
-    from kubectl_build.planner import BuilderGroup, DefaultBuilder, Node, Plan
+    from kubectl_build.planning.planner import BuilderGroup, DefaultBuilder, Node, Plan
+    from kubectl_build.run.cluster import ClusterTarget
+    from kubectl_build.run.multiarch import Ahead
 
 CONNECT_TIMEOUT = 20.0
 EMULATOR_PROBE_WAIT = 25.0
@@ -176,7 +176,7 @@ def run_build(options: BuildOptions, console: Console) -> int:
             clients = [stack.enter_context(connect(options))]
             credentials: CredentialStore = docker_config_store()
         else:
-            from kubectl_build import cluster
+            from kubectl_build.run import cluster
 
             load = not options.outputs and bool(options.tags)
             ahead = _PlanAhead(options, local, environ, console) if options.platforms else None
@@ -248,10 +248,10 @@ class _PlanAhead:
 
     def __call__(self, kube: Kube) -> None:
         """Plan with the nodes' platform; raises PlanError when it is refused."""
-        from kubectl_build import multiarch
-        from kubectl_build._specs import native_platform
-        from kubectl_build.dockerfile import DockerfileError
+        from kubectl_build.dockerfile.analysis import DockerfileError
         from kubectl_build.kube.nodes import list_nodes
+        from kubectl_build.platforms.platform import native_platform
+        from kubectl_build.run import multiarch
 
         options, console = self._options, self._console
         request = multiarch.request_for(options, self._local, build_args(options, self._environ),
@@ -285,7 +285,7 @@ def _plan(options: BuildOptions, local: sources.LocalSources, environ: Mapping[s
     """
     if not options.platforms:
         return None  # the builder's own platform: nothing to decide, no call to make
-    from kubectl_build import multiarch
+    from kubectl_build.run import multiarch
 
     name = target.builder if target is not None else (options.buildkit_host or "buildkit")
     node = target.node if target is not None else ""
@@ -349,7 +349,7 @@ def _emulation(group: BuilderGroup, builder: Builder | None, client: BuildKitCli
 
 def _await_emulators(group: BuilderGroup, client: BuildKitClient, console: Console) -> list[str]:
     """Ask the builder (bounded) until it reports every emulated platform; those it does not."""
-    from kubectl_build.platforms import worker_platforms
+    from kubectl_build.platforms.matching import worker_platforms
 
     installed = time.monotonic()
     while True:
@@ -388,7 +388,7 @@ def _prepare_group(group: BuilderGroup, requested: BuildOptions, local: sources.
                    target: ClusterTarget, console: Console, *, by_digest: bool,
                    stack: ExitStack) -> GroupRun:
     """Connect a group's builder (creating a per-architecture one), install its emulators."""
-    from kubectl_build import cluster, multiarch
+    from kubectl_build.run import cluster, multiarch
 
     load = not requested.outputs and bool(requested.tags)
     builder: Builder | None = None
@@ -415,7 +415,7 @@ def _run_multi(groups: Sequence[BuilderGroup], requested: BuildOptions, options:
                local: sources.LocalSources, environ: Mapping[str, str], target: ClusterTarget,
                console: Console, stack: ExitStack) -> None:
     """Builders in parallel; a pushed build is merged into one index under every tag."""
-    from kubectl_build import multiarch
+    from kubectl_build.run import multiarch
 
     by_digest = multiarch.pushes(requested)
     lock = threading.Lock()
@@ -458,7 +458,7 @@ def run_groups(runs: Sequence[GroupRun], local: sources.LocalSources,
     """One solve per builder, in parallel, sharing one progress display (each builder's
     steps labelled); the first failure cancels the others. Returns each run's exporter
     response, in order."""
-    from kubectl_build import multiarch
+    from kubectl_build.run import multiarch
 
     display = select_display(progress, console)
     labels = [multiarch.group_label(run.group) for run in runs] if len(runs) > 1 else [None]
@@ -556,7 +556,7 @@ def _wait(future: grpc.Future[Any], cancel: threading.Event | None = None) -> An
     try:
         while True:
             if cancel is not None and cancel.is_set():
-                from kubectl_build.multiarch import GroupCancelledError
+                from kubectl_build.run.multiarch import GroupCancelledError
 
                 future.cancel()
                 raise GroupCancelledError("cancelled: another builder failed")

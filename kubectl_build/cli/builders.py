@@ -191,10 +191,10 @@ def _remember_for_builds(options: KubeOptions, kube: Kube, builder: Builder) -> 
     Only when the build would address the cluster the same way: a build has no
     --cluster or --user flag, so a builder created with them is left to the lookup.
     """
-    from kubectl_build.cluster import summarise_nodes
     from kubectl_build.errors import KubectlBuildError
     from kubectl_build.kube import warm
     from kubectl_build.kube.nodes import list_nodes
+    from kubectl_build.run.cluster import summarise_nodes
 
     ready = sorted(builder.ready_pods(), key=lambda pod: pod.name)
     if not ready or options.cluster or options.user:

@@ -173,13 +173,13 @@ def build(**flags: Any) -> int:
     By default the build runs on a BuildKit builder in the current Kubernetes
     cluster; --buildkit-host builds on a standing buildkitd instead.
     """
-    from kubectl_build.options import BuildFlags, build_options
+    from kubectl_build.options.build import BuildFlags, build_options
 
     options = build_options(BuildFlags(**flags), os.environ)
     console = Console(debug=options.debug, quiet=options.quiet)
     if options.buildkit_host or options.transport != "kubectl":
         # Only the kubectl bridge can adopt an early `kubectl exec`.
-        from kubectl_build.build import run_build
+        from kubectl_build.run.build import run_build
 
         return run_build(options, console)
     from kubectl_build.kube import prespawn
@@ -189,7 +189,7 @@ def build(**flags: Any) -> int:
                    read_secret=not options.registry_secret)
     try:
         # Imported here: the build pulls in grpc and protobuf, which --help must not pay for.
-        from kubectl_build.build import run_build
+        from kubectl_build.run.build import run_build
 
         return run_build(options, console)
     finally:
@@ -251,7 +251,7 @@ def _timeout_option(default: str) -> Callable[[FC], FC]:
 
 
 def _seconds(flag: str, text: str) -> float:
-    from kubectl_build.builder_cmds import parse_duration
+    from kubectl_build.cli.builders import parse_duration
 
     return parse_duration(flag, text) / 1e9
 
@@ -300,7 +300,7 @@ def create(name: str, force: bool, timeout: str, **flags: Any) -> int:
     An existing builder with a different spec is an error that lists the differences;
     --force updates it.
     """
-    from kubectl_build import builder_cmds
+    from kubectl_build.cli import builders as builder_cmds
 
     spec = builder_cmds.spec_from_flags({"name": name, **flags}, os.environ)
     return builder_cmds.create(_kube(), spec, Console(), force=force, timeout=_seconds("--timeout", timeout))
@@ -311,7 +311,7 @@ def create(name: str, force: bool, timeout: str, **flags: Any) -> int:
 @_kube_options
 def ls(all_namespaces: bool) -> int:
     """List builders (NAME NAMESPACE WORKER PODS NODES IMAGE AGE)."""
-    from kubectl_build import builder_cmds
+    from kubectl_build.cli import builders as builder_cmds
 
     return builder_cmds.ls(_kube(), Console(), all_namespaces=all_namespaces)
 
@@ -321,7 +321,7 @@ def ls(all_namespaces: bool) -> int:
 @_kube_options
 def inspect(name: str) -> int:
     """Show a builder's pods, nodes, BuildKit version and worker platforms."""
-    from kubectl_build import builder_cmds
+    from kubectl_build.cli import builders as builder_cmds
 
     return builder_cmds.inspect(_kube(), name, Console())
 
@@ -335,7 +335,7 @@ def inspect(name: str) -> int:
 def rm(names: tuple[str, ...], keep_cache: bool, timeout: str) -> int:
     """Remove builders: workload, ConfigMap, cache volumes and (containerd worker) the
     build cache in the nodes' containerd; waits for the pods to go."""
-    from kubectl_build import builder_cmds
+    from kubectl_build.cli import builders as builder_cmds
 
     return builder_cmds.rm(_kube(), names, Console(), timeout=_seconds("--timeout", timeout),
                            keep_cache=keep_cache)
@@ -350,7 +350,7 @@ def rm(names: tuple[str, ...], keep_cache: bool, timeout: str) -> int:
 def prune(name: str, prune_all: bool, keep_duration: str | None,
           keep_storage: str | None) -> int:
     """Remove build cache on every replica of builder NAME."""
-    from kubectl_build import builder_cmds
+    from kubectl_build.cli import builders as builder_cmds
 
     duration = builder_cmds.parse_duration("--keep-duration", keep_duration) if keep_duration else 0
     prune_options = builder_cmds.PruneOptions(
@@ -365,7 +365,7 @@ def prune(name: str, prune_all: bool, keep_duration: str | None,
 @_kube_options
 def du(name: str) -> int:
     """Show build cache disk usage on every replica of builder NAME."""
-    from kubectl_build import builder_cmds
+    from kubectl_build.cli import builders as builder_cmds
 
     return builder_cmds.du(_kube(), name, Console())
 
@@ -378,7 +378,7 @@ def du(name: str) -> int:
 )
 def version(buildkit_host: str | None) -> int:
     """Print the client version and, given a buildkitd, its BuildKit version."""
-    from kubectl_build import version as versions
+    from kubectl_build.cli import version as versions
 
     return versions.report(Console(), buildkit_host or os.environ.get("BUILDKIT_HOST") or None)
 
@@ -387,6 +387,6 @@ def version(buildkit_host: str | None) -> int:
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:
     """Print the shell completion script for kubectl-build and kubectl-buildkit."""
-    from kubectl_build.completion import script
+    from kubectl_build.cli.completion import script
 
     Console().result(script(shell))

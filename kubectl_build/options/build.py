@@ -3,7 +3,7 @@
 Pure: nothing here talks to a daemon, a registry or a cluster. It reads only the
 environment mapping passed in and checks that local paths named on the command line
 (context, Dockerfile, secret and TLS files) exist, so bad input fails before any
-connection. ``kubectl_build.cli`` fills a ``BuildFlags`` with the raw flag values and
+connection. ``kubectl_build.cli.commands`` fills a ``BuildFlags`` with the raw flag values and
 ``build_options`` turns it into the ``BuildOptions`` every later stage consumes.
 """
 
@@ -15,27 +15,24 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TypeVar
 
-from kubectl_build._specs import (
+from kubectl_build.errors import UsageError
+from kubectl_build.options.specs import (
     CacheSpec,
     OutputSpec,
-    Platform,
     SecretSpec,
     SSHSpec,
-    native_platform,
     parse_cache,
     parse_output,
-    parse_platform,
-    parse_platforms,
     parse_secret,
     parse_ssh,
 )
-from kubectl_build._validate import (
+from kubectl_build.options.validate import (
     check_daemon_address,
     check_tls_files,
     resolve_context,
     validate_tag,
 )
-from kubectl_build.errors import UsageError
+from kubectl_build.platforms.platform import Platform, native_platform, parse_platform, parse_platforms
 
 __all__ = [
     "PROGRESS_MODES",

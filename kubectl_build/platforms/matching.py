@@ -1,7 +1,7 @@
 """Which machine can build which platform: Kubernetes nodes and BuildKit workers. Pure.
 
-Parsing and normalising what users type lives in ``kubectl_build._specs`` (re-exported by
-``kubectl_build.options``); this module only compares normalised platforms.
+Parsing and normalising what users type lives in ``kubectl_build.options.specs`` (re-exported by
+``kubectl_build.options.build``); this module only compares normalised platforms.
 
 What the cluster tells us, and what we assume:
 
@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from typing import Protocol
 
-from kubectl_build._specs import Platform, parse_platform
 from kubectl_build.errors import UsageError
+from kubectl_build.platforms.platform import Platform, parse_platform
 
 OS_LABEL = "kubernetes.io/os"
 ARCH_LABEL = "kubernetes.io/arch"

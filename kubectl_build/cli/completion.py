@@ -83,7 +83,7 @@ def complete_var(program: str) -> str:
 
 
 def _command(program: str) -> click.Command:
-    from kubectl_build import cli
+    from kubectl_build.cli import commands as cli
 
     return cli.buildkit if program == "kubectl-buildkit" else cli.build
 

@@ -26,10 +26,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from kubectl_build._dfparse import Dockerfile, Heredoc, Instruction, parse_dockerfile
-from kubectl_build._dfwords import DockerfileError, expand, split_words
-from kubectl_build._specs import Platform, parse_platform
+from kubectl_build.dockerfile.parse import Dockerfile, Heredoc, Instruction, parse_dockerfile
+from kubectl_build.dockerfile.words import DockerfileError, expand, split_words
 from kubectl_build.errors import UsageError
+from kubectl_build.platforms.platform import Platform, parse_platform
 
 __all__ = ["Analysis", "Dockerfile", "DockerfileError", "Heredoc", "Instruction", "Stage",
            "analyse", "parse_dockerfile", "platform_args"]

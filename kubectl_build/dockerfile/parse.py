@@ -1,6 +1,6 @@
 """Read a Dockerfile into instructions: directives, continuations, comments, heredocs. Pure.
 
-Only what the multi-platform planner needs is interpreted (``kubectl_build.dockerfile``);
+Only what the multi-platform planner needs is interpreted (``kubectl_build.dockerfile.analysis``);
 every instruction is still split correctly so that a ``RUN`` inside a heredoc body or a
 continued line is never mistaken for an instruction.
 """
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from kubectl_build._dfwords import DockerfileError, split_words
+from kubectl_build.dockerfile.words import DockerfileError, split_words
 
 _DIRECTIVE = re.compile(r"#\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(.*?)\s*")
 # Any other "# name=value" line is a comment, and so ends the directives.

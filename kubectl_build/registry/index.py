@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubectl_build.errors import RegistryError
-from kubectl_build.platforms import from_parts
-from kubectl_build.registry import (
+from kubectl_build.platforms.matching import from_parts
+from kubectl_build.registry.client import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
     OCI_INDEX,

@@ -1,7 +1,7 @@
 """Builds that span builders: the plan shown first, one solve per builder, one merged index.
 
 ``build.run_build`` asks :func:`make_plan` for the per-platform plan (``planner``), runs
-one solve per :class:`~kubectl_build.planner.BuilderGroup` (all platforms of one builder in
+one solve per :class:`~kubectl_build.planning.planner.BuilderGroup` (all platforms of one builder in
 one solve, builders in parallel through :func:`run_parallel`) and, when several builders
 pushed, :func:`merge_and_push` reads back what each pushed by digest, merges it into one
 index and puts that under every tag.
@@ -25,18 +25,17 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from kubectl_build._specs import Platform, native_platform
 from kubectl_build.buildkit.session.auth import CredentialStore
 from kubectl_build.console import Console
-from kubectl_build.dockerfile import Dockerfile, DockerfileError, parse_dockerfile
+from kubectl_build.dockerfile.analysis import Dockerfile, DockerfileError, parse_dockerfile
 from kubectl_build.errors import (
     BuildInterruptedError,
     KubectlBuildError,
     RegistryAuthError,
     RegistryError,
 )
-from kubectl_build.options import BuildOptions, OutputSpec
-from kubectl_build.planner import (
+from kubectl_build.options.build import BuildOptions, OutputSpec
+from kubectl_build.planning.planner import (
     MODES,
     BuilderGroup,
     Cluster,
@@ -48,13 +47,14 @@ from kubectl_build.planner import (
     PlanRequest,
     plan_build,
 )
-from kubectl_build.platforms import BUILDER_OS, PlatformFields, worker_runs
-from kubectl_build.sources import LocalSources
+from kubectl_build.platforms.matching import BUILDER_OS, PlatformFields, worker_runs
+from kubectl_build.platforms.platform import Platform, native_platform
+from kubectl_build.run.sources import LocalSources
 
 if TYPE_CHECKING:
     # The registry client (urllib, http.client, ssl: ~17 ms to import) is needed only to
     # merge several builders' pushes, never before Solve.
-    from kubectl_build.registry import Manifest, RegistryClient
+    from kubectl_build.registry.client import Manifest, RegistryClient
 
 T = TypeVar("T")
 
@@ -128,7 +128,7 @@ def group_options(options: BuildOptions, group: BuilderGroup, *, by_digest: bool
     """
     chosen = tuple(options.outputs if outputs is None else outputs)
     if by_digest:
-        from kubectl_build.imageindex import by_digest_attrs
+        from kubectl_build.registry.index import by_digest_attrs
 
 
         chosen = tuple(OutputSpec(out.type, MappingProxyType(by_digest_attrs(out.attrs)), out.dest)
@@ -546,7 +546,7 @@ def is_loopback(host: str) -> bool:
 
 def registry_connector(credentials: CredentialStore) -> RegistryConnector:
     """Clients with the build's registry credentials (the session's store)."""
-    from kubectl_build.registry import RegistryClient
+    from kubectl_build.registry.client import RegistryClient
 
     def connect(host: str, plain_http: bool) -> RegistryClient:
         return RegistryClient(host, credentials.lookup(host), ca_file=registry_ca(host),
@@ -569,8 +569,8 @@ def merge_and_push(digests: Sequence[str], names: Sequence[str],
     Raises:
         RegistryError: a registry cannot be reached or refuses; the merge is impossible.
     """
-    from kubectl_build.imageindex import merge_index, push_targets
-    from kubectl_build.registry import push_index
+    from kubectl_build.registry.client import push_index
+    from kubectl_build.registry.index import merge_index, push_targets
 
     index: Manifest | None = None
     for target in push_targets(names):
@@ -585,7 +585,7 @@ def merge_and_push(digests: Sequence[str], names: Sequence[str],
 
 def _fetch(connect: RegistryConnector, host: str, repository: str, digests: Sequence[str]
            ) -> tuple[RegistryClient, tuple[tuple[Manifest, ...], dict[str, bytes]]]:
-    from kubectl_build.registry import fetch_pushed
+    from kubectl_build.registry.client import fetch_pushed
 
     client = connect(host, False)
     try:

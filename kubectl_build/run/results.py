@@ -9,8 +9,8 @@ from typing import Any
 
 from kubectl_build.console import Console
 from kubectl_build.errors import OutputError
-from kubectl_build.options import BuildOptions
-from kubectl_build.plan import SolvePlan
+from kubectl_build.options.build import BuildOptions
+from kubectl_build.planning.solve import SolvePlan
 
 
 def metadata(response: Mapping[str, str]) -> dict[str, Any]:

@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
-from kubectl_build._specs import Platform
-from kubectl_build.dockerfile import Analysis, Dockerfile, analyse
+from kubectl_build.dockerfile.analysis import Analysis, Dockerfile, analyse
 from kubectl_build.errors import UsageError
-from kubectl_build.platforms import (
+from kubectl_build.platforms.matching import (
     BUILDER_OS,
     PlatformFields,
     builder_suffix,
@@ -35,6 +34,7 @@ from kubectl_build.platforms import (
     worker_platforms,
     worker_runs,
 )
+from kubectl_build.platforms.platform import Platform
 
 Mode = Literal["auto", "native", "cross", "qemu"]
 MODES: tuple[Mode, ...] = ("auto", "native", "cross", "qemu")

@@ -28,13 +28,13 @@ from kubectl_build.errors import (
 )
 from kubectl_build.kube import warm
 from kubectl_build.kube.config import Kube, KubeOptions, connect
-from kubectl_build.options import DEFAULT_BUILDER, BuildOptions, OutputSpec
+from kubectl_build.options.build import DEFAULT_BUILDER, BuildOptions, OutputSpec
 
 if TYPE_CHECKING:
     from kubectl_build._proto import control_pb2
     from kubectl_build.kube.builder import Builder, BuilderPod
     from kubectl_build.kube.prespawn import EarlySecret
-    from kubectl_build.planner import Node
+    from kubectl_build.planning.planner import Node
 
 READY_TIMEOUT = 30.0
 WARM_DIAL_TIMEOUT = 8.0
@@ -178,8 +178,8 @@ def summarise_nodes(nodes: Sequence[Node]) -> tuple[warm.NodeSummary, ...]:
 
 def nodes_from_summary(summary: Sequence[warm.NodeSummary]) -> tuple[Node, ...]:
     """The planner's nodes back from ``summarise_nodes``. Pure."""
-    from kubectl_build._specs import Platform
-    from kubectl_build.planner import Node
+    from kubectl_build.planning.planner import Node
+    from kubectl_build.platforms.platform import Platform
 
     return tuple(Node(name, Platform(os_, arch, variant) if os_ else None, ready, schedulable)
                  for name, os_, arch, variant, ready, schedulable in summary)
@@ -187,7 +187,7 @@ def nodes_from_summary(summary: Sequence[warm.NodeSummary]) -> tuple[Node, ...]:
 
 def canonical_name(name: str) -> str:
     """The name a pod spec resolves to: `app:dev` is `docker.io/library/app:dev`."""
-    from kubectl_build.registry import Reference  # urllib and ssl: not before Solve
+    from kubectl_build.registry.client import Reference  # urllib and ssl: not before Solve
 
     ref = Reference.parse(name)
     sep = "@" if ref.reference.startswith("sha256:") else ":"

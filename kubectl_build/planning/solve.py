@@ -12,8 +12,8 @@ from kubectl_build.buildkit.solve import (
     SolveSpec,
     frontend_attrs,
 )
-from kubectl_build.options import BuildOptions, OutputSpec
-from kubectl_build.sources import LocalSources
+from kubectl_build.options.build import BuildOptions, OutputSpec
+from kubectl_build.run.sources import LocalSources
 
 
 @dataclass(frozen=True)
