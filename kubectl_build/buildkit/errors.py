@@ -121,9 +121,8 @@ def translate_solve(err: grpc.RpcError, address: str) -> KubectlBuildError:
         )
     if "failed to push" in failure.message or "failed to do request" in failure.message:
         return RegistryError(f"push failed: {first}", "check the registry address and that it is up")
-    error = BuildFailedError(_describe(failure, first), "see the failing step's log above")
-    error.failure = failure  # type: ignore[attr-defined]
-    return error
+    return BuildFailedError(_describe(failure, first), "see the failing step's log above",
+                            step_exit_code=failure.exit_code)
 
 
 def _describe(failure: SolveFailure, first: str) -> str:

@@ -239,8 +239,7 @@ class HelperCredentialStore(CredentialStore):
         try:
             return self._runner(name, host)
         except KubectlBuildError as err:
-            err.message += f" ({why} in {self._source})"
-            return err
+            return err.evolve(detail=f"{why} in {self._source}")
 
     @property
     def hosts(self) -> list[str]:

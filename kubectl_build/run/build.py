@@ -208,8 +208,7 @@ def run_build(options: BuildOptions, console: Console) -> int:
             try:
                 response = _solve(client, session, plan, display, console)
             except RegistryAuthError as err:
-                _explain_auth(err, cluster_target)
-                raise
+                raise _explain_auth(err, cluster_target) from err
             console.trace(f"context transfer: {filesync.stats}")
         results.report(response, plan, options, console)
         console.trace(f"reported {time.monotonic() - STARTED:.3f}s after start")
@@ -217,18 +216,18 @@ def run_build(options: BuildOptions, console: Console) -> int:
     return 0
 
 
-def _explain_auth(err: RegistryAuthError, target: ClusterTarget | None) -> None:
-    """Say which Secret the refused credentials came from (or why none was used)."""
+def _explain_auth(err: RegistryAuthError, target: ClusterTarget | None) -> RegistryAuthError:
+    """The error naming the Secret the refused credentials came from (or why none was used)."""
     if target is not None and (secret := target.secret):
-        err.message += f" (credentials from secret {secret})"
-        err.hint = f"check the credentials in secret {secret} for that registry"
-    elif target is not None:
+        return err.evolve(detail=f"credentials from secret {secret}",
+                          hint=f"check the credentials in secret {secret} for that registry")
+    if target is not None:
         problem = target.secret_problem
-        err.message += (f" (no registry secret used: {problem})" if problem else
-                        f" (no secret {target.builder} in namespace "
-                        f"{target.namespace}: pushed anonymously)")
-        err.hint = (f"create a docker-registry secret named {target.builder}"
-                    " or pass --registry-secret")
+        return err.evolve(
+            detail=(f"no registry secret used: {problem}" if problem else
+                    f"no secret {target.builder} in namespace {target.namespace}: pushed anonymously"),
+            hint=f"create a docker-registry secret named {target.builder} or pass --registry-secret")
+    return err
 
 
 # ---------------------------------------------------------------------------- planning
@@ -448,8 +447,7 @@ def _run_multi(groups: Sequence[BuilderGroup], requested: BuildOptions, options:
                                    for run, response in zip(runs, responses, strict=True)],
                                   options, console)
     except RegistryAuthError as err:
-        _explain_auth(err, target)
-        raise
+        raise _explain_auth(err, target) from err
 
 
 def run_groups(runs: Sequence[GroupRun], local: sources.LocalSources,
@@ -572,10 +570,9 @@ def _wait(future: grpc.Future[Any], cancel: threading.Event | None = None) -> An
 def _failed(err: grpc.RpcError, client: BuildKitClient, display: Display) -> KubectlBuildError:
     error = translate_solve(err, client.endpoint.address)
     failure = display.model.failure()
-    if isinstance(error, BuildFailedError) and failure is not None:
-        code = getattr(failure, "exit_code", None)
-        if code is not None and "exit code" not in error.message:
-            error.message += f" (exit code {code})"
+    if isinstance(error, BuildFailedError) and failure is not None and failure.exit_code is not None \
+            and "exit code" not in error.message:
+        return error.evolve(detail=f"exit code {failure.exit_code}")
     return error
 
 

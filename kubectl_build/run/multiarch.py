@@ -492,7 +492,7 @@ def _labelled(task: Task[T], cancel: threading.Event) -> T:
 
 def _named(error: BaseException, label: str) -> BaseException:
     if isinstance(error, KubectlBuildError) and not isinstance(error, BuildInterruptedError):
-        error.message = f"{label}: {error.message}"
+        return error.evolve(subject=label)
     return error
 
 
@@ -594,9 +594,9 @@ def _fetch(connect: RegistryConnector, host: str, repository: str, digests: Sequ
         raise
     except RegistryError as err:
         if not is_loopback(host):
-            err.hint = (f"the client pushes the merged index itself, so it must reach {host} "
-                        f"(a custom CA goes in $DOCKER_CONFIG/certs.d/{host}/ca.crt)")
-            raise
+            raise err.evolve(hint=f"the client pushes the merged index itself, so it must reach "
+                             f"{host} (a custom CA goes in $DOCKER_CONFIG/certs.d/{host}/ca.crt)"
+                             ) from err
         plain = connect(host, True)  # a local registry often speaks plain HTTP (Docker allows it)
         try:
             return plain, fetch_pushed(plain, repository, digests)

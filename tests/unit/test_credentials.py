@@ -132,7 +132,7 @@ def test_failure_is_cached_and_names_the_config_key() -> None:
     for _ in range(2):
         with pytest.raises(RegistryAuthError) as info:
             store.lookup("reg.example.com")
-    assert info.value.message == ("credential helper docker-credential-gone not found on PATH"
+    assert info.value.one_line() == ("credential helper docker-credential-gone not found on PATH"
                                   " (credsStore in /cfg.json)")
     assert len(runner.calls) == 1
 
@@ -262,5 +262,6 @@ def test_auth_service_records_the_failure_and_aborts_without_secret() -> None:
     ctx = _Context()
     with pytest.raises(_AbortedError):
         service.credentials(session_pb2.CredentialsRequest(host="reg.example.com"), ctx)  # type: ignore[arg-type]
-    assert service.failure is err
+    assert service.failure is not None and service.failure.__cause__ is err  # the evolved copy of it
+    assert service.failure.one_line() == f"{err.message} (credsStore in cfg)"
     assert "docker-credential-gone" in ctx.details

@@ -435,7 +435,7 @@ def test_first_failure_cancels_the_others_and_names_its_builder() -> None:
         run_parallel([waits("builder a (linux/amd64)"),
                       Task("builder b (linux/arm64)", fails), waits("builder c (linux/s390x)")])
     assert time.monotonic() - started < 5
-    assert info.value.message == "builder b (linux/arm64): process did not complete successfully"
+    assert info.value.one_line() == "builder b (linux/arm64): process did not complete successfully"
     assert sorted(cancelled) == ["builder a (linux/amd64)", "builder c (linux/s390x)"]
 
 
@@ -447,7 +447,7 @@ def test_single_task_runs_on_the_calling_thread_and_names_itself() -> None:
 
     with pytest.raises(BuildFailedError) as info:
         run_parallel([Task("builder b (linux/arm64)", run)])
-    assert info.value.message == "builder b (linux/arm64): boom"
+    assert info.value.one_line() == "builder b (linux/arm64): boom"
 
 
 def test_ctrl_c_cancels_every_builder_and_exits_130() -> None:
