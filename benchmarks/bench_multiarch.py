@@ -16,7 +16,7 @@ builds with --no-cache and is checked to have run its RUN step (not CACHED).
   The example's own Go build cannot run under qemu here: the test bed's golang image is
   linux/amd64 only.
 - N platforms on k builders: 4 platforms split over 2 builders (2 each, one solve per
-  builder, pushed by digest), through the internal API ``build.run_groups`` that
+  builder, pushed by digest), through the internal API ``run.solve.run_solves`` that
   ``kubectl build`` uses: both builders in parallel, vs the slowest builder alone
   (goal <= 1.2x), vs one builder after the other. Workloads: CPU-bound with one platform
   per builder (each builder keeps one of the node's 2 cores busy, as builders on separate
@@ -122,15 +122,19 @@ def bench_cross(kubeconfig: str, namespace: str, rounds: int) -> list[dict[str, 
 
 def _groups_run(kubeconfig: str, namespace: str, dockerfile: str, split: dict[str, str],
                 core: dict[str, str]) -> tuple[float, float]:
-    """(build seconds, merge seconds) of one run_groups over ``split``."""
+    """(build seconds, merge seconds) of one run_solves over ``split``."""
     from kubectl_build.buildkit.session.auth import CredentialStore
     from kubectl_build.console import Console
+    from kubectl_build.context.sources import LocalSources
     from kubectl_build.kube.builder import find_builder
     from kubectl_build.kube.config import KubeOptions, connect
     from kubectl_build.options.build import BuildFlags, build_options, parse_platforms
+    from kubectl_build.planning.decide import group_description, group_label, group_options
     from kubectl_build.planning.planner import BuilderGroup
-    from kubectl_build.run import build, cluster, multiarch
-    from kubectl_build.run.sources import LocalSources
+    from kubectl_build.registry import merge
+    from kubectl_build.run import cluster
+    from kubectl_build.run.model import BuildInputs, SolveJob
+    from kubectl_build.run.solve import run_solves
 
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         (Path(tmp) / "Dockerfile").write_text(dockerfile)
@@ -144,19 +148,20 @@ def _groups_run(kubeconfig: str, namespace: str, dockerfile: str, split: dict[st
             _, clients = cluster.open_pods(kube, builder, options, tmp, False, stack)
             group = BuilderGroup(name, name == "buildkit", parse_platforms([platforms], {}), (), {},
                                  (), False)
-            runs.append(build.GroupRun(group, clients, multiarch.group_options(
-                options, group, by_digest=True)))
+            runs.append(SolveJob(name, clients, group_options(options, group, by_digest=True),
+                                 label=group_label(group) if len(split) > 1 else None,
+                                 description=group_description(group) if len(split) > 1 else None))
         err = io.StringIO()
         console = Console(stdout=io.StringIO(), stderr=err)
         started = time.perf_counter()
-        responses = build.run_groups(runs, LocalSources(tmp, tmp, "Dockerfile"), {},
-                                     CredentialStore(), console, "plain")
+        responses = run_solves(runs, BuildInputs(LocalSources(tmp, tmp, "Dockerfile"), {},
+                                                 CredentialStore()), console, "plain")
         built = time.perf_counter() - started
         if " CACHED" in "".join(line for line in err.getvalue().splitlines() if "RUN " in line):
             raise RuntimeError("a RUN step was cached")
-        digests = [multiarch.pushed_digest(r, "bench") for r in responses]
+        digests = [merge.pushed_digest(r, "bench") for r in responses]
         started = time.perf_counter()
-        index = multiarch.merge_and_push(digests, [tag], multiarch.registry_connector(CredentialStore()))
+        index = merge.merge_and_push(digests, [tag], merge.registry_connector(CredentialStore()))
         merged = time.perf_counter() - started
         wanted = sum(len(p.split(",")) for p in split.values())
         images = [m for m in index.json()["manifests"] if m["platform"]["os"] != "unknown"]

@@ -1,4 +1,4 @@
-"""From validated options to a solve: frontend attributes, exporters, cache. Pure."""
+"""From validated options to one solve: frontend attributes, exporters, cache. Pure."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from kubectl_build.buildkit.solve import (
     SolveSpec,
     frontend_attrs,
 )
+from kubectl_build.context.sources import LocalSources
 from kubectl_build.options.build import BuildOptions, OutputSpec
-from kubectl_build.run.sources import LocalSources
 
 
 @dataclass(frozen=True)
-class SolvePlan:
+class PreparedSolve:
     """The solve to send, plus where FileSend streams of each exporter go."""
 
     spec: SolveSpec
@@ -53,8 +53,8 @@ def build_args(options: BuildOptions, environ: Mapping[str, str]) -> dict[str, s
     return args
 
 
-def plan_solve(options: BuildOptions, sources: LocalSources,
-               environ: Mapping[str, str]) -> SolvePlan:
+def prepare_solve(options: BuildOptions, sources: LocalSources,
+               environ: Mapping[str, str]) -> PreparedSolve:
     """The SolveSpec for these options and local sources."""
     imports = tuple(CacheEntry(c.type, dict(c.attrs)) for c in options.cache_from)
     inputs = FrontendInputs(
@@ -90,4 +90,4 @@ def plan_solve(options: BuildOptions, sources: LocalSources,
         cache_exports=tuple(CacheEntry(c.type, dict(c.attrs)) for c in options.cache_to),
         entitlements=entitlements,
     )
-    return SolvePlan(spec, targets, names)
+    return PreparedSolve(spec, targets, names)

@@ -10,7 +10,7 @@ from typing import Any
 from kubectl_build.console import Console
 from kubectl_build.errors import OutputError
 from kubectl_build.options.build import BuildOptions
-from kubectl_build.planning.solve import SolvePlan
+from kubectl_build.planning.solve import PreparedSolve
 
 
 def metadata(response: Mapping[str, str]) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def _write(path: str, text: str, flag: str) -> None:
                           "check that the directory exists and is writable") from err
 
 
-def report(response: Mapping[str, str], plan: SolvePlan, options: BuildOptions,
+def report(response: Mapping[str, str], plan: PreparedSolve, options: BuildOptions,
            console: Console) -> None:
     """Print and write the results of a successful build."""
     digest = response.get("containerimage.digest")

@@ -203,7 +203,8 @@ def test_the_warm_path_modules_leave_heavy_imports_for_later() -> None:
     # Everything a warm build imports before Solve: no kubernetes client, and no registry
     # client (urllib, http.client, ssl), which only the merge of several builders needs.
     code = ("import sys, kubectl_build.cli.commands, kubectl_build.run.build, kubectl_build.run.cluster, "
-            "kubectl_build.run.multiarch, kubectl_build.kube.transport, kubectl_build.kube.prespawn;"
+            "kubectl_build.run.planning, kubectl_build.planning.decide, kubectl_build.kube.transport, "
+            "kubectl_build.kube.prespawn;"
             "print(' '.join(sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, timeout=60)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from kubectl_build.console import Console
+from kubectl_build.context.sources import LocalSources
 from kubectl_build.errors import BuildFailedError, BuildInterruptedError, ExitCode, RegistryError
 from kubectl_build.options.build import (
     BuildFlags,
@@ -21,33 +22,27 @@ from kubectl_build.options.build import (
     parse_platform,
     parse_platforms,
 )
-from kubectl_build.planning.planner import BuilderGroup, DefaultBuilder, Node, PlanError, PlanRequest
-from kubectl_build.registry.client import OCI_INDEX, Manifest
-from kubectl_build.run import results
-from kubectl_build.run.multiarch import (
-    GroupCancelledError,
-    Task,
+from kubectl_build.planning.decide import (
     candidate_platforms,
     decide,
     foreign_platforms,
     group_label,
     group_options,
-    is_loopback,
     landing_platforms,
-    make_plan,
-    make_plan_remembering,
-    merged_response,
     plan_ahead,
     plan_request,
-    pushed_digest,
     pushes,
-    registry_ca,
-    run_parallel,
-    show_plan,
     split_blocker,
     wants_nodes,
 )
-from kubectl_build.run.sources import LocalSources
+from kubectl_build.planning.planner import BuilderGroup, DefaultBuilder, Node, PlanError, PlanRequest
+from kubectl_build.registry.client import OCI_INDEX, Manifest
+from kubectl_build.registry.merge import is_loopback, merged_response, pushed_digest, registry_ca
+from kubectl_build.run import results
+from kubectl_build.run.jobs import Job as Task
+from kubectl_build.run.jobs import JobCancelledError as GroupCancelledError
+from kubectl_build.run.jobs import run_jobs as run_parallel
+from kubectl_build.run.planning import make_plan, make_plan_remembering, show_plan
 
 AMD64, ARM64 = parse_platform("linux/amd64"), parse_platform("linux/arm64")
 BUILDER = DefaultBuilder("buildkit", AMD64, "node-a",

@@ -2,16 +2,16 @@ from __future__ import annotations
 
 import json
 
+from kubectl_build.context.sources import LocalSources
 from kubectl_build.options.build import BuildFlags, build_options
-from kubectl_build.planning.solve import plan_solve
-from kubectl_build.run.sources import LocalSources
+from kubectl_build.planning.solve import prepare_solve
 
 
 def _plan(tmp_path, **flags):  # type: ignore[no-untyped-def]
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     options = build_options(BuildFlags(context=str(tmp_path), **flags), {})
     local = LocalSources(str(tmp_path), str(tmp_path), "Dockerfile")
-    return plan_solve(options, local, {"SOURCE_DATE_EPOCH": "123"})
+    return prepare_solve(options, local, {"SOURCE_DATE_EPOCH": "123"})
 
 
 def test_tags_without_outputs_store_the_image(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from kubectl_build.context.sources import is_remote, resolve
 from kubectl_build.errors import ContextError, UsageError
-from kubectl_build.run.sources import is_remote, resolve
 
 
 def test_directory_context(tmp_path: Path) -> None:

@@ -24,15 +24,20 @@ import pytest
 
 from kubectl_build.buildkit.session.auth import Credential, CredentialStore
 from kubectl_build.console import Console
+from kubectl_build.context.sources import LocalSources
 from kubectl_build.errors import BuildFailedError, ExitCode, RegistryError
 from kubectl_build.kube.builder import find_builder
 from kubectl_build.kube.config import KubeOptions, connect
 from kubectl_build.options.build import BuildFlags, build_options, parse_platforms
+from kubectl_build.planning.decide import group_description, group_label, group_options
 from kubectl_build.planning.planner import BuilderGroup
+from kubectl_build.planning.solve import prepare_solve
+from kubectl_build.registry import merge
 from kubectl_build.registry.client import OCI_INDEX, RegistryClient
-from kubectl_build.run import build as build_mod
-from kubectl_build.run import cluster, multiarch
-from kubectl_build.run.sources import LocalSources
+from kubectl_build.run import cluster
+from kubectl_build.run.jobs import JobCancelledError
+from kubectl_build.run.model import BuildInputs, SolveJob
+from kubectl_build.run.solve import run_solves, session_services, solve_on
 from tests.e2e.cluster.test_kubectl_build import _env_file, deployments, kubectl
 from tests.e2e.helpers import REPO, STATE, Run, load_testbed, run_cli
 from tests.e2e.registry_helpers import platforms_of, read_file_from_image, tls_registry
@@ -289,15 +294,16 @@ def _connector(host: str, plain_http: bool) -> RegistryClient:
 
 
 def _runs(tmp_path: Path, dockerfile: str, tags: tuple[str, ...], clients: dict[str, object],
-          split: dict[str, str]) -> tuple[list[build_mod.GroupRun], LocalSources]:
+          split: dict[str, str]) -> tuple[list[SolveJob], LocalSources]:
     (tmp_path / "Dockerfile").write_text(dockerfile)
     options = build_options(BuildFlags(context=str(tmp_path), tag=tags, push=True), {})
     runs = []
     for name, platforms in split.items():
         group = BuilderGroup(name, name == "buildkit", parse_platforms([platforms], {}), (), {},
                              (), False)
-        runs.append(build_mod.GroupRun(group, [clients[name]],  # type: ignore[list-item]
-                                       multiarch.group_options(options, group, by_digest=True)))
+        runs.append(SolveJob(name, [clients[name]],  # type: ignore[list-item]
+                             group_options(options, group, by_digest=True),
+                             label=group_label(group), description=group_description(group)))
     return runs, LocalSources(str(tmp_path), str(tmp_path), "Dockerfile")
 
 
@@ -310,13 +316,13 @@ def test_two_builders_push_by_digest_and_the_client_merges(two_builders: dict[st
                         {"buildkit": "linux/amd64", "second": "linux/arm64,linux/arm/v7"})
     stderr = io.StringIO()
     console = Console(stdout=io.StringIO(), stderr=stderr)
-    responses = build_mod.run_groups(runs, local, {}, _credentials(), console, "plain")
-    digests = [multiarch.pushed_digest(r, "x") for r in responses]
+    responses = run_solves(runs, BuildInputs(local, {}, _credentials()), console, "plain")
+    digests = [merge.pushed_digest(r, "x") for r in responses]
     client = tls_registry(testbed)
     # nothing is tagged before the merge: each builder pushed by digest only
     with pytest.raises(RegistryError):
         client.manifest(repo, "one")
-    index = multiarch.merge_and_push(digests, list(tags), _connector)
+    index = merge.merge_and_push(digests, list(tags), _connector)
     for tag in ("one", "two"):
         assert client.manifest(repo, tag).digest == index.digest
     doc = client.manifest(repo, "one").json()
@@ -346,7 +352,7 @@ def test_one_builder_failing_cancels_the_other(two_builders: dict[str, object], 
     console = Console(stdout=io.StringIO(), stderr=io.StringIO())
     started = time.monotonic()
     with pytest.raises(BuildFailedError) as info:
-        build_mod.run_groups(runs, local, {}, _credentials(), console, "plain")
+        run_solves(runs, BuildInputs(local, {}, _credentials()), console, "plain")
     assert time.monotonic() - started < 120  # the amd64 solve's sleep 300 was cancelled
     assert info.value.message.startswith("builder second (linux/arm64): "), info.value.message
     assert "exit code" in info.value.message
@@ -354,11 +360,11 @@ def test_one_builder_failing_cancels_the_other(two_builders: dict[str, object], 
 
 def test_cancelled_group_stops_its_solve_in_the_daemon(two_builders: dict[str, object],
                                                        tmp_path: Path) -> None:
-    """The cancel event stops a running solve: run_groups returns soon after it is set."""
+    """The cancel event stops a running solve: solve_on returns soon after it is set."""
     dockerfile = f"FROM busybox\nRUN echo {uuid.uuid4()}; sleep 300\n"
     runs, local = _runs(tmp_path, dockerfile, ("127.0.0.1:5000/unused/x:1",), two_builders,
                         {"buildkit": "linux/amd64"})
-    plan = build_mod.plan_solve(runs[0].options, local, {})
+    plan = prepare_solve(runs[0].options, local, {})
     cancel = threading.Event()
     outcome: list[BaseException] = []
 
@@ -368,9 +374,10 @@ def test_cancelled_group_stops_its_solve_in_the_daemon(two_builders: dict[str, o
 
         console = Console(stdout=io.StringIO(), stderr=io.StringIO())
         with ExitStack() as stack:
-            services, _ = build_mod._services(runs[0].options, local, plan, _credentials(), stack)
+            inputs = BuildInputs(local, {}, _credentials())
+            services, _ = session_services(runs[0].options, inputs, plan, stack)
             try:
-                build_mod.solve_on(runs[0].clients[0], Session(services, "x"), plan,  # type: ignore[arg-type]
+                solve_on(runs[0].clients[0], Session(services, "x"), plan,  # type: ignore[arg-type]
                                    select_display("quiet", console), console, cancel=cancel)
             except BaseException as err:  # noqa: BLE001 - inspected below
                 outcome.append(err)
@@ -381,7 +388,7 @@ def test_cancelled_group_stops_its_solve_in_the_daemon(two_builders: dict[str, o
     cancel.set()
     thread.join(60)
     assert not thread.is_alive()
-    assert outcome and isinstance(outcome[0], multiarch.GroupCancelledError), outcome
+    assert outcome and isinstance(outcome[0], JobCancelledError), outcome
 
 
 # ---------------------------------------------------------------------------- opt-in arm64 node

@@ -1,0 +1,281 @@
+"""One job's solves: session services, the Solve call, its status stream, its failure.
+
+:func:`run_solves` turns :class:`SolveJob` values into runner jobs sharing one progress
+display (each job's steps labelled when there are several); :func:`solve_on` is one solve
+on one daemon.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from typing import Any
+
+import grpc
+
+from kubectl_build.buildkit.client import BuildKitClient
+from kubectl_build.buildkit.errors import translate_solve
+from kubectl_build.buildkit.session.auth import AuthService
+from kubectl_build.buildkit.session.filesend import ExportTarget, FileSendService
+from kubectl_build.buildkit.session.filesync import FileSyncService, SyncedDir
+from kubectl_build.buildkit.session.secrets import SecretSource, SecretsService
+from kubectl_build.buildkit.session.service import SessionService
+from kubectl_build.buildkit.session.session import Session
+from kubectl_build.buildkit.session.ssh import AgentPool, SSHService
+from kubectl_build.buildkit.solve import drops_exporters, solve_request
+from kubectl_build.console import Console
+from kubectl_build.context.cachedir import cache_dir
+from kubectl_build.context.dockerignore import read_ignore_file
+from kubectl_build.context.sources import LocalSources
+from kubectl_build.context.walk import WalkFilter
+from kubectl_build.errors import (
+    BuildFailedError,
+    BuildInterruptedError,
+    KubectlBuildError,
+    OutputError,
+)
+from kubectl_build.options.build import BuildOptions
+from kubectl_build.planning.solve import PreparedSolve, prepare_solve
+from kubectl_build.progress.display import Display, select_display
+from kubectl_build.run.jobs import Job, JobCancelledError, run_jobs
+from kubectl_build.run.model import BuildInputs, SolveJob
+
+STATUS_DRAIN_TIMEOUT = 10.0
+
+
+def _process_age(pid: int | None = None) -> float:
+    """Seconds since this process (or ``pid``) started (Linux), else since this module loaded."""
+    try:
+        with open(f"/proc/{pid or 'self'}/stat", encoding="ascii") as fh:
+            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as fh:
+            uptime = float(fh.read().split()[0])
+        return max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
+
+
+# Monotonic time of process start: for --debug timings (and the overhead benchmark).
+STARTED = time.monotonic() - _process_age()
+
+
+def time_from(pid: int) -> None:
+    """Count --debug timings from the start of process ``pid`` (the local agent's caller)."""
+    global STARTED
+    STARTED = time.monotonic() - _process_age(pid)
+
+
+def shared_key(context_dir: str | None) -> str:
+    """Stable per (client machine, context dir): lets the daemon diff a rebuild."""
+    if context_dir is None:
+        return ""
+    digest = hashlib.sha256(f"{_client_id()}:{context_dir}".encode()).hexdigest()[:32]
+    return f"{os.path.basename(context_dir) or 'context'}:{digest}"
+
+
+def _client_id() -> str:
+    path = str(cache_dir() / "client-id")
+    try:
+        with open(path, encoding="ascii") as fh:
+            return fh.read().strip()
+    except OSError:
+        value = uuid.uuid4().hex
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="ascii") as fh:
+                fh.write(value)
+        except OSError:
+            pass
+        return value
+
+
+def session_services(options: BuildOptions, inputs: BuildInputs, prepared: PreparedSolve,
+                     stack: ExitStack) -> tuple[list[SessionService], FileSyncService]:
+    """The session services one solve needs (agents it starts close with ``stack``)."""
+    local = inputs.local
+    dirs: dict[str, SyncedDir] = {}
+    if local.context_dir is not None:
+        dirs["context"] = SyncedDir(local.context_dir, predicted=predicted_filter(local))
+    if local.dockerfile_dir is not None:
+        dirs["dockerfile"] = SyncedDir(local.dockerfile_dir)
+    filesync = FileSyncService(dirs)
+    services: list[SessionService] = [filesync, AuthService(inputs.credentials)]
+    if prepared.file_targets:
+        services.append(FileSendService(
+            {i: ExportTarget(kind, dest) for i, (kind, dest) in prepared.file_targets.items()}))
+    if options.secrets:
+        services.append(SecretsService(
+            {s.id: SecretSource(file=s.src, env=s.env) for s in options.secrets}))
+    if options.ssh:
+        pool = AgentPool()
+        stack.callback(pool.close)
+        for spec in options.ssh:
+            pool.add(spec.id, spec.paths)
+        services.append(SSHService(pool))
+    return services, filesync
+
+
+def predicted_filter(local: LocalSources) -> WalkFilter | None:
+    """The filter the frontend will ask the context with: the .dockerignore patterns
+    (a `<Dockerfile>.dockerignore` next to the Dockerfile takes precedence)."""
+    candidates = [os.path.join(local.context_dir or "", ".dockerignore")]
+    if local.dockerfile_dir:
+        candidates.insert(0, os.path.join(local.dockerfile_dir,
+                                          local.dockerfile_name + ".dockerignore"))
+    for path in candidates:
+        try:
+            with open(path, "rb") as fh:
+                return WalkFilter(exclude_patterns=tuple(read_ignore_file(fh.read())))
+        except FileNotFoundError:
+            continue
+        except (OSError, KubectlBuildError):
+            return None
+    return WalkFilter()
+
+
+def run_solves(jobs: Sequence[SolveJob], inputs: BuildInputs, console: Console,
+               progress: str) -> list[dict[str, str]]:
+    """Every job's solves under one cancellation scope and one progress display.
+
+    Returns:
+        Each job's exporter response (of its last solve), in job order.
+    """
+    display = select_display(progress, console)
+    display.start()
+    ok = False
+    try:
+        responses = run_jobs([Job(job.description, functools.partial(
+            _run_job, job, inputs, display, console)) for job in jobs])
+        ok = True
+        return responses
+    finally:
+        display.finish(ok)
+
+
+def _run_job(job: SolveJob, inputs: BuildInputs, display: Display, console: Console,
+             cancel: threading.Event) -> dict[str, str]:
+    prepared = prepare_solve(job.options, inputs.local, inputs.environ)
+    response: dict[str, str] = {}
+    with ExitStack() as stack:
+        for client in job.clients:
+            services, filesync = session_services(job.options, inputs, prepared, stack)
+            session = Session(services, shared_key(inputs.local.context_dir))
+            response = solve_on(client, session, prepared, display, console, prefix=job.label,
+                                cancel=cancel)
+            console.trace(f"{job.label or job.builder}: context transfer: {filesync.stats}")
+    return response
+
+
+def solve_on(client: BuildKitClient, session: Session, prepared: PreparedSolve, display: Display,
+             console: Console, *, prefix: str | None = None,
+             cancel: threading.Event | None = None) -> dict[str, str]:
+    """Send one solve with its session and follow its status into ``display``.
+
+    Args:
+        client: the daemon.
+        session: the session services it may call back.
+        prepared: what to solve.
+        display: where progress goes.
+        console: for --debug timings.
+        prefix: labels this solve's steps when several solves share the display.
+        cancel: set when another job failed: the solve is cancelled in the daemon.
+    """
+    _check_exporters(client, prepared)
+    ref = uuid.uuid4().hex[:25]
+    request = solve_request(prepared.spec, ref, session.id)
+    try:
+        with session.open(client):
+            future = client.solve(request)
+            console.trace(f"solve sent {time.monotonic() - STARTED:.3f}s after start")
+            status = _follow_status(client, ref, display, prefix)
+            try:
+                response = _wait(future, cancel)
+                console.trace(f"solve done {time.monotonic() - STARTED:.3f}s after start")
+            finally:
+                status.join(STATUS_DRAIN_TIMEOUT)
+            console.trace(f"status drained {time.monotonic() - STARTED:.3f}s after start")
+            return dict(response.exporter_response)
+    except grpc.RpcError as err:
+        raise _auth_failure(session) or _failed(err, client, display) from err
+
+
+def _auth_failure(session: Session) -> KubectlBuildError | None:
+    """A credential lookup that failed (e.g. a missing credential helper) is the real
+    cause of the failed solve it led to: the daemon only saw a failed Credentials call."""
+    return next((service.failure for service in session.services
+                 if isinstance(service, AuthService) and service.failure is not None), None)
+
+
+def _check_exporters(client: BuildKitClient, prepared: PreparedSolve) -> None:
+    """Several outputs need a daemon that reads the exporter list (v0.13+): an older one
+    would write the first output only and still report success."""
+    if len(prepared.spec.exporters) < 2:
+        return  # the common case asks the daemon nothing
+    version = client.info().buildkit_version.version
+    if drops_exporters(prepared.spec, version):
+        raise OutputError(f"buildkitd {version} writes only one output per build, "
+                          f"{len(prepared.spec.exporters)} were requested",
+                          "build once per --output, or use buildkitd v0.13 or newer")
+
+
+def _wait(future: grpc.Future[Any], cancel: threading.Event | None = None) -> Any:
+    try:
+        while True:
+            if cancel is not None and cancel.is_set():
+                future.cancel()
+                raise JobCancelledError("cancelled: another builder failed")
+            try:
+                return future.result(timeout=0.5)
+            except grpc.FutureTimeoutError:
+                continue
+    except KeyboardInterrupt:
+        future.cancel()
+        raise BuildInterruptedError("build cancelled", "the daemon stopped the build") from None
+
+
+def _failed(err: grpc.RpcError, client: BuildKitClient, display: Display) -> KubectlBuildError:
+    error = translate_solve(err, client.endpoint.address)
+    failure = display.model.failure()
+    if isinstance(error, BuildFailedError) and failure is not None and failure.exit_code is not None \
+            and "exit code" not in error.message:
+        return error.evolve(detail=f"exit code {failure.exit_code}")
+    return error
+
+
+def _follow_status(client: BuildKitClient, ref: str, display: Display,
+                   prefix: str | None = None) -> threading.Thread:
+    lock = threading.Lock()
+
+    def run() -> None:
+        try:
+            for resp in _retrying_status(client, ref):
+                with lock:
+                    if prefix is None:
+                        display.update(resp)
+                    else:
+                        display.update(resp, prefix=prefix)
+        except grpc.RpcError:
+            pass  # the Solve result carries the real error
+
+    thread = threading.Thread(target=run, name="kb-status", daemon=True)
+    thread.start()
+    return thread
+
+
+def _retrying_status(client: BuildKitClient, ref: str) -> Iterator[Any]:
+    # Status can race Solve registering the job; the daemon waits a few seconds,
+    # so one retry after a short pause covers a slow start.
+    for attempt in range(2):
+        try:
+            yield from client.status(ref)
+            return
+        except grpc.RpcError as err:
+            if attempt or "no such job" not in (err.details() or ""):
+                raise
+            time.sleep(0.5)
