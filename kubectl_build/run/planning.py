@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from kubectl_build.console import Console
@@ -72,17 +72,27 @@ def request_for(options: BuildOptions, local: LocalSources, build_args: Mapping[
     return plan_request(options, dockerfile, build_args)
 
 
+@dataclass(frozen=True)
+class PlanReaders:
+    """How the planning step reads the cluster, each called only when the plan needs it."""
+
+    builder: Callable[[], DefaultBuilder]
+    """Reads the default builder's platforms."""
+    nodes: Callable[[], tuple[Sequence[Node], str]]
+    """Lists the nodes (the API) and names the default builder's node."""
+    remembered: Callable[[], tuple[Sequence[Node], str] | None] = lambda: None
+    """The nodes a recent build listed and the builder's node; None when there are none."""
+
+
 def make_plan(options: BuildOptions, local: LocalSources, build_args: Mapping[str, str],
-              builder: Callable[[], DefaultBuilder],
-              nodes: Callable[[], tuple[Sequence[Node], str]], console: Console) -> Plan | None:
+              readers: PlanReaders, console: Console) -> Plan | None:
     """The plan for a build with ``--platform``; None to build as asked on the default builder.
 
     Args:
         options: the build's options.
         local: where the Dockerfile is.
         build_args: build args as sent (they can change FROM lines).
-        builder: reads the default builder's platforms.
-        nodes: lists the nodes and names the default builder's node (called only when a
+        readers: read the default builder's platforms and the nodes (called only when a
             foreign platform could go native).
         console: for --debug lines.
 
@@ -92,10 +102,10 @@ def make_plan(options: BuildOptions, local: LocalSources, build_args: Mapping[st
     request = request_for(options, local, build_args, console)
     if request is None:
         return None
-    default = builder()
+    default = readers.builder()
     found: Sequence[Node] = ()
     if wants_nodes(options, default):
-        found, node = nodes()
+        found, node = readers.nodes()
         default = replace(default, node=node or default.node)
     try:
         plan, kept = decide(request, default, found, split_blocker(options))
@@ -109,9 +119,7 @@ def make_plan(options: BuildOptions, local: LocalSources, build_args: Mapping[st
 
 
 def make_plan_remembering(options: BuildOptions, local: LocalSources,
-                          build_args: Mapping[str, str], builder: Callable[[], DefaultBuilder],
-                          remembered: Callable[[], tuple[Sequence[Node], str] | None],
-                          nodes: Callable[[], tuple[Sequence[Node], str]],
+                          build_args: Mapping[str, str], readers: PlanReaders,
                           console: Console) -> Plan | None:
     """:func:`make_plan` from nodes a recent build listed, when there are some (no API call),
     listing them afresh whenever that could change the outcome.
@@ -122,9 +130,11 @@ def make_plan_remembering(options: BuildOptions, local: LocalSources,
     node might lift), is made again from ``nodes()``.
 
     Args:
-        remembered: the remembered nodes and the default builder's node; None when none.
-        nodes: lists the nodes (the API).
-        Others: as :func:`make_plan`.
+        options: the build's options.
+        local: where the Dockerfile is.
+        build_args: build args as sent.
+        readers: ``remembered`` first, ``nodes`` when the remembered ones could mislead.
+        console: for --debug lines.
 
     Raises:
         PlanError: a platform cannot be built as asked, by the fresh listing.
@@ -132,23 +142,23 @@ def make_plan_remembering(options: BuildOptions, local: LocalSources,
     used: list[bool] = []
 
     def first() -> tuple[Sequence[Node], str]:
-        known = remembered()
+        known = readers.remembered()
         if known is None:
-            return nodes()
+            return readers.nodes()
         used.append(True)
         console.trace("nodes as listed recently (no API call)")
         return known
 
     try:
-        plan = make_plan(options, local, build_args, builder, first, console)
+        plan = make_plan(options, local, build_args, replace(readers, nodes=first), console)
     except PlanError:
         if not used:
             raise
         console.trace("the remembered nodes refuse the plan: listing the nodes")
-        return make_plan(options, local, build_args, builder, nodes, console)
+        return make_plan(options, local, build_args, readers, console)
     if used and plan is not None and not all(group.default for group in plan.groups()):
         console.trace("the remembered nodes send a platform to another builder: listing the nodes")
-        return make_plan(options, local, build_args, builder, nodes, console)
+        return make_plan(options, local, build_args, readers, console)
     return plan
 
 
@@ -213,8 +223,9 @@ def plan_for(request: BuildRequest, target: Target, ahead: Ahead | None = None) 
     if not options.platforms:
         return None  # the builder's own platform: nothing to decide, no call to make
     sources = _PlanSources(target, ahead, console)
+    readers = PlanReaders(sources.builder, sources.nodes, sources.remembered)
     plan = make_plan_remembering(options, request.local, build_args(options, request.environ),
-                                 sources.builder, sources.remembered, sources.nodes, console)
+                                 readers, console)
     if plan is not None:
         show_plan(plan, console, resolve_mode(options.progress, console))
     return plan

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -166,26 +167,36 @@ def _run_job(job: SolveJob, inputs: BuildInputs, display: Display, console: Cons
         for client in job.clients:
             services, filesync = session_services(job.options, inputs, prepared, stack)
             session = Session(services, shared_key(inputs.local.context_dir))
-            response = solve_on(client, session, prepared, display, console, prefix=job.label,
-                                cancel=cancel)
+            response = solve_on(client, session, prepared,
+                                SolveWatch(display, console, job.label), cancel=cancel)
             console.trace(f"{job.label or job.builder}: context transfer: {filesync.stats}")
     return response
 
 
-def solve_on(client: BuildKitClient, session: Session, prepared: PreparedSolve, display: Display,
-             console: Console, *, prefix: str | None = None,
-             cancel: threading.Event | None = None) -> dict[str, str]:
-    """Send one solve with its session and follow its status into ``display``.
+@dataclass(frozen=True)
+class SolveWatch:
+    """Where a solve's progress goes."""
+
+    display: Display
+    """The display, shared by every solve of the build."""
+    console: Console
+    """For --debug timings."""
+    prefix: str | None = None
+    """Labels this solve's steps when several solves share the display."""
+
+
+def solve_on(client: BuildKitClient, session: Session, prepared: PreparedSolve, watch: SolveWatch,
+             *, cancel: threading.Event | None = None) -> dict[str, str]:
+    """Send one solve with its session and follow its status into the watch's display.
 
     Args:
         client: the daemon.
         session: the session services it may call back.
         prepared: what to solve.
-        display: where progress goes.
-        console: for --debug timings.
-        prefix: labels this solve's steps when several solves share the display.
+        watch: where progress goes.
         cancel: set when another job failed: the solve is cancelled in the daemon.
     """
+    display, console, prefix = watch.display, watch.console, watch.prefix
     _check_exporters(client, prepared)
     ref = uuid.uuid4().hex[:25]
     request = solve_request(prepared.spec, ref, session.id)

@@ -42,7 +42,7 @@ from kubectl_build.run import results
 from kubectl_build.run.jobs import Job as Task
 from kubectl_build.run.jobs import JobCancelledError as GroupCancelledError
 from kubectl_build.run.jobs import run_jobs as run_parallel
-from kubectl_build.run.planning import make_plan, make_plan_remembering, show_plan
+from kubectl_build.run.planning import PlanReaders, make_plan, make_plan_remembering, show_plan
 
 AMD64, ARM64 = parse_platform("linux/amd64"), parse_platform("linux/arm64")
 BUILDER = DefaultBuilder("buildkit", AMD64, "node-a",
@@ -133,7 +133,7 @@ def _make(tmp_path: Path, calls: _Calls, dockerfile: str = RUN_ON_TARGET, **flag
     out = io.StringIO()
     console = Console(stdout=io.StringIO(), stderr=out, debug=True)
     plan = make_plan(_options(tmp_path, dockerfile, **flags), _local(tmp_path), {},
-                     calls.read_builder, calls.read_nodes, console)
+                     PlanReaders(calls.read_builder, calls.read_nodes), console)
     return plan, out.getvalue()
 
 
@@ -192,11 +192,11 @@ def test_remote_or_unparsable_dockerfile_falls_back_to_one_solve(tmp_path: Path)
     out = io.StringIO()
     console = Console(stdout=io.StringIO(), stderr=out, debug=True)
     remote = LocalSources(None, None, "Dockerfile", "https://example.com/repo.git")
-    assert make_plan(options, remote, {}, calls.read_builder, calls.read_nodes, console) is None
+    readers = PlanReaders(calls.read_builder, calls.read_nodes)
+    assert make_plan(options, remote, {}, readers, console) is None
     assert "not a local file" in out.getvalue()
     (tmp_path / "Dockerfile").write_text("RUN nothing-before-from\n")
-    assert make_plan(options, _local(tmp_path), {}, calls.read_builder, calls.read_nodes,
-                     console) is None
+    assert make_plan(options, _local(tmp_path), {}, readers, console) is None
     assert "planner skipped" in out.getvalue()
     assert calls.builder == 0
 
@@ -205,10 +205,10 @@ def _remembering(tmp_path: Path, calls: _Calls, known: tuple[Node, ...] | None,
                  dockerfile: str = RUN_ON_TARGET, **flags: object) -> tuple[object, str]:
     out = io.StringIO()
     console = Console(stdout=io.StringIO(), stderr=out, debug=True)
+    readers = PlanReaders(calls.read_builder, calls.read_nodes,
+                          lambda: None if known is None else (known, "node-a"))
     plan = make_plan_remembering(_options(tmp_path, dockerfile, **flags), _local(tmp_path), {},
-                                 calls.read_builder,
-                                 lambda: None if known is None else (known, "node-a"),
-                                 calls.read_nodes, console)
+                                 readers, console)
     return plan, out.getvalue()
 
 

@@ -37,7 +37,7 @@ from kubectl_build.registry.client import OCI_INDEX, RegistryClient
 from kubectl_build.run import cluster
 from kubectl_build.run.jobs import JobCancelledError
 from kubectl_build.run.model import BuildInputs, SolveJob
-from kubectl_build.run.solve import run_solves, session_services, solve_on
+from kubectl_build.run.solve import SolveWatch, run_solves, session_services, solve_on
 from tests.e2e.cluster.test_kubectl_build import _env_file, deployments, kubectl
 from tests.e2e.helpers import REPO, STATE, Run, load_testbed, run_cli
 from tests.e2e.registry_helpers import platforms_of, read_file_from_image, tls_registry
@@ -378,7 +378,7 @@ def test_cancelled_group_stops_its_solve_in_the_daemon(two_builders: dict[str, o
             services, _ = session_services(runs[0].options, inputs, plan, stack)
             try:
                 solve_on(runs[0].clients[0], Session(services, "x"), plan,  # type: ignore[arg-type]
-                                   select_display("quiet", console), console, cancel=cancel)
+                         SolveWatch(select_display("quiet", console), console), cancel=cancel)
             except BaseException as err:  # noqa: BLE001 - inspected below
                 outcome.append(err)
 
