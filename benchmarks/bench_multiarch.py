@@ -129,8 +129,7 @@ def _groups_run(kubeconfig: str, namespace: str, dockerfile: str, split: dict[st
     from kubectl_build.kube.builder import find_builder
     from kubectl_build.kube.config import KubeOptions, connect
     from kubectl_build.options.build import BuildFlags, build_options, parse_platforms
-    from kubectl_build.planning.decide import group_description, group_label, group_options
-    from kubectl_build.planning.planner import BuilderGroup
+    from kubectl_build.planning.groups import BuilderGroup, group_description, group_label, group_options
     from kubectl_build.registry import merge
     from kubectl_build.run import cluster
     from kubectl_build.run.model import BuildInputs, SolveJob

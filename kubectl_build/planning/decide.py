@@ -8,14 +8,13 @@ builders (:func:`split_blocker`), the plan made before the default builder exist
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from kubectl_build.dockerfile.analysis import Dockerfile
-from kubectl_build.options.build import BuildOptions, OutputSpec
+from kubectl_build.options.build import BuildOptions
 from kubectl_build.planning.planner import (
     MODES,
-    BuilderGroup,
     Cluster,
     DefaultBuilder,
     Mode,
@@ -55,50 +54,6 @@ def split_blocker(options: BuildOptions) -> str | None:
     if options.cache_to:
         return "--cache-to is written by a single builder"
     return None
-
-
-def pushes(options: BuildOptions) -> bool:
-    """Whether the build pushes an image."""
-    return any(out.pushes for out in options.outputs)
-
-
-def group_label(group: BuilderGroup) -> str:
-    """The progress label of a builder's solve.
-
-    BuildKit already puts the platform into step names of a multi-platform solve
-    (``[linux/arm64 2/4] RUN make``); a single-platform solve gets it from the label.
-    """
-    if len(group.platforms) == 1:
-        return f"{group.builder} {group.platforms[0]}"
-    return group.builder
-
-
-def group_description(group: BuilderGroup) -> str:
-    """``builder buildkit-arm64 (linux/arm64)``: how errors name a group."""
-    return f"builder {group.builder} ({', '.join(str(p) for p in group.platforms)})"
-
-
-def group_options(options: BuildOptions, group: BuilderGroup, *, by_digest: bool,
-                  outputs: Sequence[OutputSpec] | None = None) -> BuildOptions:
-    """The options of one builder's solve.
-
-    Args:
-        options: the build's options.
-        group: the builder and its platforms.
-        by_digest: several builders push: each pushes by digest, untagged, and the client
-            tags the merged index afterwards (so no tag ever names half a build).
-        outputs: the outputs for this builder (its own load outputs), else ``options``'.
-    """
-    chosen = tuple(options.outputs if outputs is None else outputs)
-    if by_digest:
-        from kubectl_build.registry.index import by_digest_attrs
-
-
-        chosen = tuple(OutputSpec(out.type, MappingProxyType(by_digest_attrs(out.attrs)), out.dest)
-                       if out.pushes else out for out in chosen)
-    # The files describing the result are written once, for the merged result.
-    return replace(options, platforms=group.platforms, outputs=chosen, iidfile=None,
-                   metadata_file=None)
 
 
 def plan_request(options: BuildOptions, dockerfile: Dockerfile,

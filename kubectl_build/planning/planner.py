@@ -23,6 +23,7 @@ from typing import Literal
 
 from kubectl_build.dockerfile.analysis import Analysis, Dockerfile, analyse
 from kubectl_build.errors import UsageError
+from kubectl_build.planning.groups import BuilderGroup
 from kubectl_build.platforms.matching import (
     BUILDER_OS,
     PlatformFields,
@@ -158,26 +159,6 @@ class PlanFailure:
     def line(self) -> str:
         """``windows/amd64: cannot build (...)``."""
         return f"{self.platform}: cannot build ({self.message})"
-
-
-@dataclass(frozen=True)
-class BuilderGroup:
-    """The platforms one builder builds in a single solve."""
-
-    builder: str
-    """Builder name."""
-    default: bool
-    """Whether it is the default builder (else it may need creating)."""
-    platforms: tuple[Platform, ...]
-    """Its platforms, in the order requested."""
-    nodes: tuple[str, ...]
-    """Nodes it runs on or may be placed on."""
-    node_selector: Mapping[str, str] = field(hash=False)
-    """Node selector for a per-architecture builder; empty for the default builder."""
-    emulated: tuple[Platform, ...]
-    """Foreign platforms its RUN steps need emulated."""
-    needs_emulator_install: bool
-    """Whether emulation must be installed first."""
 
 
 class PlanError(UsageError):

@@ -16,22 +16,27 @@ import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from kubectl_build.buildkit.client import BuildKitClient, TLSConfig, parse_address
 from kubectl_build.console import Console
 from kubectl_build.context import sources
 from kubectl_build.errors import RegistryAuthError
 from kubectl_build.options.build import BuildOptions
-from kubectl_build.planning.decide import group_description, group_label, group_options, pushes
-from kubectl_build.planning.planner import BuilderGroup
+from kubectl_build.planning.groups import BuilderGroup, group_description, group_label, group_options, pushes
 from kubectl_build.planning.solve import PreparedSolve, prepare_solve
 from kubectl_build.registry.credentials import docker_config_store
 from kubectl_build.run import results, solve
 from kubectl_build.run.emulation import ensure_group_emulators
 from kubectl_build.run.jobs import Job, run_jobs
 from kubectl_build.run.model import BuildInputs, BuildRequest, SolveJob, Target
-from kubectl_build.run.planning import PlanAhead, plan_for
 from kubectl_build.run.solve import run_solves
+
+if TYPE_CHECKING:
+    # The planning step (Dockerfile analysis, the planner) is imported only by builds that
+    # name platforms: the warm single-platform path stays as light as it was.
+    from kubectl_build.planning.planner import Plan
+    from kubectl_build.run.planning import PlanAhead
 
 CONNECT_TIMEOUT = 20.0
 
@@ -56,7 +61,7 @@ def run_build(options: BuildOptions, console: Console) -> int:
     with ExitStack() as stack:
         local = stack.enter_context(sources.resolve(options.context, options.dockerfile))
         request = BuildRequest(options, local, dict(os.environ), console)
-        ahead = PlanAhead(request) if options.platforms and not options.buildkit_host else None
+        ahead = _plan_ahead(request)
         target = _open_target(request, ahead, stack)
         try:
             _run(request, target, ahead, stack)
@@ -65,6 +70,24 @@ def run_build(options: BuildOptions, console: Console) -> int:
         console.trace(f"reported {time.monotonic() - solve.STARTED:.3f}s after start")
     console.trace(f"cleaned up {time.monotonic() - solve.STARTED:.3f}s after start")
     return 0
+
+
+def _plan_ahead(request: BuildRequest) -> PlanAhead | None:
+    """The planner the cluster target calls before it creates the default builder."""
+    if not request.options.platforms or request.options.buildkit_host:
+        return None
+    from kubectl_build.run.planning import PlanAhead
+
+    return PlanAhead(request)
+
+
+def _plan(request: BuildRequest, target: Target, ahead: PlanAhead | None) -> Plan | None:
+    """The per-platform plan (printed); None when the build names no platform."""
+    if not request.options.platforms:
+        return None
+    from kubectl_build.run.planning import plan_for
+
+    return plan_for(request, target, ahead.result if ahead is not None else None)
 
 
 def _open_target(request: BuildRequest, ahead: PlanAhead | None, stack: ExitStack) -> Target:
@@ -84,7 +107,7 @@ def _open_target(request: BuildRequest, ahead: PlanAhead | None, stack: ExitStac
 
 def _run(request: BuildRequest, target: Target, ahead: PlanAhead | None, stack: ExitStack) -> None:
     """Plan, prepare and run the jobs, then the post-steps."""
-    plan = plan_for(request, target, ahead.result if ahead is not None else None)
+    plan = _plan(request, target, ahead)
     groups = plan.groups() if plan is not None else (_whole_build(request.options, target),)
     by_digest = len(groups) > 1 and pushes(request.options)
     jobs = _prepare_jobs(groups, request, target, by_digest, stack)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from kubectl_build.buildkit.client import BuildKitClient
 from kubectl_build.console import Console
 from kubectl_build.errors import BuilderError
-from kubectl_build.planning.planner import BuilderGroup
+from kubectl_build.planning.groups import BuilderGroup
 
 if TYPE_CHECKING:
     from kubectl_build.kube.builder import Builder

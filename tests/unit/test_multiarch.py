@@ -26,16 +26,14 @@ from kubectl_build.planning.decide import (
     candidate_platforms,
     decide,
     foreign_platforms,
-    group_label,
-    group_options,
     landing_platforms,
     plan_ahead,
     plan_request,
-    pushes,
     split_blocker,
     wants_nodes,
 )
-from kubectl_build.planning.planner import BuilderGroup, DefaultBuilder, Node, PlanError, PlanRequest
+from kubectl_build.planning.groups import BuilderGroup, group_label, group_options, pushes
+from kubectl_build.planning.planner import DefaultBuilder, Node, PlanError, PlanRequest
 from kubectl_build.registry.client import OCI_INDEX, Manifest
 from kubectl_build.registry.merge import is_loopback, merged_response, pushed_digest, registry_ca
 from kubectl_build.run import results

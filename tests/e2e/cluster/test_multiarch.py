@@ -29,8 +29,7 @@ from kubectl_build.errors import BuildFailedError, ExitCode, RegistryError
 from kubectl_build.kube.builder import find_builder
 from kubectl_build.kube.config import KubeOptions, connect
 from kubectl_build.options.build import BuildFlags, build_options, parse_platforms
-from kubectl_build.planning.decide import group_description, group_label, group_options
-from kubectl_build.planning.planner import BuilderGroup
+from kubectl_build.planning.groups import BuilderGroup, group_description, group_label, group_options
 from kubectl_build.planning.solve import prepare_solve
 from kubectl_build.registry import merge
 from kubectl_build.registry.client import OCI_INDEX, RegistryClient
@@ -354,8 +353,8 @@ def test_one_builder_failing_cancels_the_other(two_builders: dict[str, object], 
     with pytest.raises(BuildFailedError) as info:
         run_solves(runs, BuildInputs(local, {}, _credentials()), console, "plain")
     assert time.monotonic() - started < 120  # the amd64 solve's sleep 300 was cancelled
-    assert info.value.message.startswith("builder second (linux/arm64): "), info.value.message
-    assert "exit code" in info.value.message
+    assert info.value.one_line().startswith("builder second (linux/arm64): "), info.value.one_line()
+    assert "exit code" in info.value.one_line()
 
 
 def test_cancelled_group_stops_its_solve_in_the_daemon(two_builders: dict[str, object],
