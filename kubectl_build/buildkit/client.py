@@ -1,7 +1,13 @@
-"""The Control API of buildkitd: one channel, typed calls, errors translated here."""
+"""The Control API of buildkitd: one channel, typed calls, errors translated here.
+
+Nothing outside ``buildkit/`` sees a grpc object: a Solve in flight is a `SolveCall`, its
+progress an iterator of StatusResponse, and every failure a KubectlBuildError made by
+``buildkit.errors``.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +16,9 @@ from typing import Any
 import grpc
 
 from kubectl_build._proto import control_pb2, control_pb2_grpc
-from kubectl_build.buildkit.errors import translate
+from kubectl_build.buildkit.errors import is_unknown_job, translate, translate_solve
 from kubectl_build.buildkit.wire import identity
-from kubectl_build.errors import DaemonUnreachableError, UsageError
+from kubectl_build.errors import BuildInterruptedError, DaemonUnreachableError, UsageError
 
 MAX_MESSAGE = 16 << 20
 CHANNEL_OPTIONS: list[tuple[str, Any]] = [
@@ -28,6 +34,8 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
 ]
+STATUS_RETRY_PAUSE = 0.5
+"""Seconds before asking again for the status of a job the daemon did not know yet."""
 
 
 @dataclass(frozen=True)
@@ -147,14 +155,73 @@ class BuildKitClient:
         return self._call("prune", run)  # type: ignore[no-any-return]
 
     def solve(self, request: control_pb2.SolveRequest) -> grpc.Future[Any]:
-        """Start a Solve; the caller waits on (or cancels) the future."""
+        """Start a Solve; the caller waits on (or cancels) the future.
+
+        Deprecated: use `start_solve`, which keeps grpc inside this package.
+        """
         return self._stub.Solve.future(request)  # type: ignore[no-any-return]
 
     def status(self, ref: str) -> Iterator[control_pb2.StatusResponse]:
-        """Progress of the build `ref` (ends by itself when the build is done)."""
+        """Progress of the build `ref` (ends by itself when the build is done).
+
+        Deprecated: use `follow_status`, which retries and translates its failures.
+        """
         return self._stub.Status(control_pb2.StatusRequest(ref=ref))  # type: ignore[no-any-return]
+
+    def start_solve(self, request: control_pb2.SolveRequest) -> SolveCall:
+        """Send a Solve; the answer (or the translated failure) comes from the returned call."""
+        return SolveCall(self._stub.Solve.future(request), self.endpoint.address)
+
+    def follow_status(self, ref: str) -> Iterator[control_pb2.StatusResponse]:
+        """Progress of the build `ref`, until the daemon ends it (the build is done).
+
+        Status can race Solve registering the job: the daemon waits a few seconds for it,
+        so one retry after a short pause covers a slow start.
+
+        Raises:
+            KubectlBuildError: The stream failed otherwise (DaemonUnreachableError when
+                the connection went). A caller following a solve may ignore it: the
+                solve's own result carries the real cause.
+        """
+        for attempt in range(2):
+            try:
+                yield from self._stub.Status(control_pb2.StatusRequest(ref=ref))
+                return
+            except grpc.RpcError as err:
+                if attempt or not is_unknown_job(err):
+                    raise translate(err, self.endpoint.address, "status") from err
+            time.sleep(STATUS_RETRY_PAUSE)
 
     def open_session(self, requests: Iterator[bytes],
                      metadata: Sequence[tuple[str, str]]) -> Any:
         """Open Control.Session: raw BytesMessage frames both ways."""
         return self._session(requests, metadata=tuple(metadata))
+
+
+class SolveCall:
+    """A Solve in flight: wait for its answer in slices (to notice Ctrl-C), or cancel it."""
+
+    def __init__(self, future: grpc.Future[Any], address: str) -> None:
+        self._future = future
+        self._address = address
+
+    def result(self, timeout: float) -> control_pb2.SolveResponse | None:
+        """The daemon's answer, or None when it has not come within `timeout` seconds.
+
+        Raises:
+            BuildFailedError, RegistryAuthError, RegistryError, DaemonUnreachableError:
+                The solve failed (``errors.translate_solve``).
+            BuildInterruptedError: The call was cancelled (see `cancel`).
+        """
+        try:
+            return self._future.result(timeout=timeout)  # type: ignore[no-any-return]
+        except grpc.FutureTimeoutError:
+            return None
+        except grpc.FutureCancelledError as err:
+            raise BuildInterruptedError("build cancelled", "the daemon stopped the build") from err
+        except grpc.RpcError as err:
+            raise translate_solve(err, self._address) from err
+
+    def cancel(self) -> None:
+        """Cancel the solve: the daemon stops the build; idempotent."""
+        self._future.cancel()

@@ -88,6 +88,11 @@ def solve_failure(err: grpc.RpcError) -> SolveFailure:
     return SolveFailure(message, int(match.group(1)) if match else None, source)
 
 
+def is_unknown_job(err: grpc.RpcError) -> bool:
+    """Whether a Status call failed because the daemon has not registered the job (yet)."""
+    return "no such job" in (err.details() or "")
+
+
 def translate(err: grpc.RpcError, address: str, action: str) -> KubectlBuildError:
     """Map a gRPC error to a user-facing error with a hint."""
     code = err.code()

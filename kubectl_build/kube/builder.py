@@ -1,9 +1,10 @@
-"""Builders in the cluster: find, list, create (race-safely), update, wait for, remove.
+"""Builders in the cluster: create (race-safely), update, remove; ensure one is there and ready.
 
 A builder is a Deployment (or a StatefulSet when it has a cache volume per replica)
 plus a ConfigMap with its buildkitd.toml, all labelled ``kubectl-build.dev/builder=NAME``
 so `list_builders` finds them. The manifests are built by `builder_manifest` (pure);
-this module does the API calls, each through `Kube.call`.
+reading a builder and waiting for it are `builder_state`'s (re-exported here); this
+module makes the changes, each API call through `kube.api.call`.
 
 Reading comes first everywhere: a user who may only get Deployments, list pods and
 exec can use a builder somebody else created. Creating tolerates a concurrent creator
@@ -13,151 +14,35 @@ which never became ready deletes it again, so nothing is left half-created.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from kubectl_build.console import Console
 from kubectl_build.errors import BuilderError, UsageError
 from kubectl_build.kube import builder_manifest as manifest
-from kubectl_build.kube._api import as_json as _json
-from kubectl_build.kube._api import call as _api
+from kubectl_build.kube.api import as_json as _json
+from kubectl_build.kube.api import call as _api
 from kubectl_build.kube.builder_manifest import builder_diff
 from kubectl_build.kube.builder_spec import BuilderSpec, NodeFacts, frozen, resolve, validate_spec
+from kubectl_build.kube.builder_state import (
+    Builder,
+    BuilderPod,
+    builder_from,
+    builder_pods,
+    find_builder,
+    list_builders,
+    pod_selector,
+    read_workload,
+    wait_ready,
+)
 from kubectl_build.kube.config import Kube
-from kubectl_build.kube.waiting import PodWatch, pod_ready, poll, wait_ready
+from kubectl_build.kube.waiting import PodWatch, poll
 
-__all__ = ["Builder", "BuilderPod", "BuilderSpec", "builder_diff", "create_builder", "ensure_builder",
-           "find_builder", "list_builders", "remove_builder"]
+__all__ = ["Builder", "BuilderPod", "BuilderSpec", "builder_diff", "builder_from", "create_builder",
+           "ensure_arch_builder", "ensure_builder", "find_builder", "list_builders", "remove_builder"]
 
 PSA_LABEL = "pod-security.kubernetes.io/enforce"
-
-
-@dataclass(frozen=True)
-class BuilderPod:
-    """One buildkitd pod of a builder."""
-
-    name: str
-    node: str
-    ready: bool
-    container: str
-    phase: str
-
-
-@dataclass(frozen=True)
-class Builder:
-    """A builder as found in the cluster."""
-
-    name: str
-    namespace: str
-    worker: str
-    image: str
-    pods: tuple[BuilderPod, ...]
-    kind: str = "Deployment"
-    """Deployment, or StatefulSet for builders with a cache volume per replica."""
-    replicas: int = 1
-    """Desired pods."""
-    created: str = ""
-    """creationTimestamp of the workload (RFC 3339)."""
-
-    def ready_pods(self) -> list[BuilderPod]:
-        """Pods that answer `buildctl debug workers` and are not being deleted."""
-        return [pod for pod in self.pods if pod.ready]
-
-
-def builder_from(workload: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> Builder:
-    """Build a Builder from the JSON of its workload and pods (pure)."""
-    meta = workload.get("metadata") or {}
-    spec = workload.get("spec") or {}
-    boxes = ((spec.get("template") or {}).get("spec") or {}).get("containers") or [{}]
-    box = next((c for c in boxes if c.get("name") == manifest.CONTAINER), boxes[0])
-    return Builder(
-        name=str(meta.get("name")), namespace=str(meta.get("namespace")),
-        worker=str((meta.get("labels") or {}).get(manifest.LABEL_WORKER, "unknown")),
-        image=str(box.get("image", "")),
-        pods=tuple(sorted((_pod(p) for p in pods), key=lambda p: p.name)),
-        kind=str(workload.get("kind") or "Deployment"), replicas=int(spec.get("replicas", 1)),
-        created=str(meta.get("creationTimestamp") or ""),
-    )
-
-
-def _pod(pod: Mapping[str, Any]) -> BuilderPod:
-    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
-    phase = "Terminating" if meta.get("deletionTimestamp") else str(status.get("phase") or "Unknown")
-    return BuilderPod(name=str(meta.get("name")), node=str((pod.get("spec") or {}).get("nodeName") or ""),
-                      ready=pod_ready(pod), container=manifest.CONTAINER, phase=phase)
-
-
-# ---------------------------------------------------------------------------- API access
-
-
-def read_workload(kube: Kube, name: str) -> dict[str, Any] | None:
-    """The JSON of the Deployment or StatefulSet `name` (with its kind), or None."""
-    ns = kube.namespace
-    found = _api(kube, f"get deployment {name}", kube.apps().read_namespaced_deployment, name, ns)
-    kind = "Deployment"
-    if found is None:
-        # 403 too: a user without rights on StatefulSets still sees Deployment builders.
-        found = _api(kube, f"get statefulset {name}", kube.apps().read_namespaced_stateful_set,
-                     name, ns, absent=(403, 404))
-        kind = "StatefulSet"
-    if found is None:
-        return None
-    data: dict[str, Any] = _json(kube, found)
-    data.setdefault("kind", kind)
-    return data
-
-
-def pod_selector(name: str | None) -> str:
-    """Label selector of builder `name`'s pods (of every builder when None)."""
-    return f"{manifest.LABEL_BUILDER}={name}" if name else manifest.LABEL_BUILDER
-
-
-def builder_pods(kube: Kube, name: str | None, watch: PodWatch | None = None) -> list[dict[str, Any]]:
-    """The JSON of builder `name`'s pods (of every builder when None).
-
-    `watch` is told the list's resourceVersion, so its next sleep wakes on changes after it.
-    """
-    found = _json(kube, _api(kube, "list pods", kube.core().list_namespaced_pod, kube.namespace,
-                             label_selector=pod_selector(name)))
-    if watch is not None:
-        watch.version = (found.get("metadata") or {}).get("resourceVersion")
-    return list(found.get("items") or [])
-
-
-def find_builder(kube: Kube, name: str) -> Builder | None:
-    """The builder `name` in the current namespace, or None if there is none."""
-    workload = read_workload(kube, name)
-    labels = ((workload or {}).get("metadata") or {}).get("labels") or {}
-    if workload is None or manifest.LABEL_BUILDER not in labels:
-        return None
-    return builder_from(workload, builder_pods(kube, name))
-
-
-def list_builders(kube: Kube, *, all_namespaces: bool = False) -> list[Builder]:
-    """Every builder in the current namespace (or all of them), by namespace and name."""
-    apps, core, selector = kube.apps(), kube.core(), manifest.LABEL_BUILDER
-    calls = [("Deployment", apps.list_namespaced_deployment, apps.list_deployment_for_all_namespaces, ()),
-             ("StatefulSet", apps.list_namespaced_stateful_set, apps.list_stateful_set_for_all_namespaces,
-              (403,))]
-    workloads: list[dict[str, Any]] = []
-    for kind, one_ns, every_ns, absent in calls:
-        args = () if all_namespaces else (kube.namespace,)
-        found = _api(kube, f"list {kind.lower()}s", every_ns if all_namespaces else one_ns, *args,
-                     label_selector=selector, absent=absent)
-        for item in (_json(kube, found).get("items") or []) if found is not None else []:
-            item.setdefault("kind", kind)
-            workloads.append(item)
-    pods_fn, args = (core.list_pod_for_all_namespaces, ()) if all_namespaces \
-        else (core.list_namespaced_pod, (kube.namespace,))
-    pods = _json(kube, _api(kube, "list pods", pods_fn, *args, label_selector=selector)).get("items") or []
-    builders = []
-    for workload in workloads:
-        meta = workload["metadata"]
-        mine = [p for p in pods if p["metadata"].get("namespace") == meta.get("namespace")
-                and (p["metadata"].get("labels") or {}).get(manifest.LABEL_BUILDER) == meta["name"]]
-        builders.append(builder_from(workload, mine))
-    return sorted(builders, key=lambda b: (b.namespace, b.name))
 
 
 # ---------------------------------------------------------------------------- preparing a spec
@@ -393,8 +278,6 @@ def ensure_arch_builder(kube: Kube, default: str, name: str, node_selector: Mapp
             forbidden to create; a pod problem that waiting cannot fix.
         WaitTimeoutError: No ready pod within `timeout`.
     """
-    import os
-
     from kubectl_build.kube import arch_builder
 
     ns = kube.namespace
@@ -409,13 +292,23 @@ def ensure_arch_builder(kube: Kube, default: str, name: str, node_selector: Mapp
                 "nodes, or pass --mode cross or --mode qemu")
         found = builder_from(existing, builder_pods(kube, name))
         return found if found.ready_pods() else wait_ready(kube, name, console, timeout)
+    return _create_and_wait(kube, _arch_spec(kube, default, name, node_selector, console), console, timeout)
+
+
+def _arch_spec(kube: Kube, default: str, name: str, node_selector: Mapping[str, str],
+               console: Console) -> BuilderSpec:
+    """The prepared spec of a new per-architecture builder: a copy of `default`'s, if any."""
+    import os
+
+    from kubectl_build.kube import arch_builder
+
     base = read_workload(kube, default)
     if base is not None and manifest.LABEL_BUILDER not in (base["metadata"].get("labels") or {}):
         base = None  # somebody else's object of that name: nothing to copy
     config = None
     if base is not None:
         found_config = _api(kube, f"get configmap {default}", kube.core().read_namespaced_config_map, default,
-                            ns, absent=(403, 404))
+                            kube.namespace, absent=(403, 404))
         config = (_json(kube, found_config).get("data") or {}) if found_config is not None else None
         if config is None:
             console.trace(f"cannot read ConfigMap {default}: builder {name} gets the default buildkitd.toml")
@@ -426,4 +319,4 @@ def ensure_arch_builder(kube: Kube, default: str, name: str, node_selector: Mapp
     spec = prepare(kube, arch_builder.without_containerd_paths(copied), console)
     if spec.worker == "containerd":
         spec = arch_builder.keep_containerd_paths(spec, copied)
-    return _create_and_wait(kube, spec, console, timeout)
+    return spec

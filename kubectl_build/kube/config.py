@@ -1,23 +1,22 @@
-"""Load cluster access exactly as kubectl does, and translate API errors once.
+"""Load cluster access exactly as kubectl does; a kubeconfig that cannot be used is a ClusterError.
 
 `KUBECONFIG` (several files, merged), `--kubeconfig`, `--context`, `--cluster`,
 `--user`, `-n/--namespace`, `--request-timeout`, in-cluster service-account config
 when running inside a pod, and exec/OIDC credential plugins (handled by the
 kubernetes client). This module and its siblings are the only importers of
-`kubernetes`; nothing imports them on paths that do not need the cluster.
+`kubernetes`; nothing imports them on paths that do not need the cluster. Loading errors
+are translated here; the API calls' failures once, in `kube.api`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from kubectl_build.errors import ClusterError, KubectlBuildError, UsageError
+from kubectl_build.errors import ClusterError
 
-T = TypeVar("T")
 DEFAULT_KUBECONFIG = Path.home() / ".kube" / "config"
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -57,14 +56,6 @@ class Kube:
 
         return client.AppsV1Api(self.api_client)
 
-    def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call the API with the request timeout, translating failures."""
-        kwargs.setdefault("_request_timeout", self.options.request_timeout)
-        try:
-            return fn(*args, **kwargs)
-        except Exception as err:  # noqa: BLE001 - narrowed in translate()
-            raise translate(err, what, self) from err
-
 
 def _kubeconfig_paths(opts: KubeOptions) -> list[str]:
     if opts.kubeconfig:
@@ -89,8 +80,12 @@ def connect(opts: KubeOptions) -> Kube:
 
     paths = _kubeconfig_paths(opts)
     if _in_cluster(opts, paths):
-        kconfig.load_incluster_config()
-        namespace = opts.namespace or (SA_DIR / "namespace").read_text().strip()
+        try:
+            kconfig.load_incluster_config()
+            namespace = opts.namespace or (SA_DIR / "namespace").read_text().strip()
+        except (kconfig.ConfigException, OSError) as err:
+            raise ClusterError(f"the in-cluster service account is not usable: {err}",
+                               "check the pod's service account token, or set KUBECONFIG") from err
         return Kube(client.ApiClient(), namespace, None, opts)
     existing = [p for p in paths if os.path.exists(p)]
     if not existing:
@@ -151,37 +146,3 @@ def _kubectl_args(opts: KubeOptions, paths: list[str], context: str | None) -> l
         args += ["--user", opts.user]
     args += ["--request-timeout", f"{int(opts.request_timeout)}s"]
     return args
-
-
-def translate(err: Exception, what: str, kube: Kube | None = None) -> KubectlBuildError:
-    """Map kubernetes client and connection errors to ClusterError with a hint."""
-    from kubernetes.client.exceptions import ApiException
-
-    if isinstance(err, KubectlBuildError):
-        return err
-    if isinstance(err, ApiException):
-        reason = _api_reason(err)
-        if err.status in (401,):
-            return ClusterError(f"{what}: the cluster rejected our credentials ({reason})",
-                                "refresh your kubeconfig credentials")
-        if err.status == 403:
-            return ClusterError(f"{what}: forbidden ({reason})",
-                                "ask for the RBAC permission, or use an existing builder")
-        return ClusterError(f"{what}: {err.status} {reason}", None)
-    if isinstance(err, UsageError):
-        return err
-    where = kube.api_client.configuration.host if kube else "the cluster"
-    return ClusterError(f"{what}: cannot reach {where} ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0] if str(err) else ''})",
-                        "check the cluster is up and your kubeconfig context "
-                        "(kubectl cluster-info)")
-
-
-def _api_reason(err: Any) -> str:
-    import json
-
-    try:
-        body = json.loads(err.body or "{}")
-        return str(body.get("message") or err.reason)
-    except ValueError:
-        return str(err.reason)

@@ -1,5 +1,8 @@
 """The cluster's nodes as the multi-arch planner sees them: platform, Ready, schedulable.
 
+`Node` and the parsing are pure and import nothing of the kubernetes client, so the
+planner may use them; only `list_nodes` talks to the cluster.
+
 Listing nodes is a cluster-scoped read that many namespaced users are not granted; such a
 user still builds, only without native placement on nodes of other architectures, so a
 refusal (403) is an empty answer here rather than an error.
@@ -11,18 +14,40 @@ an admin who knows better may say so with the label or annotation ``VARIANT_KEY`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from kubectl_build.kube._api import as_json, call
-from kubectl_build.kube.config import Kube
-from kubectl_build.planning.planner import Node
 from kubectl_build.platforms.matching import ARCH_LABEL, OS_LABEL, node_platform
+from kubectl_build.platforms.platform import Platform
+
+if TYPE_CHECKING:
+    from kubectl_build.kube.config import Kube
 
 VARIANT_KEY = "kubectl-build.dev/arch-variant"
 """Label or annotation giving a node's CPU variant (``v8``, ``v7``...), when known."""
 
 # Taint effects that keep a pod off a node, or evict it, unless tolerated.
 _BLOCKING = ("NoSchedule", "NoExecute")
+
+
+@dataclass(frozen=True)
+class Node:
+    """A cluster node, as far as placement cares."""
+
+    name: str
+    """``metadata.name``."""
+    platform: Platform | None
+    """From its labels (``platforms.node_platform``); None when they are unusable."""
+    ready: bool = True
+    """Whether its Ready condition is True."""
+    schedulable: bool = True
+    """False when cordoned (``spec.unschedulable``)."""
+
+    @classmethod
+    def from_labels(cls, name: str, labels: Mapping[str, str], *, ready: bool = True,
+                    schedulable: bool = True) -> Node:
+        """A node from its name, ``metadata.labels``, Ready condition and cordon state."""
+        return cls(name, node_platform(labels), ready, schedulable)
 
 
 def list_nodes(kube: Kube, *, tolerations: Sequence[Mapping[str, Any]] = ()) -> tuple[Node, ...]:
@@ -38,8 +63,10 @@ def list_nodes(kube: Kube, *, tolerations: Sequence[Mapping[str, Any]] = ()) -> 
         plans without native placement and the caller may say so.
 
     Raises:
-        ClusterError: Any other API failure (translated by ``Kube.call``).
+        ClusterError: Any other API failure (translated by ``kube.api.call``).
     """
+    from kubectl_build.kube.api import as_json, call
+
     found = call(kube, "list nodes", kube.core().list_node, absent=(403,))
     if found is None:
         return ()
@@ -48,7 +75,7 @@ def list_nodes(kube: Kube, *, tolerations: Sequence[Mapping[str, Any]] = ()) -> 
 
 
 def node_from(node: Mapping[str, Any], tolerations: Sequence[Mapping[str, Any]] = ()) -> Node:
-    """A planner Node from a node's JSON (as ``kubectl get node -o json`` prints it). Pure."""
+    """A Node from a node's JSON (as ``kubectl get node -o json`` prints it). Pure."""
     meta = node.get("metadata") or {}
     spec = node.get("spec") or {}
     status = node.get("status") or {}

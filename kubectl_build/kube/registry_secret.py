@@ -11,7 +11,8 @@ import base64
 from dataclasses import dataclass
 
 from kubectl_build.buildkit.session.auth import CredentialStore
-from kubectl_build.errors import ClusterError, UsageError
+from kubectl_build.errors import ClusterError, KubectlBuildError, UsageError
+from kubectl_build.kube.api import ApiRefusal, call
 from kubectl_build.kube.config import Kube
 
 _KEYS = {
@@ -59,26 +60,21 @@ def load_credentials(kube: Kube, explicit: str | None, builder: str) -> SecretCr
     build starts; the builder-named default is optional (anonymous when absent or
     unreadable for this user).
     """
-    from kubernetes.client.exceptions import ApiException
-
     name = explicit or builder
-    try:
-        obj = kube.core().read_namespaced_secret(
-            name, kube.namespace, _request_timeout=kube.options.request_timeout)
-    except ApiException as err:
-        if explicit is None and err.status in (403, 404):
-            return SecretCredentials(CredentialStore(), None)
-        if err.status == 404:
-            raise UsageError(f"registry secret {kube.namespace}/{name} not found",
-                             "create it with kubectl create secret docker-registry "
-                             f"{name} ... or fix --registry-secret") from None
-        if err.status == 403:
-            raise ClusterError(f"not allowed to read secret {kube.namespace}/{name}",
-                               "ask for get on secrets, or drop --registry-secret") from None
-        raise ClusterError(f"reading secret {kube.namespace}/{name} failed: {err.status}",
-                           None) from None
-    except Exception as err:  # noqa: BLE001 - connection problems, translated once
-        from kubectl_build.kube.config import translate
+    where = f"{kube.namespace}/{name}"
 
-        raise translate(err, f"reading secret {kube.namespace}/{name}", kube) from None
-    return SecretCredentials(_parse(kube, name, obj), f"{kube.namespace}/{name}")
+    def refused(refusal: ApiRefusal) -> KubectlBuildError:
+        if refusal.status == 404:
+            return UsageError(f"registry secret {where} not found",
+                              f"create it with kubectl create secret docker-registry {name} ... "
+                              "or fix --registry-secret")
+        if refusal.status == 403:
+            return ClusterError(f"not allowed to read secret {where}",
+                                "ask for get on secrets, or drop --registry-secret")
+        return ClusterError(f"reading secret {where} failed: {refusal.status}", None)
+
+    obj = call(kube, f"reading secret {where}", kube.core().read_namespaced_secret, name, kube.namespace,
+               absent=(403, 404) if explicit is None else (), refused=refused, chain=False)
+    if obj is None:
+        return SecretCredentials(CredentialStore(), None)
+    return SecretCredentials(_parse(kube, name, obj), where)

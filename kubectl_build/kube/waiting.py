@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from kubectl_build.kube.api import as_json, call
+
 if TYPE_CHECKING:
-    from kubectl_build.console import Console
-    from kubectl_build.kube.builder import Builder
     from kubectl_build.kube.config import Kube
 
 T = TypeVar("T")
@@ -250,8 +250,6 @@ def diagnose(kube: Kube, workload: Mapping[str, Any], pods: Sequence[Mapping[str
     Reads pod and controller events and a crashed container's log; a user without
     rights on events or logs simply gets less detail.
     """
-    from kubectl_build.kube._api import as_json, call
-
     template = ((workload.get("spec") or {}).get("template") or {}).get("spec") or {}
     image = next((c.get("image") for c in template.get("containers") or []), None)
     problems: list[Problem] = []
@@ -271,7 +269,7 @@ def diagnose(kube: Kube, workload: Mapping[str, Any], pods: Sequence[Mapping[str
         if problem is not None:
             problems.append(problem)
     if not pods:
-        for uid in _controller_uids(kube, workload, as_json, call):
+        for uid in _controller_uids(kube, workload):
             problem = event_problem(_events(kube, uid))
             if problem is not None:
                 problems.append(problem)
@@ -280,8 +278,6 @@ def diagnose(kube: Kube, workload: Mapping[str, Any], pods: Sequence[Mapping[str
 
 
 def _events(kube: Kube, uid: str | None) -> list[Mapping[str, Any]]:
-    from kubectl_build.kube._api import as_json, call
-
     if not uid:
         return []
     found = call(kube, "list events", kube.core().list_namespaced_event, kube.namespace,
@@ -289,8 +285,7 @@ def _events(kube: Kube, uid: str | None) -> list[Mapping[str, Any]]:
     return list(as_json(kube, found).get("items") or []) if found is not None else []
 
 
-def _controller_uids(kube: Kube, workload: Mapping[str, Any], as_json: Callable[..., Any],
-                     call: Callable[..., Any]) -> list[str]:
+def _controller_uids(kube: Kube, workload: Mapping[str, Any]) -> list[str]:
     meta = workload.get("metadata") or {}
     if workload.get("kind") == "StatefulSet":
         return [str(meta.get("uid"))]
@@ -303,56 +298,8 @@ def _controller_uids(kube: Kube, workload: Mapping[str, Any], as_json: Callable[
     return [str(rs["metadata"]["uid"]) for rs in items]
 
 
-# ---------------------------------------------------------------------------- waiting for a builder
-
-
-def wait_ready(kube: Kube, name: str, console: Console, timeout: float, *, rollout: bool = False) -> Builder:
-    """Wait for a ready pod of builder `name` (after an update: of the new version).
-
-    Raises:
-        BuilderError: A problem waiting cannot fix (named, with the describe to run), or
-            the builder was deleted meanwhile.
-        WaitTimeoutError: Not ready within `timeout`, with the last problem seen.
-    """
-    from kubectl_build.errors import BuilderError, WaitTimeoutError
-    from kubectl_build.kube.builder import builder_from, builder_pods, pod_selector, read_workload
-
-    seen: list[Problem | None] = [None]
-    said: set[str] = set()
-    watch = PodWatch(kube, pod_selector(name))
-
-    def check() -> Builder | None:
-        workload = read_workload(kube, name)
-        if workload is None:
-            raise BuilderError(f"builder {name} was deleted from namespace {kube.namespace} while "
-                               "waiting for it", "run the command again")
-        pods = builder_pods(kube, name, watch)
-        builder = builder_from(workload, pods)
-        if builder.ready_pods() and (not rollout or rolled_out(workload)):
-            return builder
-        if rollout and not rolled_out(workload):
-            # Old pods are on their way out: their problems are not the new version's.
-            pods = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
-            if not _observed(workload):
-                pods = []
-        problem = seen[0] = diagnose(kube, workload, pods)
-        if problem is not None and problem.fatal:
-            raise BuilderError(f"builder {name} in namespace {kube.namespace} cannot start: "
-                               f"{problem.describe()}", _hint(kube, workload, problem))
-        _say(console, said, builder, problem)
-        return None
-
-    found = poll(check, timeout=timeout, sleep=watch.sleep)
-    if found is None:
-        problem = seen[0]
-        workload = read_workload(kube, name) or {"kind": "Deployment", "metadata": {"name": name}}
-        why = problem.describe() if problem else "no pod became ready"
-        raise WaitTimeoutError(f"builder {name} in namespace {kube.namespace} not ready after "
-                               f"{timeout:.0f}s: {why}", _hint(kube, workload, problem))
-    return found
-
-
-def _observed(workload: Mapping[str, Any]) -> bool:
+def observed(workload: Mapping[str, Any]) -> bool:
+    """The controller has seen the workload's latest spec (pure)."""
     meta, status = workload.get("metadata") or {}, workload.get("status") or {}
     return int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
 
@@ -360,33 +307,10 @@ def _observed(workload: Mapping[str, Any]) -> bool:
 def rolled_out(workload: Mapping[str, Any]) -> bool:
     """The controller has replaced every old pod (pure, from the workload's status)."""
     status = workload.get("status") or {}
-    if not _observed(workload):
+    if not observed(workload):
         return False
     if workload.get("kind") == "StatefulSet":
         revision = status.get("updateRevision")
         return bool(revision) and status.get("currentRevision") == revision
     return int(status.get("updatedReplicas") or 0) == int(status.get("replicas") or 0)
 
-
-def _hint(kube: Kube, workload: Mapping[str, Any], problem: Problem | None) -> str:
-    name = (workload.get("metadata") or {}).get("name")
-    if problem and problem.pod:
-        target = f"pod {problem.pod}"
-    elif workload.get("kind") == "StatefulSet":
-        target = f"statefulset {name}"
-    else:
-        # A Deployment's pod-creation failures are events of its ReplicaSet.
-        target = f"replicasets -l kubectl-build.dev/builder={name}"
-    see = f"see `kubectl -n {kube.namespace} describe {target}`"
-    return f"{problem.hint}; {see}" if problem and problem.hint else see
-
-
-def _say(console: Console, said: set[str], builder: Builder, problem: Problem | None) -> None:
-    # One line per new state, not per poll.
-    pods = ", ".join(f"{p.name} ({p.phase})" for p in builder.pods) or "no pod yet"
-    line = f"waiting for builder {builder.name}: {pods}"
-    if problem is not None:
-        line += f"; {problem.describe()}"
-    if line not in said:
-        said.add(line)
-        console.info(line)

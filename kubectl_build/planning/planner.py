@@ -23,13 +23,13 @@ from typing import Literal
 
 from kubectl_build.dockerfile.analysis import Analysis, Dockerfile, analyse
 from kubectl_build.errors import UsageError
+from kubectl_build.kube.nodes import Node as Node  # kube's pure type; callers name it the planner's
 from kubectl_build.planning.groups import BuilderGroup
 from kubectl_build.platforms.matching import (
     BUILDER_OS,
     PlatformFields,
     builder_suffix,
     can_emulate,
-    node_platform,
     node_selector,
     serves_natively,
     worker_platforms,
@@ -40,26 +40,6 @@ from kubectl_build.platforms.platform import Platform
 Mode = Literal["auto", "native", "cross", "qemu"]
 MODES: tuple[Mode, ...] = ("auto", "native", "cross", "qemu")
 Strategy = Literal["native", "cross", "qemu"]
-
-
-@dataclass(frozen=True)
-class Node:
-    """A cluster node, as far as placement cares."""
-
-    name: str
-    """``metadata.name``."""
-    platform: Platform | None
-    """From its labels (``platforms.node_platform``); None when they are unusable."""
-    ready: bool = True
-    """Whether its Ready condition is True."""
-    schedulable: bool = True
-    """False when cordoned (``spec.unschedulable``)."""
-
-    @classmethod
-    def from_labels(cls, name: str, labels: Mapping[str, str], *, ready: bool = True,
-                    schedulable: bool = True) -> Node:
-        """A node from its name, ``metadata.labels``, Ready condition and cordon state."""
-        return cls(name, node_platform(labels), ready, schedulable)
 
 
 @dataclass(frozen=True)

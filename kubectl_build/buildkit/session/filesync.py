@@ -19,7 +19,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from kubectl_build._proto import fsutil_pb2
-from kubectl_build.buildkit.session.h2server import Framed, InlineMethod, frame
+from kubectl_build.buildkit.session.h2stream import Framed, InlineMethod, frame
 from kubectl_build.buildkit.session.service import metadata_values
 from kubectl_build.buildkit.wire import Buffer, encode_stat_packet, framed_data_header
 from kubectl_build.context.walk import FileStat, WalkFilter, walk

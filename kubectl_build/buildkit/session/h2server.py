@@ -16,12 +16,11 @@ with a small context offering invocation_metadata(), abort() and add_callback().
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from typing import Any
 
 import grpc
 import h2.config
@@ -30,146 +29,27 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from kubectl_build.buildkit.session.h2stream import (
+    END,
+    AbortError,
+    Framed,
+    InlineCall,
+    InlineMethod,
+    RpcStream,
+    data_frame_header,
+    frame,
+    take_data_frames,
+)
 from kubectl_build.buildkit.wire import Buffer, join_bytes_message
+
+__all__ = ["Framed", "H2Server", "InlineCall", "InlineMethod", "RpcStream", "data_frame_header", "frame",
+           "take_data_frames"]
 
 # Largest BytesMessage we send on the Session stream (the daemon accepts 16 MiB).
 MAX_CHUNK = 4 << 20
 WINDOW = (1 << 31) - 1 - 65535
-_END = object()
 _WAKING_EVENTS = (h2.events.WindowUpdated, h2.events.RemoteSettingsChanged,
                   h2.events.StreamReset, h2.events.ConnectionTerminated)
-
-
-@dataclass(frozen=True)
-class Framed:
-    """gRPC messages already framed (5-byte prefix each), sent back to back.
-
-    The buffers are never joined here: they are cut into HTTP/2 DATA frames as
-    views and copied once, into the outgoing Session message.
-    """
-
-    parts: tuple[Buffer, ...]
-
-
-def data_frame_header(length: int, stream_id: int) -> bytes:
-    """The 9-byte header of an HTTP/2 DATA frame (type 0, no flags)."""
-    return (length << 48 | stream_id).to_bytes(9, "big")
-
-
-def take_data_frames(parts: deque[Buffer], stream_id: int, budget: int,
-                     max_frame: int) -> tuple[list[Buffer], int]:
-    """Cut up to `budget` bytes off the front of `parts` as DATA frames.
-
-    Returns the frames' buffers (header, payload views, header, ...) and the
-    payload bytes taken. Payload is sliced, never copied; `parts` keeps the rest.
-    """
-    out: list[Buffer] = []
-    taken = 0
-    while parts and taken < budget:
-        need = size = min(max_frame, budget - taken)
-        header_at = len(out)
-        out.append(b"")
-        while need and parts:
-            head = parts[0]
-            if len(head) <= need:
-                out.append(parts.popleft())
-                need -= len(head)
-            else:
-                view = memoryview(head)
-                out.append(view[:need])
-                parts[0] = view[need:]
-                need = 0
-        out[header_at] = data_frame_header(size - need, stream_id)
-        taken += size - need
-    return out, taken
-
-
-def frame(message: bytes) -> bytes:
-    """gRPC length-prefixed message, uncompressed."""
-    return b"\x00" + len(message).to_bytes(4, "big") + message
-
-
-class InlineCall(Protocol):
-    """One call of an InlineMethod."""
-
-    def on_messages(self, messages: list[bytes]) -> None:
-        """Raw request messages, in the reading thread: must be quick and never block."""
-
-    def on_end(self) -> None:
-        """The daemon ended its side of the call, or the call is gone."""
-
-    def responses(self) -> Iterator[Any]:
-        """The response stream, iterated in the call's own thread."""
-
-
-if TYPE_CHECKING:
-    _HandlerBase = grpc.RpcMethodHandler[Any, Any]
-else:
-    _HandlerBase = grpc.RpcMethodHandler
-
-
-class InlineMethod(_HandlerBase):
-    """A bidi-streaming method whose requests are taken where they arrive.
-
-    A stock handler reads its requests from an iterator in a thread of its own:
-    one thread hand-over (futex calls, a GIL switch) per batch of requests.
-    FileSync gets one REQ packet per file, thousands per second, and only ever
-    queues them for its response stream; it takes them in the reading thread.
-    `start(context)` runs in the reading thread too and may `context.abort()`.
-    """
-
-    def __init__(self, start: Callable[[Any], InlineCall]) -> None:
-        self.start = start
-        self.request_streaming = self.response_streaming = True
-        self.request_deserializer = self.response_serializer = None
-        self.unary_unary = self.unary_stream = self.stream_unary = self.stream_stream = None
-
-
-class _AbortError(Exception):
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        super().__init__(details)
-        self.code, self.details = code, details
-
-
-class _Stream:
-    """One RPC: request metadata, queued request messages, flow-control accounting."""
-
-    def __init__(self, stream_id: int, headers: list[tuple[str, str]]) -> None:
-        self.id = stream_id
-        self.headers = headers
-        self.path = dict(headers).get(":path", "")
-        self.inbox: queue.Queue[object] = queue.Queue()
-        self.partial = bytearray()
-        self.unacked = 0
-        self.closed = False
-        self.sink: InlineCall | None = None
-        self.pending: list[bytes] = []  # for the sink, not yet handed over
-        self.callbacks: list[Callable[[], None]] = []
-
-    def invocation_metadata(self) -> list[tuple[str, str]]:
-        """Request headers except HTTP/2 pseudo-headers (repeated keys kept)."""
-        return [(k, v) for k, v in self.headers if not k.startswith(":")]
-
-    def abort(self, code: grpc.StatusCode, details: str) -> NoReturn:
-        """End the RPC with a status."""
-        raise _AbortError(code, details)
-
-    def add_callback(self, callback: Callable[[], None]) -> bool:
-        """Run callback when the RPC ends."""
-        self.callbacks.append(callback)
-        return True
-
-    def messages(self, data: bytes) -> list[bytes]:
-        """Split received bytes into whole gRPC messages."""
-        self.partial += data
-        out = []
-        while len(self.partial) >= 5:
-            size = int.from_bytes(self.partial[1:5], "big")
-            if len(self.partial) < 5 + size:
-                break
-            out.append(bytes(self.partial[5 : 5 + size]))
-            del self.partial[: 5 + size]
-        return out
 
 
 @dataclass
@@ -228,7 +108,7 @@ class H2Server:
         self.conn = h2.connection.H2Connection(config=config)
         self.lock = threading.Condition()
         self.outbox = _Outbox()
-        self.streams: dict[int, _Stream] = {}
+        self.streams: dict[int, RpcStream] = {}
         self.error: BaseException | None = None
         self.conn.local_settings = h2.settings.Settings(client=False, initial_values={
             h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 16 << 20,
@@ -294,7 +174,7 @@ class H2Server:
                 stream.inbox.put(messages)
         elif isinstance(event, h2.events.StreamEnded):
             if (stream := self.streams.get(event.stream_id)) is not None:
-                stream.inbox.put(_END)
+                stream.inbox.put(END)
                 if stream.sink is not None:
                     self._deliver(stream)
                     stream.sink.on_end()
@@ -305,14 +185,14 @@ class H2Server:
             for stream in list(self.streams.values()):
                 self._end_stream(stream)
 
-    def _end_stream(self, stream: _Stream) -> None:
+    def _end_stream(self, stream: RpcStream) -> None:
         stream.closed = True
-        stream.inbox.put(_END)
+        stream.inbox.put(END)
         if stream.sink is not None:
             self._deliver(stream)
             stream.sink.on_end()
 
-    def _deliver(self, stream: _Stream) -> None:
+    def _deliver(self, stream: RpcStream) -> None:
         """Hand an inline call what arrived for it, and give the window back at once."""
         if stream.sink is None:
             return
@@ -327,7 +207,7 @@ class H2Server:
             stream.sink.on_messages(messages)
 
     def _start(self, stream_id: int, headers: list[tuple[str, str]]) -> None:
-        stream = _Stream(stream_id, headers)
+        stream = RpcStream(stream_id, headers)
         handler = self.handlers.get(stream.path)
         if handler is None:
             self._trailers_only(stream_id, grpc.StatusCode.UNIMPLEMENTED, "unknown method")
@@ -335,7 +215,7 @@ class H2Server:
         if isinstance(handler, InlineMethod):
             try:
                 stream.sink = handler.start(stream)
-            except _AbortError as abort:
+            except AbortError as abort:
                 self._trailers_only(stream_id, abort.code, abort.details)
                 return
         self.streams[stream_id] = stream
@@ -350,11 +230,11 @@ class H2Server:
 
     # -- one RPC ----------------------------------------------------------------
 
-    def _incoming(self, stream: _Stream,
+    def _incoming(self, stream: RpcStream,
                   deserialize: Callable[[bytes], Any] | None) -> Iterator[Any]:
         while True:
             item = stream.inbox.get()
-            if item is _END:
+            if item is END:
                 return
             with self.lock:
                 if stream.unacked and not stream.closed:
@@ -368,7 +248,7 @@ class H2Server:
             for message in item:
                 yield message if deserialize is None else deserialize(message)
 
-    def _serve(self, stream: _Stream, handler: grpc.RpcMethodHandler[Any, Any]) -> None:
+    def _serve(self, stream: RpcStream, handler: grpc.RpcMethodHandler[Any, Any]) -> None:
         code, details = grpc.StatusCode.OK, ""
         started = False
         try:
@@ -387,7 +267,7 @@ class H2Server:
                 request = next(iter(requests), None)
                 response = handler.unary_unary(request, context)
                 started = self._send_item(stream, response, serialize, started)
-        except _AbortError as abort:
+        except AbortError as abort:
             code, details = abort.code, abort.details
         except (h2.exceptions.StreamClosedError, _StreamGoneError):
             code = grpc.StatusCode.CANCELLED
@@ -398,7 +278,7 @@ class H2Server:
                 callback()
         self._finish(stream, started, code, details)
 
-    def _send_item(self, stream: _Stream, item: Any, serialize: Callable[[Any], bytes],
+    def _send_item(self, stream: RpcStream, item: Any, serialize: Callable[[Any], bytes],
                    started: bool) -> bool:
         parts = item.parts if isinstance(item, Framed) else (frame(serialize(item)),)
         with self.lock:
@@ -409,11 +289,11 @@ class H2Server:
         self._send_data(stream, deque(p for p in parts if p))
         return True
 
-    def _check(self, stream: _Stream) -> None:
+    def _check(self, stream: RpcStream) -> None:
         if stream.closed:
             raise _StreamGoneError()
 
-    def _send_data(self, stream: _Stream, parts: deque[Buffer]) -> None:
+    def _send_data(self, stream: RpcStream, parts: deque[Buffer]) -> None:
         # DATA frames are built here rather than by h2: h2 copies every frame
         # twice and costs ~25 us per 16 KiB frame, most of the CPU of a large
         # upload. h2 stays in charge of the flow-control windows: they are
@@ -436,7 +316,7 @@ class H2Server:
                 self._flush()  # whatever h2 queued before (headers) goes first
                 self.outbox.extend(frames)
 
-    def _finish(self, stream: _Stream, started: bool, code: grpc.StatusCode, details: str) -> None:
+    def _finish(self, stream: RpcStream, started: bool, code: grpc.StatusCode, details: str) -> None:
         with self.lock:
             self.streams.pop(stream.id, None)
             if stream.closed:

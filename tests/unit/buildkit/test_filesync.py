@@ -12,7 +12,7 @@ import pytest
 from kubectl_build._proto import fsutil_pb2
 from kubectl_build.buildkit.session import filesync
 from kubectl_build.buildkit.session.filesync import FileSyncService, SyncedDir, _Transfer
-from kubectl_build.buildkit.session.h2server import Framed, _Stream
+from kubectl_build.buildkit.session.h2stream import Framed, RpcStream
 from kubectl_build.context.walk import WalkFilter
 
 Packet = fsutil_pb2.Packet
@@ -39,7 +39,7 @@ FIN = Packet(type=fsutil_pb2.PACKET_FIN).SerializeToString()
 def _start(root: Path, predicted: bool) -> _Transfer:
     synced = SyncedDir(str(root), predicted=WalkFilter() if predicted else None)
     service = FileSyncService({"context": synced})
-    context = _Stream(1, [("dir-name", "context")])
+    context = RpcStream(1, [("dir-name", "context")])
     transfer = service.diff_copy(context)  # type: ignore[arg-type]
     return transfer
 
@@ -164,7 +164,7 @@ def test_garbage_from_the_daemon_ends_the_stream(tree: Path) -> None:
 def test_unknown_dir_is_refused(tree: Path) -> None:
     service = FileSyncService({"context": SyncedDir(str(tree))})
     with pytest.raises(Exception, match="no access allowed"):
-        service.diff_copy(_Stream(1, [("dir-name", "other")]))  # type: ignore[arg-type]
+        service.diff_copy(RpcStream(1, [("dir-name", "other")]))  # type: ignore[arg-type]
 
 
 def test_a_failing_walk_is_reported_to_the_daemon(tmp_path: Path) -> None:

@@ -643,7 +643,7 @@ def test_api_answers_that_are_not_failures() -> None:
     from kubernetes.client.exceptions import ApiException
 
     from kubectl_build.errors import BuilderError, ClusterError
-    from kubectl_build.kube._api import call
+    from kubectl_build.kube.api import call
 
     def answer(status: int) -> Any:
         def fn(*args: Any, **kwargs: Any) -> Any:

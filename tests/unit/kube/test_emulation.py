@@ -8,7 +8,7 @@ import pytest
 
 from kubectl_build.errors import BuilderError, ExitCode
 from kubectl_build.kube import builder_manifest
-from kubectl_build.kube.emulation import (
+from kubectl_build.kube.binfmt import (
     DEFAULT_IMAGE,
     LABEL_FOR,
     LABEL_RUN,
