@@ -154,20 +154,6 @@ class BuildKitClient:
             return list(self._stub.Prune(request, timeout=timeout))
         return self._call("prune", run)  # type: ignore[no-any-return]
 
-    def solve(self, request: control_pb2.SolveRequest) -> grpc.Future[Any]:
-        """Start a Solve; the caller waits on (or cancels) the future.
-
-        Deprecated: use `start_solve`, which keeps grpc inside this package.
-        """
-        return self._stub.Solve.future(request)  # type: ignore[no-any-return]
-
-    def status(self, ref: str) -> Iterator[control_pb2.StatusResponse]:
-        """Progress of the build `ref` (ends by itself when the build is done).
-
-        Deprecated: use `follow_status`, which retries and translates its failures.
-        """
-        return self._stub.Status(control_pb2.StatusRequest(ref=ref))  # type: ignore[no-any-return]
-
     def start_solve(self, request: control_pb2.SolveRequest) -> SolveCall:
         """Send a Solve; the answer (or the translated failure) comes from the returned call."""
         return SolveCall(self._stub.Solve.future(request), self.endpoint.address)

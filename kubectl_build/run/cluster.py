@@ -129,7 +129,7 @@ class ClusterTarget:
         """The node the builder pod runs on, asking the API when the warm path skipped it."""
         if self.node or self.kube is None or not self.pod:
             return self.node
-        from kubectl_build.kube._api import call
+        from kubectl_build.kube.api import call
 
         kube = self.kube.get()
         found = call(kube, f"get pod {self.pod}", kube.core().read_namespaced_pod, self.pod,

@@ -13,15 +13,12 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
 
-import grpc
-
-from kubectl_build.buildkit.client import BuildKitClient
-from kubectl_build.buildkit.errors import translate_solve
+from kubectl_build._proto.control_pb2 import SolveResponse
+from kubectl_build.buildkit.client import BuildKitClient, SolveCall
 from kubectl_build.buildkit.session.auth import AuthService
 from kubectl_build.buildkit.session.filesend import ExportTarget, FileSendService
 from kubectl_build.buildkit.session.filesync import FileSyncService, SyncedDir
@@ -200,20 +197,21 @@ def solve_on(client: BuildKitClient, session: Session, prepared: PreparedSolve, 
     _check_exporters(client, prepared)
     ref = uuid.uuid4().hex[:25]
     request = solve_request(prepared.spec, ref, session.id)
-    try:
-        with session.open(client):
-            future = client.solve(request)
-            console.trace(f"solve sent {time.monotonic() - STARTED:.3f}s after start")
-            status = _follow_status(client, ref, display, prefix)
-            try:
-                response = _wait(future, cancel)
-                console.trace(f"solve done {time.monotonic() - STARTED:.3f}s after start")
-            finally:
-                status.join(STATUS_DRAIN_TIMEOUT)
-            console.trace(f"status drained {time.monotonic() - STARTED:.3f}s after start")
-            return dict(response.exporter_response)
-    except grpc.RpcError as err:
-        raise _auth_failure(session) or _failed(err, client, display) from err
+    with session.open(client):
+        call = client.start_solve(request)
+        console.trace(f"solve sent {time.monotonic() - STARTED:.3f}s after start")
+        status = _follow_status(client, ref, display, prefix)
+        try:
+            response = _wait(call, cancel)
+            console.trace(f"solve done {time.monotonic() - STARTED:.3f}s after start")
+        except (JobCancelledError, BuildInterruptedError):
+            raise
+        except KubectlBuildError as err:
+            raise _auth_failure(session) or _failed(err, display) from err
+        finally:
+            status.join(STATUS_DRAIN_TIMEOUT)
+        console.trace(f"status drained {time.monotonic() - STARTED:.3f}s after start")
+        return dict(response.exporter_response)
 
 
 def _auth_failure(session: Session) -> KubectlBuildError | None:
@@ -235,23 +233,23 @@ def _check_exporters(client: BuildKitClient, prepared: PreparedSolve) -> None:
                           "build once per --output, or use buildkitd v0.13 or newer")
 
 
-def _wait(future: grpc.Future[Any], cancel: threading.Event | None = None) -> Any:
+def _wait(call: SolveCall, cancel: threading.Event | None = None) -> SolveResponse:
     try:
         while True:
             if cancel is not None and cancel.is_set():
-                future.cancel()
+                call.cancel()
                 raise JobCancelledError("cancelled: another builder failed")
-            try:
-                return future.result(timeout=0.5)
-            except grpc.FutureTimeoutError:
-                continue
+            response = call.result(timeout=0.5)
+            if response is not None:
+                return response
     except KeyboardInterrupt:
-        future.cancel()
+        call.cancel()
         raise BuildInterruptedError("build cancelled", "the daemon stopped the build") from None
 
 
-def _failed(err: grpc.RpcError, client: BuildKitClient, display: Display) -> KubectlBuildError:
-    error = translate_solve(err, client.endpoint.address)
+def _failed(error: KubectlBuildError, display: Display) -> KubectlBuildError:
+    """The solve's translated failure, with the failing step's exit code when only the
+    progress stream knew it."""
     failure = display.model.failure()
     if isinstance(error, BuildFailedError) and failure is not None and failure.exit_code is not None \
             and "exit code" not in error.message:
@@ -265,28 +263,15 @@ def _follow_status(client: BuildKitClient, ref: str, display: Display,
 
     def run() -> None:
         try:
-            for resp in _retrying_status(client, ref):
+            for resp in client.follow_status(ref):
                 with lock:
                     if prefix is None:
                         display.update(resp)
                     else:
                         display.update(resp, prefix=prefix)
-        except grpc.RpcError:
+        except KubectlBuildError:
             pass  # the Solve result carries the real error
 
     thread = threading.Thread(target=run, name="kb-status", daemon=True)
     thread.start()
     return thread
-
-
-def _retrying_status(client: BuildKitClient, ref: str) -> Iterator[Any]:
-    # Status can race Solve registering the job; the daemon waits a few seconds,
-    # so one retry after a short pause covers a slow start.
-    for attempt in range(2):
-        try:
-            yield from client.status(ref)
-            return
-        except grpc.RpcError as err:
-            if attempt or "no such job" not in (err.details() or ""):
-                raise
-            time.sleep(0.5)
