@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from kubectl_build.dockerfile.analysis import Dockerfile
+from kubectl_build.kube.nodes import Node
 from kubectl_build.options.build import BuildOptions
 from kubectl_build.planning.planner import (
     MODES,
     Cluster,
     DefaultBuilder,
     Mode,
-    Node,
     Plan,
     PlanRequest,
     plan_build,
@@ -36,8 +36,11 @@ def foreign_platforms(platforms: Iterable[Platform], builder: DefaultBuilder) ->
 
 
 def wants_nodes(options: BuildOptions, builder: DefaultBuilder) -> bool:
-    """Whether the nodes matter: only a foreign platform in auto or native mode can go to a
-    node of its own architecture. Everything else skips the API (the warm path stays warm)."""
+    """Whether the nodes matter for the plan.
+
+    Only a foreign platform in auto or native mode can go to a node of its own
+    architecture. Everything else skips the API (the warm path stays warm).
+    """
     return options.mode in ("auto", "native") and bool(foreign_platforms(options.platforms, builder))
 
 
@@ -96,9 +99,11 @@ build it, so an unknown cluster never gets a refusal its real nodes would not gi
 
 
 def landing_platforms(nodes: Sequence[Node]) -> tuple[Platform, ...]:
-    """The platforms a new default builder may be scheduled on: those of the ready,
-    schedulable Linux nodes (its pod selects ``kubernetes.io/os=linux``), the most
-    common first; empty when no node is known."""
+    """The platforms a new default builder may be scheduled on, the most common first.
+
+    Those of the ready, schedulable Linux nodes (its pod selects ``kubernetes.io/os=linux``);
+    empty when no node is known.
+    """
     counts: dict[Platform, int] = {}
     for node in nodes:
         if node.platform is not None and node.platform.os == BUILDER_OS and node.ready \

@@ -23,7 +23,7 @@ from typing import Literal
 
 from kubectl_build.dockerfile.analysis import Analysis, Dockerfile, analyse
 from kubectl_build.errors import UsageError
-from kubectl_build.kube.nodes import Node as Node  # kube's pure type; callers name it the planner's
+from kubectl_build.kube.nodes import Node
 from kubectl_build.planning.groups import BuilderGroup
 from kubectl_build.platforms.matching import (
     BUILDER_OS,

@@ -92,7 +92,7 @@ def _helper_name(value: object, where: str, source: str) -> str:
 
 
 def parse_helper_config(document: bytes, source: str) -> HelperConfig:
-    """credsStore and credHelpers of a config.json (absent: no helpers)."""
+    """CredsStore and credHelpers of a config.json (absent: no helpers)."""
     try:
         doc = json.loads(document)
     except ValueError as err:
@@ -156,8 +156,10 @@ def is_not_found(output: bytes) -> bool:
 
 
 def failure_detail(output: bytes) -> str:
-    """First line of a helper's error text, for the message (never something JSON-shaped,
-    which could be a credential printed on the way to failing)."""
+    """First line of a helper's error text, for the message.
+
+    Never something JSON-shaped, which could be a credential printed on the way to failing.
+    """
     text = output.decode("utf-8", "replace").strip()
     first = text.splitlines()[0].strip() if text else ""
     if not first or first.startswith(("{", "[")):

@@ -1,5 +1,8 @@
-"""The client-side merge of a multi-builder push: read back each builder's push by digest,
-merge them into one index, put it under every tag."""
+"""The client-side merge of a multi-builder push.
+
+Each builder pushed by digest: read every push back, merge them into one index, put it
+under every tag.
+"""
 
 from __future__ import annotations
 
@@ -45,8 +48,11 @@ _CERT_DIRS = ("{docker}/certs.d", "~/.docker/certs.d", "/etc/docker/certs.d")
 
 
 def registry_ca(host: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """The CA of a registry as Docker finds it: ``certs.d/<host>/ca.crt`` under the docker
-    config directory or /etc/docker; None means the system's trust store (SSL_CERT_FILE)."""
+    """The CA of a registry as Docker finds it.
+
+    ``certs.d/<host>/ca.crt`` under the docker config directory or /etc/docker; None means
+    the system's trust store (SSL_CERT_FILE).
+    """
     env = os.environ if environ is None else environ
     docker = env.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker")
     for template in _CERT_DIRS:

@@ -33,8 +33,8 @@ from kubectl_build.options.build import DEFAULT_BUILDER, BuildOptions, OutputSpe
 if TYPE_CHECKING:
     from kubectl_build._proto import control_pb2
     from kubectl_build.kube.builder import Builder, BuilderPod
+    from kubectl_build.kube.nodes import Node
     from kubectl_build.kube.prespawn import EarlySecret
-    from kubectl_build.planning.planner import Node
 
 READY_TIMEOUT = 30.0
 WARM_DIAL_TIMEOUT = 8.0
@@ -178,7 +178,7 @@ def summarise_nodes(nodes: Sequence[Node]) -> tuple[warm.NodeSummary, ...]:
 
 def nodes_from_summary(summary: Sequence[warm.NodeSummary]) -> tuple[Node, ...]:
     """The planner's nodes back from ``summarise_nodes``. Pure."""
-    from kubectl_build.planning.planner import Node
+    from kubectl_build.kube.nodes import Node
     from kubectl_build.platforms.platform import Platform
 
     return tuple(Node(name, Platform(os_, arch, variant) if os_ else None, ready, schedulable)

@@ -1,5 +1,7 @@
-"""The planning step of a build: reads what the planner needs (the Dockerfile, the
-builder's platforms, the nodes), asks ``planning`` for the plan and prints it.
+"""The planning step of a build.
+
+It reads what the planner needs (the Dockerfile, the builder's platforms, the nodes), asks
+``planning`` for the plan and prints it.
 
 The plan says, per requested platform, which builder builds it and how (native, cross,
 qemu); its builder groups become the build's jobs.
@@ -16,6 +18,7 @@ from kubectl_build.console import Console
 from kubectl_build.context.sources import LocalSources
 from kubectl_build.dockerfile.analysis import Dockerfile, DockerfileError, parse_dockerfile
 from kubectl_build.errors import KubectlBuildError
+from kubectl_build.kube.nodes import Node
 from kubectl_build.options.build import BuildOptions
 from kubectl_build.planning.decide import (
     Ahead,
@@ -27,7 +30,7 @@ from kubectl_build.planning.decide import (
     split_blocker,
     wants_nodes,
 )
-from kubectl_build.planning.planner import DefaultBuilder, Node, Plan, PlanError, PlanRequest
+from kubectl_build.planning.planner import DefaultBuilder, Plan, PlanError, PlanRequest
 from kubectl_build.planning.solve import build_args
 from kubectl_build.progress.display import resolve_mode
 from kubectl_build.run.model import BuildRequest, Target
@@ -55,8 +58,11 @@ def read_dockerfile(local: LocalSources) -> Dockerfile | None:
 
 def request_for(options: BuildOptions, local: LocalSources, build_args: Mapping[str, str],
                 console: Console) -> PlanRequest | None:
-    """The planner's request; None when there is nothing to plan (no ``--platform``) or the
-    Dockerfile cannot be read here (remote, unparsable: BuildKit has the last word)."""
+    """The planner's request, None when there is nothing to plan.
+
+    Nothing to plan: no ``--platform``, or the Dockerfile cannot be read here (remote,
+    unparsable: BuildKit has the last word).
+    """
     if not options.platforms:
         return None
     try:
@@ -121,8 +127,10 @@ def make_plan(options: BuildOptions, local: LocalSources, build_args: Mapping[st
 def make_plan_remembering(options: BuildOptions, local: LocalSources,
                           build_args: Mapping[str, str], readers: PlanReaders,
                           console: Console) -> Plan | None:
-    """:func:`make_plan` from nodes a recent build listed, when there are some (no API call),
-    listing them afresh whenever that could change the outcome.
+    """:func:`make_plan` from nodes a recent build listed, when there are some.
+
+    That needs no API call; the nodes are listed afresh whenever that could change the
+    outcome.
 
     Remembered nodes may be stale. A plan that keeps every platform on the default builder
     stands: a node that joined since costs speed, never correctness. A plan that sends a
@@ -174,9 +182,12 @@ def show_plan(plan: Plan, console: Console, progress: str) -> None:
 
 
 class PlanAhead:
-    """Plans a build before the default builder is created (``cluster.open_target`` calls
-    it then), from the platform of the nodes it will land on: a refused plan (exit 2)
-    leaves no builder, Deployment, ConfigMap or pod behind."""
+    """Plans a build before the default builder is created.
+
+    ``cluster.open_target`` calls it then, and it plans from the platform of the nodes the
+    builder will land on: a refused plan (exit 2) leaves no builder, Deployment, ConfigMap
+    or pod behind.
+    """
 
     def __init__(self, request: BuildRequest) -> None:
         """Plan ``request`` when called."""

@@ -120,8 +120,10 @@ def session_services(options: BuildOptions, inputs: BuildInputs, prepared: Prepa
 
 
 def predicted_filter(local: LocalSources) -> WalkFilter | None:
-    """The filter the frontend will ask the context with: the .dockerignore patterns
-    (a `<Dockerfile>.dockerignore` next to the Dockerfile takes precedence)."""
+    """The filter the frontend will ask the context with: the .dockerignore patterns.
+
+    A `<Dockerfile>.dockerignore` next to the Dockerfile takes precedence.
+    """
     candidates = [os.path.join(local.context_dir or "", ".dockerignore")]
     if local.dockerfile_dir:
         candidates.insert(0, os.path.join(local.dockerfile_dir,
@@ -215,15 +217,21 @@ def solve_on(client: BuildKitClient, session: Session, prepared: PreparedSolve, 
 
 
 def _auth_failure(session: Session) -> KubectlBuildError | None:
-    """A credential lookup that failed (e.g. a missing credential helper) is the real
-    cause of the failed solve it led to: the daemon only saw a failed Credentials call."""
+    """The failed credential lookup behind a failed solve, if there was one.
+
+    A lookup that failed (e.g. a missing credential helper) is the real cause of the
+    failed solve it led to: the daemon only saw a failed Credentials call.
+    """
     return next((service.failure for service in session.services
                  if isinstance(service, AuthService) and service.failure is not None), None)
 
 
 def _check_exporters(client: BuildKitClient, prepared: PreparedSolve) -> None:
-    """Several outputs need a daemon that reads the exporter list (v0.13+): an older one
-    would write the first output only and still report success."""
+    """Refuse several outputs on a daemon older than v0.13.
+
+    An older one does not read the exporter list: it would write the first output only
+    and still report success.
+    """
     if len(prepared.spec.exporters) < 2:
         return  # the common case asks the daemon nothing
     version = client.info().buildkit_version.version
@@ -248,8 +256,7 @@ def _wait(call: SolveCall, cancel: threading.Event | None = None) -> SolveRespon
 
 
 def _failed(error: KubectlBuildError, display: Display) -> KubectlBuildError:
-    """The solve's translated failure, with the failing step's exit code when only the
-    progress stream knew it."""
+    """The solve's failure, with the step's exit code when only the progress knew it."""
     failure = display.model.failure()
     if isinstance(error, BuildFailedError) and failure is not None and failure.exit_code is not None \
             and "exit code" not in error.message:

@@ -12,9 +12,9 @@ import pytest
 from kubectl_build.buildkit.session.auth import CredentialStore
 from kubectl_build.errors import BuilderError, UsageError
 from kubectl_build.kube import warm
+from kubectl_build.kube.nodes import Node
 from kubectl_build.kube.prespawn import EarlySecret
 from kubectl_build.options.build import BuildFlags, build_options
-from kubectl_build.planning.planner import Node
 from kubectl_build.platforms.platform import Platform
 from kubectl_build.run.cluster import (
     ClusterTarget,

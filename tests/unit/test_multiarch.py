@@ -15,6 +15,7 @@ import pytest
 from kubectl_build.console import Console
 from kubectl_build.context.sources import LocalSources
 from kubectl_build.errors import BuildFailedError, BuildInterruptedError, ExitCode, RegistryError
+from kubectl_build.kube.nodes import Node
 from kubectl_build.options.build import (
     BuildFlags,
     BuildOptions,
@@ -33,7 +34,7 @@ from kubectl_build.planning.decide import (
     wants_nodes,
 )
 from kubectl_build.planning.groups import BuilderGroup, group_label, group_options, pushes
-from kubectl_build.planning.planner import DefaultBuilder, Node, PlanError, PlanRequest
+from kubectl_build.planning.planner import DefaultBuilder, PlanError, PlanRequest
 from kubectl_build.registry.client import OCI_INDEX, Manifest
 from kubectl_build.registry.merge import is_loopback, merged_response, pushed_digest, registry_ca
 from kubectl_build.run import results

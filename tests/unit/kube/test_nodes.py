@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from kubectl_build.kube.nodes import VARIANT_KEY, blocking_taints, node_from, tolerates
-from kubectl_build.planning.planner import Node
+from kubectl_build.kube.nodes import VARIANT_KEY, Node, blocking_taints, node_from, tolerates
 from kubectl_build.platforms.platform import Platform
 
 
