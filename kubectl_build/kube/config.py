@@ -62,7 +62,7 @@ class Kube:
         kwargs.setdefault("_request_timeout", self.options.request_timeout)
         try:
             return fn(*args, **kwargs)
-        except Exception as err:  # noqa: BLE001 - narrowed in translate()
+        except Exception as err:
             raise translate(err, what, self) from err
 
 
@@ -126,7 +126,7 @@ def _merged(paths: list[str]) -> Any:
 
     try:
         return KubeConfigMerger(os.pathsep.join(paths))
-    except Exception as err:  # noqa: BLE001 - any parse failure is the same user error
+    except Exception as err:
         raise ClusterError(f"cannot read kubeconfig {os.pathsep.join(paths)}: {err}",
                            "fix the file or point KUBECONFIG at a valid one") from err
 

@@ -111,8 +111,9 @@ def install_args(arches: Sequence[str]) -> list[str]:
     return ["--install", ",".join(arches)]
 
 
-def installer_pod(builder: str, namespace: str, node: str, image: str, arches: Sequence[str],
-                  timeout: float, run: str) -> dict[str, Any]:
+def installer_pod(  # noqa: PLR0913 - a manifest: one parameter per field it fills in
+        builder: str, namespace: str, node: str, image: str, arches: Sequence[str],
+        timeout: float, run: str) -> dict[str, Any]:
     """The one-off privileged pod that registers `arches` on `node` (`run`: LABEL_RUN's value)."""
     labels = {LABEL_FOR: builder, LABEL_RUN: run, "app.kubernetes.io/managed-by": "kubectl-build",
               "app.kubernetes.io/name": "binfmt"}
@@ -365,8 +366,10 @@ def _pull_hint(image: str, node: str) -> str:
             "or build with --mode cross or --mode native")
 
 
-def _check(kube: Kube, name: str, node: str, arches: Sequence[str], phase: str, image: str,
-           console: Console) -> None:
+def _check(  # noqa: PLR0913 - node, arches and image only word its errors
+        kube: Kube, name: str, node: str, arches: Sequence[str], phase: str, image: str,
+        console: Console) -> None:
+    """Raise BuilderError unless installer pod `name` (ended in `phase`) registered `arches`."""
     found = call(kube, f"read pod log {name}", kube.core().read_namespaced_pod_log, name, kube.namespace,
                  container=CONTAINER, absent=(400, 403, 404))
     log = str(found or "")
