@@ -11,7 +11,7 @@ from kubectl_build.planning.planner import Node
 from kubectl_build.platforms.platform import Platform
 
 
-def node(
+def node(  # noqa: PLR0913 - test data: one keyword per field it varies
     name: str = "n1",
     arch: str | None = "amd64",
     os_name: str | None = "linux",
