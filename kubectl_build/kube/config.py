@@ -110,8 +110,10 @@ def connect(opts: KubeOptions) -> Kube:
     configuration = client.Configuration()
     try:
         # The merged node keeps each file's location, so relative certificate paths
-        # resolve against the file that named them, as kubectl does.
-        loader = KubeConfigLoader(config_dict=merged.config, active_context=context_name)
+        # resolve against the file that named them, as kubectl does; that needs
+        # config_base_path=None (its default "" means the working directory).
+        loader = KubeConfigLoader(config_dict=merged.config, config_base_path=None,
+                                  active_context=context_name)
         loader.load_and_set(configuration)
     except (kconfig.ConfigException, ValueError, OSError) as err:
         raise ClusterError(f"kubeconfig context {context_name!r} is not usable: {err}",
