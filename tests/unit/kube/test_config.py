@@ -137,3 +137,12 @@ def test_an_unreadable_kubeconfig_is_one_error(tmp_path: Path, monkeypatch: pyte
     monkeypatch.delenv("KUBECONFIG", raising=False)
     with pytest.raises(ClusterError, match="cannot read kubeconfig"):
         connect(KubeOptions(kubeconfig=str(broken)))
+
+
+def test_the_client_takes_what_the_websocket_transport_passes() -> None:
+    # kube/transport.py opens the exec stream with binary=True (kubernetes 30.1 and later).
+    import inspect
+
+    from kubernetes.stream.ws_client import WSClient
+
+    assert "binary" in inspect.signature(WSClient).parameters
