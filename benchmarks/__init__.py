@@ -1,0 +1,1 @@
+"""Benchmarks against the test bed: ``python -m benchmarks.bench_<name>`` (see each module)."""

@@ -67,6 +67,7 @@ SETTLE = 1.0
 
 
 def cluster_env() -> dict[str, str]:
+    """The running test-bed cluster's environment (its env file), or exit if it is down."""
     path = STATE / "cluster" / "env"
     if not path.exists():
         sys.exit("cluster not running: hack/testbed up cluster")
@@ -107,6 +108,7 @@ class Forwarder:
                 threading.Thread(target=splice_until_eof, args=(a, b), daemon=True).start()
 
     def close(self) -> None:
+        """Stop accepting; connections already forwarded run on until EOF."""
         self.sock.close()
 
 
@@ -116,11 +118,20 @@ class ShortDeliveryError(Exception):
 
 @dataclass
 class Run:
+    """One timed command: its wall time and its stderr."""
+
     seconds: float
     log: str
 
 
 class Bench:
+    """Both CLIs against the test-bed cluster, in a namespace of their own.
+
+    Creating it builds buildx (hack/build-buildx.sh), creates the namespace and starts the
+    registry forwarder on the node's address; `close` undoes that. `work` holds the
+    docker config, our warm-builder cache and the shared buildkitd.toml.
+    """
+
     def __init__(self, env: dict[str, str], work: Path) -> None:
         self.env = {**os.environ, "KUBECONFIG": env["KUBECONFIG"],
                     "DOCKER_CONFIG": str(work / "docker"),
@@ -150,17 +161,20 @@ class Bench:
                                f'[registry."{self.push_to}"]\n  http = true\n')
 
     def kubectl(self, *args: str) -> str:
+        """Run kubectl with the cluster's kubeconfig; its stdout (raises if it fails)."""
         done = subprocess.run(["kubectl", *args], capture_output=True, env=self.env,
                               check=True, timeout=600)
         return done.stdout.decode()
 
     def close(self) -> None:
+        """Remove buildx's builder and the namespace, and stop the forwarder."""
         subprocess.run([self.buildx, "rm", THEIRS], env=self.env, capture_output=True)
         subprocess.run(["kubectl", "delete", "namespace", self.ns, "--wait=false"],
                        env=self.env, capture_output=True)
         self.forwarder.close()
 
     def run(self, cmd: list[str], env: dict[str, str] | None = None) -> Run:
+        """Time `cmd` after the SETTLE pause, keeping its stderr in `logs` when set."""
         # Each run starts on a quiet machine: what the previous one left running in the
         # background (our local agent dialling the pod for the next build, kubectl
         # children winding down) must not land in the next run's time, whoever's it is.
@@ -175,31 +189,37 @@ class Bench:
     # ------------------------------------------------------------------ builders
 
     def ours_create(self) -> Run:
+        """Time `kubectl buildkit create` of our builder on the benchmark's node."""
         return self.run([self.ours_admin, "create", OURS, "-n", self.ns, "--worker", "runc",
                          "--image", IMAGE, "--config", str(self.config), "--node-selector",
                          f"kubernetes.io/hostname={self.node}"])
 
     def ours_build(self, ctx: Path, *args: str, env: dict[str, str] | None = None) -> Run:
+        """Time `kubectl build` of `ctx` on our builder."""
         # --debug only adds timing lines (solve sent/done) to the kept logs.
         return self.run([self.ours, str(ctx), "-n", self.ns, "--builder", OURS,
                          "--progress", "plain", "--debug", *args], env)
 
     def ours_absent(self) -> None:
+        """Remove our builder and wait until its pods are gone."""
         subprocess.run([self.ours_admin, "rm", OURS, "-n", self.ns], env=self.env,
                        capture_output=True, timeout=300)
         self._pods_gone(f"kubectl-build.dev/builder={OURS}")
 
     def buildx_create(self) -> Run:
+        """Time `buildx create` with the kubernetes driver (it only records the builder)."""
         opts = (f"namespace={self.ns},image={IMAGE},replicas=1,"
                 f"nodeselector=kubernetes.io/hostname={self.node}")
         return self.run([self.buildx, "create", "--name", THEIRS, "--driver", "kubernetes",
                          "--driver-opt", opts, "--buildkitd-config", str(self.config)])
 
     def buildx_build(self, ctx: Path, *args: str) -> Run:
+        """Time `buildx build` of `ctx` on buildx's builder."""
         return self.run([self.buildx, "--builder", THEIRS, "build", str(ctx), "--progress",
                          "plain", *args])
 
     def buildx_absent(self) -> None:
+        """Remove buildx's builder and wait until its pods are gone."""
         subprocess.run([self.buildx, "rm", THEIRS], env=self.env, capture_output=True,
                        timeout=300)
         # buildx names the Deployment after the builder's first node: THEIRS0.
@@ -215,11 +235,13 @@ class Bench:
         raise RuntimeError(f"pods {selector} still there after 120s")
 
     def builder_pod(self) -> str:
+        """The name of our builder's pod."""
         return self.kubectl("-n", self.ns, "get", "pods", "-l",
                             f"kubectl-build.dev/builder={OURS}", "-o",
                             "jsonpath={.items[0].metadata.name}")
 
     def prune_ours(self) -> None:
+        """Empty our builder's cache, so the next build sends its context again."""
         subprocess.run([self.ours_admin, "prune", OURS, "--all", "-n", self.ns], env=self.env,
                        capture_output=True, timeout=300, check=True)
 
@@ -253,15 +275,18 @@ def step_state(log: str, name: str) -> str:
 
 
 def expect(ok: bool, what: str, log: str) -> None:
+    """Raise unless `ok`: the run did not do `what` it is timed for (with its log's tail)."""
     if not ok:
         raise RuntimeError(f"benchmark run did not do its work: {what}\n{log[-3000:]}")
 
 
 def cross_ctx() -> Path:
+    """The examples/ folder, the context of Dockerfile.cross."""
     return REPO / "examples"
 
 
 def small_files_ctx(root: Path) -> Path:
+    """A context under `root` of 20,000 random 4 KiB files, copied by its Dockerfile."""
     ctx = root / "small"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text("FROM scratch\nCOPY . /ctx\n")
@@ -274,6 +299,7 @@ def small_files_ctx(root: Path) -> Path:
 
 
 def big_ctx(root: Path) -> Path:
+    """A context under `root` holding one random 1 GiB file, copied by its Dockerfile."""
     ctx = root / "big"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text("FROM scratch\nCOPY big.bin /big.bin\n")
@@ -455,8 +481,8 @@ def _transport(bench: Bench, work: Path, rounds: int) -> list[dict[str, object]]
 
     for _ in range(rounds):
         raw.append(raw_retrying())
-        for transport in ours:
-            ours[transport].append(ours_once(transport))
+        for transport, runs in ours.items():
+            runs.append(ours_once(transport))
     rows: list[dict[str, object]] = []
     for transport, goal in (("kubectl", 0.8), ("websocket", None)):
         values = ours[transport]
@@ -476,6 +502,7 @@ def _transport(bench: Bench, work: Path, rounds: int) -> list[dict[str, object]]
 
 
 def main() -> int:
+    """Run the selected cases against both CLIs and record (or print) the results."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warm-rounds", type=int, default=7,

@@ -32,6 +32,8 @@ STATS = re.compile(r"files_sent=(\d+), bytes_sent=(\d+)")
 
 
 class Bench:
+    """Our CLI and buildctl against the test bed's buildkitd (`env`), working in `work`."""
+
     def __init__(self, env: dict[str, str], work: Path) -> None:
         self.env, self.work = env, work
         self.host = env["BUILDKIT_HOST"]
@@ -40,19 +42,23 @@ class Bench:
         assert self.ours, "kubectl-build not installed in this venv"
 
     def prune(self) -> None:
+        """Empty the daemon's build cache, so the next build is cold."""
         subprocess.run([self.buildctl, "--addr", self.host, "prune", "--all"],
                        capture_output=True, check=True, timeout=600)
 
     def run_ours(self, ctx: Path) -> tuple[float, int, str]:
+        """Build `ctx` with kubectl-build: (seconds, peak RSS in KiB, stderr)."""
         return run_measured([self.ours, str(ctx), "--buildkit-host", self.host,
                              "--progress", "quiet", "--debug"])
 
     def run_buildctl(self, ctx: Path) -> tuple[float, int, str]:
+        """Build `ctx` with buildctl's Dockerfile frontend: (seconds, peak RSS in KiB, stderr)."""
         return run_measured([self.buildctl, "--addr", self.host, "build",
                              "--frontend", "dockerfile.v0", "--local", f"context={ctx}",
                              "--local", f"dockerfile={ctx}", "--progress", "quiet"])
 
     def cold_pair(self, ctx: Path, rounds: int) -> tuple[float, float]:
+        """Median cold-build seconds of (ours, buildctl) over `rounds`, pruned before each."""
         ours, theirs = [], []
         for _ in range(rounds):
             self.prune()
@@ -63,6 +69,7 @@ class Bench:
 
 
 def make_big(root: Path, size: int) -> Path:
+    """A context under `root` holding one random file of `size` bytes (whole MiB)."""
     ctx = root / f"big-{size >> 20}M"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(DOCKERFILE)
@@ -74,6 +81,7 @@ def make_big(root: Path, size: int) -> Path:
 
 
 def make_small(root: Path, count: int) -> Path:
+    """A context under `root` holding `count` random 4 KiB files, 500 per folder."""
     ctx = root / f"small-{count}"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(DOCKERFILE)
@@ -86,6 +94,7 @@ def make_small(root: Path, count: int) -> Path:
 
 
 def main() -> int:
+    """Run the selected cases and record (or, with --only, print) their results."""
     parser = argparse.ArgumentParser()
     # Five rounds: the daemon and the 2 cores are shared, single runs swing by 30%.
     parser.add_argument("--rounds", type=int, default=5)

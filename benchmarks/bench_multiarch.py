@@ -96,6 +96,7 @@ def _cli(kubeconfig: str, namespace: str, ctx: Path, *args: str) -> float:
 
 
 def bench_cross(kubeconfig: str, namespace: str, rounds: int) -> list[dict[str, object]]:
+    """Per platform: median seconds of a --mode cross build against the same in --mode qemu."""
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp:
         cross, qemu = Path(tmp, "cross"), Path(tmp, "qemu")
@@ -171,6 +172,17 @@ def _groups_run(kubeconfig: str, namespace: str, dockerfile: str, split: dict[st
 
 def bench_parallel(kubeconfig: str, namespace: str, rounds: int,
                    core: dict[str, str]) -> list[dict[str, object]]:
+    """Two builders in parallel against the slowest alone and against one after another.
+
+    Args:
+        kubeconfig: The test-bed cluster's kubeconfig.
+        namespace: Where its builders are.
+        rounds: Timed rounds per case (after one untimed run).
+        core: The core test bed's environment (its registry receives the pushes).
+
+    Returns:
+        Result rows, including the time the index merge took.
+    """
     rows: list[dict[str, object]] = []
     for label, dockerfile, split in PARALLEL_CASES:
         both, alone, merges = [], [], []
@@ -203,6 +215,7 @@ def bench_parallel(kubeconfig: str, namespace: str, rounds: int,
 
 
 def main() -> int:
+    """Run the selected cases and record their results."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--only", default="cross,parallel")

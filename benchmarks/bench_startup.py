@@ -22,8 +22,8 @@ from pathlib import Path
 from benchmarks.common import REPO, median, run_measured, testbed_env, write_result
 
 sys.path.insert(0, str(REPO / "packaging"))
-import build_release  # noqa: E402
-from krew_manifest import PLATFORMS  # noqa: E402
+import build_release
+from krew_manifest import PLATFORMS
 
 
 def archive_path() -> Path:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create (or reuse) the project's virtualenv in .venv and install the project
-# with its development tools. Prints the venv's bin directory.
+# with its development tools from the pinned dev lock (requirements-dev.txt); a change
+# to setup.cfg or the lock reinstalls. Prints the venv's bin directory.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$repo/.venv"

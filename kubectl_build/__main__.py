@@ -285,8 +285,10 @@ def _build(args: list[str]) -> int:
 
 
 def buildkit_main(argv: Sequence[str] | None = None) -> int:
-    """The ``kubectl-buildkit`` console script (``kubectl buildkit``); ends the process
-    itself when called without ``argv``, like ``build_main``."""
+    """Run the ``kubectl-buildkit`` console script (``kubectl buildkit``).
+
+    Like ``build_main``, it ends the process itself when called without ``argv``.
+    """
     args = sys.argv[1:] if argv is None else list(argv)
     code = _completion("kubectl-buildkit", args)
     return _finish(run("buildkit", args) if code is None else code, argv)

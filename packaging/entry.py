@@ -22,8 +22,11 @@ def _program() -> str:
 
 
 def main() -> int:
-    """Run the program the executable was invoked as (or the local agent, when the CLI
-    starts this executable to serve as one: kubectl_build.agent)."""
+    """Run the program the executable was invoked as.
+
+    That is the local agent instead when the CLI starts this executable to serve as one
+    (kubectl_build.agent).
+    """
     serve = os.environ.pop(AGENT_SERVE, "")
     if serve:
         from kubectl_build.agent.server import main as serve_agent

@@ -4,8 +4,8 @@
     python scripts/gen_protos.py           # regenerate in place
     python scripts/gen_protos.py --check   # exit 1 if the committed stubs are stale
 
-The generator versions are pinned in requirements-dev.txt so the output is
-reproducible; CI runs --check.
+The generator versions are pinned in requirements-dev.txt (the dev lock) so the
+output is reproducible; hack/test runs --check.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ agents of a developer's own builds.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import tempfile
@@ -36,7 +37,5 @@ def agent_folder() -> Iterator[Path]:
 def stop_agents(folder: Path) -> None:
     """SIGTERM every agent that wrote its pid into ``folder``."""
     for pidfile in folder.glob("*.pid"):
-        try:
+        with contextlib.suppress(OSError, ValueError):
             os.kill(int(pidfile.read_text()), signal.SIGTERM)
-        except (OSError, ValueError):
-            pass

@@ -6,6 +6,7 @@ else), and every failure to reach a usable agent means "run the build here".
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -80,10 +81,8 @@ def _follow(conn: socket.socket) -> int:
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         received.append(signum)
-        try:
+        with contextlib.suppress(OSError):
             conn.send(_FORWARDED[signal.Signals(signum)])
-        except OSError:
-            pass
 
     previous: dict[signal.Signals, Callable[[int, FrameType | None], object] | int | None] = {}
     for signum in _FORWARDED:
@@ -131,12 +130,10 @@ def start(argv: Sequence[str]) -> None:
         command, env = [sys.executable], {**os.environ, wire.SERVE: path}
     else:
         command, env = [sys.executable, "-m", "kubectl_build.agent", path], None
-    try:
+    with contextlib.suppress(OSError):
         subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, cwd="/", close_fds=True,
                          start_new_session=True, env=env)
-    except OSError:
-        pass
 
 
 def _peer_uid(conn: socket.socket) -> int:

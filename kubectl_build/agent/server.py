@@ -50,8 +50,11 @@ def preload() -> None:
 
 
 def fingerprint(root: Path = PACKAGE) -> str:
-    """Digest of the package's files as on disk (names, sizes, modification times); in the
-    frozen release, whose modules live inside the executable, of the executable too."""
+    """Digest of the package's files as on disk (names, sizes, modification times).
+
+    In the frozen release, whose modules live inside the executable, the executable's
+    path, size and modification time are part of it too.
+    """
     digest = hashlib.sha256()
     if getattr(sys, "frozen", False):
         info = os.stat(sys.executable)
@@ -77,6 +80,13 @@ class SpareExec:
 
 @dataclass
 class Agent:
+    """The serving loop: accepts callers on `listener` and forks a copy per build.
+
+    `code` is the package's fingerprint when the agent started: once the files on disk no
+    longer match it, the agent refuses the caller (who then builds itself) and stops. It
+    also stops after `idle` seconds without a caller while no copy runs.
+    """
+
     listener: socket.socket
     code: str
     idle: float
@@ -89,6 +99,7 @@ class Agent:
     stopping: bool = False
 
     def serve(self) -> None:
+        """Serve until stopped (idle, or the code on disk changed), then clean up."""
         with selectors.DefaultSelector() as sel:
             sel.register(self.listener, selectors.EVENT_READ)
             while not self.stopping:
@@ -155,8 +166,7 @@ class Agent:
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:
-            _copy(request, caller, conn, fds, spare, write_end,
-                  keep=(conn.fileno(), write_end, *fds, *_spare_fds(spare)))
+            _copy(request, caller, conn, fds, spare, write_end)
         os.close(write_end)
         if spare is not None:
             spare.sock.close()
@@ -252,11 +262,20 @@ def _stop(process: Popen[bytes]) -> None:
 # ---------------------------------------------------------------------- the forked copy
 
 def _copy(request: wire.Request, caller: int, conn: socket.socket, fds: list[int],
-          spare: SpareExec | None, report: int, keep: tuple[int, ...]) -> NoReturn:
-    """Run one build in the forked copy and end the process with its exit code."""
+          spare: SpareExec | None, report: int) -> NoReturn:
+    """Run one build in the forked copy and end the process with its exit code.
+
+    Args:
+        request: The caller's build request.
+        caller: The caller's pid.
+        conn: The connection to the caller (answers and the exit code go there).
+        fds: The caller's stdin, stdout and stderr, received over `conn`.
+        spare: The warm exec this copy may use, or None.
+        report: The write end of the pipe on which the copy reports to the agent.
+    """
     code = 1
     try:
-        _close_inherited(keep)
+        _close_inherited((conn.fileno(), report, *fds, *_spare_fds(spare)))
         _adopt_caller(request, fds)
     except BaseException:  # noqa: BLE001 - whatever it is, this process must end here
         # Not the caller's world (its directory is gone, say): it builds itself.
@@ -283,8 +302,11 @@ def _copy(request: wire.Request, caller: int, conn: socket.socket, fds: list[int
 
 
 def _close_inherited(keep: tuple[int, ...]) -> None:
-    """Close what the copy inherited from the agent but does not use (the listener, the
-    lock file, other copies' report pipes...)."""
+    """Close every inherited descriptor above stderr that is not in `keep`.
+
+    That is what the copy inherited from the agent but does not use: the listener, the
+    lock file, other copies' report pipes...
+    """
     for name in os.listdir("/proc/self/fd"):
         if int(name) > 2 and int(name) not in keep:
             with contextlib.suppress(OSError):

@@ -111,9 +111,10 @@ def _field_bytes(number: int, data: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(data)) + data
 
 
-def encode_stat_packet(path: bytes, mode: int, uid: int, gid: int, size: int, mod_time: int,
-                       linkname: bytes = b"", devmajor: int = 0, devminor: int = 0,
-                       xattrs: dict[str, bytes] | None = None) -> bytes:
+def encode_stat_packet(  # noqa: PLR0913 - one parameter per field of fsutil's Stat
+        path: bytes, mode: int, uid: int, gid: int, size: int, mod_time: int,
+        linkname: bytes = b"", devmajor: int = 0, devminor: int = 0,
+        xattrs: dict[str, bytes] | None = None) -> bytes:
     """Encode fsutil `Packet{type=STAT, stat=Stat{...}}` (type 0 is the default, omitted)."""
     stat = bytearray(b"\x0a" + _varint(len(path)) + path if path else b"")
     for number, value in ((2, mode), (3, uid), (4, gid)):

@@ -123,7 +123,7 @@ def table(rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def age(created: str, now: datetime) -> str:
-    """kubectl's short age: 45s, 12m, 5h, 3d."""
+    """The time since `created` in kubectl's short form: 45s, 12m, 5h, 3d."""
     try:
         then = datetime.fromisoformat(created.replace("Z", "+00:00"))
     except ValueError:
@@ -185,8 +185,10 @@ def create(options: KubeOptions, spec: BuilderSpec, console: Console, *, force: 
 
 
 def _remember_for_builds(options: KubeOptions, kube: Kube, builder: Builder) -> None:
-    """Save the warm entry a build would save after its first lookup, so the first
-    `kubectl build` after `create` dials the new pod straight away (kube/warm.py).
+    """Save the warm entry a build would save after its first lookup.
+
+    The first `kubectl build` after `create` then dials the new pod straight away
+    (kube/warm.py).
 
     Only when the build would address the cluster the same way: a build has no
     --cluster or --user flag, so a builder created with them is left to the lookup.

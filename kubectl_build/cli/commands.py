@@ -333,8 +333,11 @@ def inspect(name: str) -> int:
 @_timeout_option("120s")
 @_kube_options
 def rm(names: tuple[str, ...], keep_cache: bool, timeout: str) -> int:
-    """Remove builders: workload, ConfigMap, cache volumes and (containerd worker) the
-    build cache in the nodes' containerd; waits for the pods to go."""
+    """Remove builders and wait for their pods to go.
+
+    That is their workload, ConfigMap, cache volumes and, for the containerd worker, the
+    build cache in the nodes' containerd.
+    """
     from kubectl_build.cli import builders as builder_cmds
 
     return builder_cmds.rm(_kube(), names, Console(), timeout=_seconds("--timeout", timeout),

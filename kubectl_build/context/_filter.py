@@ -57,7 +57,7 @@ def _go_join(*parts: str) -> str:
 
 
 def dedupe_paths(paths: Sequence[str]) -> list[str] | None:
-    """fsutil dedupePaths: drop a path under the last kept one; "." means no filter.
+    """Drop a path under the last kept one, as fsutil's dedupePaths; "." means no filter.
 
     It assumes sorted input but is also applied to unsorted include patterns,
     where the quirks (e.g. a pattern starting with "/" is always dropped) are kept.

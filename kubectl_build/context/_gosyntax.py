@@ -31,10 +31,10 @@ class UnsupportedPatternError(PatternSyntaxError):
 
 
 def go_match(pattern: str, name: str) -> bool:
-    """Match `name` against a shell pattern exactly like Go's `filepath.Match`.
+    r"""Match `name` against a shell pattern exactly like Go's `filepath.Match`.
 
     Args:
-        pattern: The pattern (`*`, `?`, `[...]`, `\\` escapes).
+        pattern: The pattern (`*`, `?`, `[...]`, `\` escapes).
         name: The name to test.
 
     Returns:
@@ -194,7 +194,7 @@ _MAX_REPEAT = 1000
 
 
 def compile_re2(source: str) -> re.Pattern[str]:
-    """Compile a Go (RE2, Perl flags) regex as patternmatcher builds it.
+    r"""Compile a Go (RE2, Perl flags) regex as patternmatcher builds it.
 
     Args:
         source: The regex text, anchored `^...$` by the caller.
@@ -204,7 +204,7 @@ def compile_re2(source: str) -> re.Pattern[str]:
 
     Raises:
         PatternSyntaxError: Go's regexp.Compile would fail.
-        UnsupportedPatternError: Valid RE2 with no Python translation (`\\p`, `\\Q`).
+        UnsupportedPatternError: Valid RE2 with no Python translation (`\p`, `\Q`).
     """
     out: list[str] = []
     i = 0
@@ -286,7 +286,7 @@ def _perl_group(src: str, i: int) -> Ranges | None:
 
 
 def _parse_escape(src: str, i: int) -> tuple[int, int]:
-    """Decode a single-character escape at src[i] == "\\"; return (rune, next index)."""
+    r"""Decode a single-character escape at src[i] == "\"; return (rune, next index)."""
     if i + 1 >= len(src):
         raise PatternSyntaxError("syntax error in pattern: trailing backslash")
     ch = src[i + 1]

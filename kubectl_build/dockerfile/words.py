@@ -1,8 +1,8 @@
-"""Dockerfile words: splitting instruction arguments, quote removal, ``$VAR`` expansion. Pure.
+r"""Dockerfile words: splitting instruction arguments, quote removal, ``$VAR`` expansion. Pure.
 
 Follows the Dockerfile frontend's rules for the instructions we analyse (FROM, ARG, ENV,
 COPY/RUN flags): single quotes are literal, double quotes allow expansion, the escape
-character (``\\`` or the ``# escape=`` one) protects the next character.
+character (``\`` or the ``# escape=`` one) protects the next character.
 """
 
 from __future__ import annotations

@@ -45,11 +45,13 @@ def call(kube: Kube, what: str, fn: Callable[..., Any], *args: Any, absent: Coll
     Args:
         kube: Cluster connection (its request timeout applies unless `kwargs` set one).
         what: What the call does, for the error (``get deployment NAME``).
-        fn: The client method (``kube.core().read_namespaced_pod``), given `args`, `kwargs`.
+        fn: The client method (``kube.core().read_namespaced_pod``).
+        *args: Its positional arguments.
         absent: Statuses that mean "not there" here, answered as None.
         refused: Phrases a refusal the caller knows more about; consulted first.
         chain: False for calls whose failure must not carry the client's exception as its
             cause (a Secret's read: nothing of it reaches an error, not even ``--debug``).
+        **kwargs: Its keyword arguments.
 
     Raises:
         ClusterError, BuilderError: The translated failure (see `translate`), or what

@@ -51,9 +51,11 @@ def arch_spec(name: str, node_selector: Mapping[str, str], default: Mapping[str,
 
 
 def spec_from_workload(workload: Mapping[str, Any], config: Mapping[str, str] | None) -> BuilderSpec:
-    """The spec a builder workload was made from, as far as its manifest tells (inverse of
-    ``builder_manifest.workload``/``configmap``): recreating a builder from it gives the
-    same manifests, except for its name, replicas, node selector and node list."""
+    """The spec a builder workload was made from, as far as its manifest tells.
+
+    The inverse of ``builder_manifest.workload``/``configmap``: recreating a builder from
+    it gives the same manifests, except for its name, replicas, node selector and node list.
+    """
     spec = workload.get("spec") or {}
     pod = ((spec.get("template") or {}).get("spec")) or {}
     boxes = pod.get("containers") or [{}]

@@ -91,8 +91,9 @@ def install_args(arches: Sequence[str]) -> list[str]:
     return ["--install", ",".join(arches)]
 
 
-def installer_pod(builder: str, namespace: str, node: str, image: str, arches: Sequence[str],
-                  timeout: float, run: str) -> dict[str, Any]:
+def installer_pod(  # noqa: PLR0913 - a manifest: one parameter per field it fills in
+        builder: str, namespace: str, node: str, image: str, arches: Sequence[str],
+        timeout: float, run: str) -> dict[str, Any]:
     """The one-off privileged pod that registers `arches` on `node` (`run`: LABEL_RUN's value)."""
     labels = {LABEL_FOR: builder, LABEL_RUN: run, "app.kubernetes.io/managed-by": "kubectl-build",
               "app.kubernetes.io/name": "binfmt"}

@@ -180,7 +180,7 @@ def _anti_affinity(spec: BuilderSpec) -> dict[str, Any]:
 
 
 def state_dir(spec: BuilderSpec, namespace: str) -> str:
-    """buildkitd's --root inside the pod (and on the node for the containerd worker)."""
+    """The buildkitd --root inside the pod (and on the node for the containerd worker)."""
     if spec.worker == "containerd":
         return f"/var/lib/buildkit/{namespace}/{spec.name}"
     if spec.worker == "rootless":
@@ -194,7 +194,7 @@ def config_dir(spec: BuilderSpec) -> str:
 
 
 def args(spec: BuilderSpec, namespace: str) -> list[str]:
-    """buildkitd's arguments (the images' entrypoints are buildkitd/rootlesskit)."""
+    """The arguments for buildkitd (the images' entrypoints are buildkitd/rootlesskit)."""
     out = ["--config", f"{config_dir(spec)}/{CONFIG_KEY}", "--root", state_dir(spec, namespace)]
     if spec.worker == "containerd":
         out += ["--oci-worker=false", "--containerd-worker=true",

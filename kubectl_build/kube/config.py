@@ -105,8 +105,10 @@ def connect(opts: KubeOptions) -> Kube:
     configuration = client.Configuration()
     try:
         # The merged node keeps each file's location, so relative certificate paths
-        # resolve against the file that named them, as kubectl does.
-        loader = KubeConfigLoader(config_dict=merged.config, active_context=context_name)
+        # resolve against the file that named them, as kubectl does; that needs
+        # config_base_path=None (its default "" means the working directory).
+        loader = KubeConfigLoader(config_dict=merged.config, config_base_path=None,
+                                  active_context=context_name)
         loader.load_and_set(configuration)
     except (kconfig.ConfigException, ValueError, OSError) as err:
         raise ClusterError(f"kubeconfig context {context_name!r} is not usable: {err}",
@@ -121,7 +123,7 @@ def _merged(paths: list[str]) -> Any:
 
     try:
         return KubeConfigMerger(os.pathsep.join(paths))
-    except Exception as err:  # noqa: BLE001 - any parse failure is the same user error
+    except Exception as err:  # any parse failure is the same user error
         raise ClusterError(f"cannot read kubeconfig {os.pathsep.join(paths)}: {err}",
                            "fix the file or point KUBECONFIG at a valid one") from err
 

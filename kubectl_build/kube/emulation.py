@@ -154,8 +154,9 @@ def _pull_hint(image: str, node: str) -> str:
             "or build with --mode cross or --mode native")
 
 
-def _check(kube: Kube, name: str, node: str, arches: Sequence[str], phase: str, image: str,
-           console: Console) -> None:
+def _check(  # noqa: PLR0913 - node, arches and image only word its errors
+        kube: Kube, name: str, node: str, arches: Sequence[str], phase: str, image: str,
+        console: Console) -> None:
     found = call(kube, f"read pod log {name}", kube.core().read_namespaced_pod_log, name, kube.namespace,
                  container=CONTAINER, absent=(400, 403, 404))
     log = str(found or "")

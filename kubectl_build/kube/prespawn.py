@@ -18,6 +18,7 @@ and the daemon asks for credentials early in a pushing build.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import shutil
@@ -38,13 +39,21 @@ EarlyKey = tuple[str, str, str, tuple[str, ...]]
 class ChildProcess(Protocol):
     """What the transport needs of the process behind an exec."""
 
-    def poll(self) -> int | None: ...
+    def poll(self) -> int | None:
+        """The exit status, or None while it runs."""
+        ...
 
-    def terminate(self) -> None: ...
+    def terminate(self) -> None:
+        """Ask it to end (SIGTERM)."""
+        ...
 
-    def kill(self) -> None: ...
+    def kill(self) -> None:
+        """End it (SIGKILL)."""
+        ...
 
-    def wait(self, timeout: float | None = None) -> int: ...
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for it to end and return its exit status."""
+        ...
 
 
 class AgentOwned:
@@ -58,6 +67,7 @@ class AgentOwned:
         self.pid = pid
 
     def poll(self) -> int | None:
+        """0 once the process is gone or a zombie (its status is the agent's), else None."""
         try:
             with open(f"/proc/{self.pid}/stat", encoding="ascii") as stat:
                 state = stat.read().rpartition(")")[2].split()[0]
@@ -66,20 +76,21 @@ class AgentOwned:
         return 0 if state in ("Z", "X") else None
 
     def terminate(self) -> None:
+        """Send SIGTERM while it runs."""
         self._signal(15)
 
     def kill(self) -> None:
+        """Send SIGKILL while it runs."""
         self._signal(9)
 
     def wait(self, timeout: float | None = None) -> int:
-        return 0  # the agent waits for it
+        """Return 0 at once: the agent, its parent, waits for it."""
+        return 0
 
     def _signal(self, signum: int) -> None:
         if self.poll() is None:
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(self.pid, signum)
-            except OSError:
-                pass
 
 
 @dataclass
@@ -151,8 +162,10 @@ def offer(spare: Spare) -> None:
 
 def start(kubeconfig: str | None, context: str | None, namespace: str | None,
           builder: str, *, read_secret: bool = False) -> None:
-    """Spawn the exec for the remembered pod, if there is one (best effort); with
-    ``read_secret``, also the read of the Secret named like the builder."""
+    """Spawn the exec for the remembered pod, if there is one (best effort).
+
+    With ``read_secret``, also start reading the Secret named like the builder.
+    """
     global _EARLY, _SECRET, _SPARE, _CACHE_KEY, _ADOPTED
     _CACHE_KEY = warm.cache_key(kubeconfig, context, namespace, builder)
     entry = warm.load(_CACHE_KEY)
@@ -183,8 +196,11 @@ def adopted_spare() -> bool:
 
 
 def next_target() -> dict[str, object] | None:
-    """For the agent: the pod this build's target is remembered by now, to dial for the
-    next build (None when this was no warm-path cluster build)."""
+    """For the agent: the pod to dial for the next build.
+
+    That is the pod this build's target is remembered by now; None when this was no
+    warm-path cluster build.
+    """
     entry = warm.load(_CACHE_KEY) if _CACHE_KEY is not None else None
     if entry is None:
         return None
@@ -258,8 +274,10 @@ def _lower_priority() -> None:
 
 
 def take_secret(key: SecretKey) -> EarlySecret | None:
-    """The early Secret read for (namespace, name, kubectl args), once; None if absent
-    or for another target."""
+    """Take the early Secret read for (namespace, name, kubectl args), once.
+
+    Returns None if there is none or it was for another target.
+    """
     global _SECRET
     early, _SECRET = _SECRET, None
     if early is not None and early.key != key:
@@ -269,8 +287,10 @@ def take_secret(key: SecretKey) -> EarlySecret | None:
 
 
 def abandon() -> None:
-    """Stop what the build never took: the early exec (another pod, or no warm dial) and
-    the early Secret read."""
+    """Stop what the build never took.
+
+    That is the early exec (another pod, or no warm dial) and the early Secret read.
+    """
     global _EARLY, _SECRET
     early, _EARLY = _EARLY, None
     if early is not None:

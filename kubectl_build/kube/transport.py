@@ -43,7 +43,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -161,10 +161,8 @@ def splice_until_eof(src: socket.socket, dst: socket.socket) -> None:
     finally:
         os.close(read_end)
         os.close(write_end)
-        try:
+        with suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
 
 
 def _websocket_pump(kube: Kube, target: PodTarget, conn: socket.socket) -> None:

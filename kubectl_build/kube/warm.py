@@ -17,6 +17,7 @@ this builder), and only while they are recent (``NODES_TTL``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -125,7 +126,5 @@ def save(key: str, entry: WarmEntry) -> None:
 
 def forget(key: str) -> None:
     """Drop a stale entry."""
-    try:
+    with contextlib.suppress(OSError):
         (_cache_dir() / f"{key}.json").unlink()
-    except OSError:
-        pass

@@ -14,13 +14,14 @@ _PLATFORM_FORMS = (
     "use OS/ARCH[/VARIANT] such as linux/amd64, linux/arm64, linux/arm/v7, linux/arm/v6, "
     'linux/386, linux/ppc64le, linux/s390x, windows/amd64, or "local"'
 )
-_KNOWN_OS = frozenset(
-    "aix android darwin dragonfly freebsd illumos ios js linux netbsd openbsd plan9 "
-    "solaris wasip1 windows".split()
-)
-_KNOWN_ARCH = frozenset(
-    "386 amd64 arm arm64 loong64 mips mips64 mips64le mipsle ppc64 ppc64le riscv64 s390x wasm".split()
-)
+_KNOWN_OS = frozenset((
+    "aix", "android", "darwin", "dragonfly", "freebsd", "illumos", "ios", "js", "linux", "netbsd",
+    "openbsd", "plan9", "solaris", "wasip1", "windows",
+))
+_KNOWN_ARCH = frozenset((
+    "386", "amd64", "arm", "arm64", "loong64", "mips", "mips64", "mips64le", "mipsle", "ppc64",
+    "ppc64le", "riscv64", "s390x", "wasm",
+))
 # Spellings from uname, Debian and image-name prefixes, with the variant they imply.
 _ARCH_ALIASES: Mapping[str, tuple[str, str]] = {
     "x86_64": ("amd64", ""),
@@ -166,4 +167,5 @@ def parse_platforms(values: Sequence[str], environ: Mapping[str, str]) -> tuple[
 
 
 def comma_items(values: Iterable[str]) -> list[str]:
+    """The comma-separated items of every value, stripped, empty ones dropped."""
     return [item.strip() for value in values for item in value.split(",") if item.strip()]

@@ -56,8 +56,11 @@ class Transfer:
 
     @property
     def label(self) -> str:
-        """What to show: the ID carries the detail (``transferring context:``,
-        ``sha256:...``); the name is often a generic verb (``transferring``)."""
+        """What to show: the ID, else the name.
+
+        The ID carries the detail (``transferring context:``, ``sha256:...``); the name
+        is often a generic verb (``transferring``).
+        """
         return self.id or self.name
 
     @property

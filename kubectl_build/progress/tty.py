@@ -211,8 +211,10 @@ def render_summary(model: ProgressModel, ok: bool) -> RenderableType:
 
 
 def _by_stream(steps: list[Step]) -> list[Step]:
-    """Steps of parallel solves grouped by their builder, in order of first appearance
-    (a stable sort: within a builder, the ``#N`` order stays)."""
+    """Steps of parallel solves grouped by their builder, in order of first appearance.
+
+    The sort is stable: within a builder, the ``#N`` order stays.
+    """
     first: dict[str, int] = {}
     for index, step in enumerate(steps):
         first.setdefault(step.stream, index)
@@ -292,8 +294,11 @@ def short_digests(text: str) -> str:
 
 
 def _fit(blocks: list[Block], max_rows: int) -> list[Block]:
-    """Make the view fit the terminal: drop the oldest finished steps, then the oldest
-    detail rows of the tallest running steps (each keeps its own line)."""
+    """Make the view fit the terminal in `max_rows`.
+
+    Drops the oldest finished steps first, then the oldest detail rows of the tallest
+    running steps (each keeps its own line).
+    """
     keep = list(blocks)
     total = sum(len(rows) for _, rows in keep)
     index = 0

@@ -137,10 +137,10 @@ class ClusterTarget:
         return str(found.spec.node_name or "") if found is not None and found.spec else ""
 
     def remembered_nodes(self) -> tuple[Node, ...] | None:
-        """The nodes a recent build of this builder listed, with the pod's node known; None
-        when there are none (or too old): list them.
+        """The nodes a recent build of this builder listed, with the pod's node known.
 
-        Only for a plan a stale listing cannot make wrong (see build._plan).
+        None when there are none (or they are too old): list them. Only for a plan a
+        stale listing cannot make wrong (see run.planning.make_plan_remembering).
         """
         entry = warm.load(self.warm_key) if self.warm_key and self.node else None
         if entry is None or entry.pod != self.pod:
@@ -238,10 +238,10 @@ def _read_credentials(options: BuildOptions) -> tuple[CredentialStore, str | Non
 
 
 def _secret_from_kubectl(early: EarlySecret) -> tuple[CredentialStore, str | None] | None:
-    """The builder-named Secret as the early `kubectl get secret` read it; None when kubectl
-    gave no clear answer (the client then asks the API itself).
+    """The builder-named Secret as the early `kubectl get secret` read it.
 
-    Absent or forbidden means anonymous, as for the API client (the Secret is optional).
+    None when kubectl gave no clear answer (the client then asks the API itself). Absent
+    or forbidden means anonymous, as for the API client (the Secret is optional).
     """
     from kubectl_build.kube.registry_secret import parse_secret
 
@@ -271,6 +271,10 @@ def open_target(options: BuildOptions, console: Console, context_key: str, load:
     """Connect to the builder's pods (creating the default builder on first use).
 
     Args:
+        options: the build's options (builder, namespace, kubeconfig, transport).
+        console: for progress and --debug lines.
+        context_key: picks the replica a context sticks to.
+        load: the image goes into the nodes' store: one pod per node is dialled.
         before_create: called with the connection just before the default builder is
             created (never on the warm path, nor when it exists); raising there creates
             nothing.
@@ -285,8 +289,20 @@ def open_target(options: BuildOptions, console: Console, context_key: str, load:
             if target is None:
                 warm.forget(key)
         if target is None:
-            target = _full_target(options, console, context_key, load, stack, key, before_create)
+            opening = _Opening(options, console, context_key, load, key)
+            target = _full_target(opening, stack, before_create)
         yield target
+
+
+@dataclass(frozen=True)
+class _Opening:
+    """What finding (or creating) the builder and dialling its pods is given."""
+
+    options: BuildOptions
+    console: Console
+    context_key: str
+    load: bool
+    warm_key: str
 
 
 def _warm_target(options: BuildOptions, entry: warm.WarmEntry, stack: ExitStack,
@@ -333,12 +349,12 @@ def _warm_target(options: BuildOptions, entry: warm.WarmEntry, stack: ExitStack,
                          secret, KubeHandle(options), entry.pod, entry.node, key, workers)
 
 
-def _full_target(options: BuildOptions, console: Console, context_key: str, load: bool,
-                 stack: ExitStack, key: str,
+def _full_target(opening: _Opening, stack: ExitStack,
                  before_create: Callable[[Kube], None] | None = None) -> ClusterTarget:
     from kubectl_build.kube.builder import BuilderSpec, ensure_builder, find_builder
     from kubectl_build.kube.registry_secret import load_credentials
 
+    options, console, key = opening.options, opening.console, opening.warm_key
     kube = _connect(options)
     creds = load_credentials(kube, options.registry_secret, options.builder)
     # Only the default builder is created on first use; another name must exist.
@@ -352,7 +368,7 @@ def _full_target(options: BuildOptions, console: Console, context_key: str, load
             builder = existing
     if builder is None:
         builder = ensure_builder(kube, BuilderSpec(name=options.builder), console, create=create)
-    chosen, clients = open_pods(kube, builder, options, context_key, load, stack)
+    chosen, clients = open_pods(kube, builder, options, opening.context_key, opening.load, stack)
     if len(chosen) == 1:
         single = len({pod.node for pod in builder.ready_pods()}) == 1
         warm.save(key, warm.WarmEntry(kube.namespace, chosen[0].name, chosen[0].container,
@@ -365,8 +381,10 @@ def _full_target(options: BuildOptions, console: Console, context_key: str, load
 
 def open_pods(kube: Kube, builder: Builder, options: BuildOptions, context_key: str, load: bool,
               stack: ExitStack) -> tuple[list[BuilderPod], list[BuildKitClient]]:
-    """Dial a builder's pods: one per node when loading (each node loads its own), else the
-    sticky pick for this context. The clients close with ``stack``.
+    """Dial a builder's pods; the clients close with ``stack``.
+
+    One per node when loading (each node loads its own), else the sticky pick for this
+    context.
 
     Raises:
         BuilderError: the builder has no ready pod.

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "packaging"))
-from krew_manifest import PLATFORMS, Artifact, find_artifacts, render  # noqa: E402
+from krew_manifest import PLATFORMS, Artifact, find_artifacts, render
 
 
 def test_render_lists_built_platforms_and_comments_the_rest() -> None:

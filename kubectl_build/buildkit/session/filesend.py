@@ -68,7 +68,7 @@ class FileSendService:
 def _open_dest(dest: str) -> BinaryIO:
     if dest == "-":
         return sys.stdout.buffer
-    return open(dest, "wb")  # noqa: SIM115 - closed in _write_stream
+    return open(dest, "wb")
 
 
 def _write_stream(requests: Iterator[bytes], dest: str) -> None:

@@ -16,6 +16,7 @@ with a small context offering invocation_metadata(), abort() and add_callback().
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -126,10 +127,8 @@ class H2Server:
     def close(self) -> None:
         """Say goodbye and end our side of the stream."""
         with self.lock:
-            try:
+            with contextlib.suppress(h2.exceptions.ProtocolError):
                 self.conn.close_connection()
-            except h2.exceptions.ProtocolError:
-                pass
             self._flush()
             for stream in self.streams.values():
                 self._end_stream(stream)
@@ -197,10 +196,9 @@ class H2Server:
         if stream.sink is None:
             return
         if stream.unacked:
-            try:
+            # the stream is closing: nothing to give back
+            with contextlib.suppress(h2.exceptions.ProtocolError, KeyError):
                 self.conn.acknowledge_received_data(stream.unacked, stream.id)
-            except (h2.exceptions.ProtocolError, KeyError):
-                pass  # the stream is closing: nothing to give back
             stream.unacked = 0
         if stream.pending:
             messages, stream.pending = stream.pending, []
@@ -238,10 +236,8 @@ class H2Server:
                 return
             with self.lock:
                 if stream.unacked and not stream.closed:
-                    try:
+                    with contextlib.suppress(h2.exceptions.ProtocolError, KeyError):
                         self.conn.acknowledge_received_data(stream.unacked, stream.id)
-                    except (h2.exceptions.ProtocolError, KeyError):
-                        pass
                     stream.unacked = 0
                     self._flush()
             assert isinstance(item, list)

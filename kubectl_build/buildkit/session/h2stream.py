@@ -66,7 +66,7 @@ def take_data_frames(parts: deque[Buffer], stream_id: int, budget: int,
 
 
 def frame(message: bytes) -> bytes:
-    """gRPC length-prefixed message, uncompressed."""
+    """Frame `message` as a gRPC length-prefixed message, uncompressed."""
     return b"\x00" + len(message).to_bytes(4, "big") + message
 
 

@@ -6,6 +6,7 @@ private ssh-agent we start and load key files into, stopped with the session.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -137,10 +138,8 @@ class SSHService:
             except (grpc.RpcError, OSError):
                 pass
             finally:
-                try:
+                with contextlib.suppress(OSError):
                     agent.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
 
         threading.Thread(target=upstream, name="kb-ssh-up", daemon=True).start()
         try:

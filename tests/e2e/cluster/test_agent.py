@@ -23,7 +23,7 @@ from tests.e2e.cluster import multiarch_helpers
 from tests.e2e.cluster.test_kubectl_build import static_busybox_context
 from tests.e2e.helpers import Run, cli_path, run_cli
 from tests.e2e.test_krew import Release
-from tests.e2e.test_krew import release as release  # noqa: F401,PLC0414 - the fixture
+from tests.e2e.test_krew import release as release  # noqa: PLC0414 - the fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 RAN_BY_AGENT = "run by the local agent"

@@ -46,16 +46,15 @@ class Cluster:
     def kubectl(
         self,
         *args: str,
-        input: bytes | str | None = None,
+        input: bytes | str | None = None,  # noqa: A002 - subprocess.run's own name
         check: bool = True,
         timeout: float = 180,
         text: bool = True,
     ) -> subprocess.CompletedProcess:
-        if isinstance(input, str) and not text:
-            input = input.encode()
+        data = input.encode() if isinstance(input, str) and not text else input
         proc = subprocess.run(
             ["kubectl", "--kubeconfig", self.kubeconfig, *args],
-            input=input,
+            input=data,
             capture_output=True,
             text=text,
             timeout=timeout,

@@ -452,7 +452,7 @@ def test_diff_lines_name_what_changed() -> None:
 # ---------------------------------------------------------------------------- reading builders and pods
 
 
-def api_pod(
+def api_pod(  # noqa: PLR0913 - test data: one keyword per field it varies
     name: str,
     *,
     ready: bool = False,

@@ -10,7 +10,7 @@ from kubectl_build.kube.nodes import VARIANT_KEY, Node, blocking_taints, node_fr
 from kubectl_build.platforms.platform import Platform
 
 
-def node(
+def node(  # noqa: PLR0913 - test data: one keyword per field it varies
     name: str = "n1",
     arch: str | None = "amd64",
     os_name: str | None = "linux",

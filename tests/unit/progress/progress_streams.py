@@ -39,7 +39,7 @@ def ts(offset: float) -> Timestamp:
     return Timestamp(seconds=T0 + millis // 1000, nanos=(millis % 1000) * 1_000_000)
 
 
-def vertex(
+def vertex(  # noqa: PLR0913 - test data: one keyword per field it varies
     digest: str,
     name: str,
     *,
@@ -63,7 +63,7 @@ def log(digest: str, offset: float, msg: bytes, stream: int = 1) -> VertexLog:
     return VertexLog(vertex=digest, timestamp=ts(offset), stream=stream, msg=msg)
 
 
-def status(
+def status(  # noqa: PLR0913 - test data: one keyword per field it varies
     digest: str,
     ident: str,
     offset: float,
