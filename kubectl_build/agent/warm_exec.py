@@ -30,14 +30,10 @@ import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from kubectl_build.agent import wire
 from kubectl_build.kube import warm
-
-if TYPE_CHECKING:
-    # Types only: the transport imports grpc, which this module runs ahead of.
-    from kubectl_build.kube.transport import ChildProcess, PodTarget
+from kubectl_build.kube.pod_exec import ChildProcess, PodTarget
 
 EarlyKey = tuple[str, str, str, tuple[str, ...]]
 """(namespace, pod, container, kubectl args)."""
@@ -135,7 +131,7 @@ class WarmStart:
     """One invocation's warm path: the early exec, the early Secret read, the agent's spare.
 
     Made once per CLI invocation (by the entry, or by the agent's copy with the spare it
-    inherited); implements kube.transport.EarlyExecs, so the transport takes the early
+    inherited); implements kube.pod_exec.EarlyExecs, so the transport takes the early
     exec from it without knowing the agent.
     """
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
+
+from kubectl_build.kube.pod_exec import EarlyExecs
 
 SecretKey = tuple[str, str, tuple[str, ...]]
 """(namespace, Secret name, kubectl args)."""
@@ -31,17 +33,13 @@ class EarlySecret(Protocol):
     def process(self) -> subprocess.Popen[bytes]: ...
 
 
-if TYPE_CHECKING:
-    # The transport imports grpc; the build command installs a WarmStart before that.
-    from kubectl_build.kube.transport import EarlyExecs
+class WarmPath(EarlyExecs, Protocol):
+    """What run/cluster.py and the transport's fallback ask of the invocation's WarmStart."""
 
-    class WarmPath(EarlyExecs, Protocol):
-        """What run/cluster.py asks of the invocation's WarmStart."""
+    @property
+    def adopted(self) -> bool: ...
 
-        @property
-        def adopted(self) -> bool: ...
-
-        def take_secret(self, key: SecretKey) -> EarlySecret | None: ...
+    def take_secret(self, key: SecretKey) -> EarlySecret | None: ...
 
 
 _CURRENT: list[WarmPath] = []

@@ -44,57 +44,19 @@ import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from kubectl_build.buildkit.client import BuildKitClient, Endpoint
 from kubectl_build.errors import ClusterError, UsageError
 from kubectl_build.kube.config import Kube
+from kubectl_build.kube.pod_exec import ChildProcess, EarlyExecs, PodTarget
+
+__all__ = ["ChildProcess", "EarlyExecs", "PodTarget", "open_client", "splice_until_eof"]
 
 DIAL = ["buildctl", "dial-stdio"]
 EARLY_SETTLE_TIMEOUT = 5.0
 """Seconds to wait for an early exec to reach buildkitd or die before dialling anyway."""
 TRANSPORTS = ("kubectl", "websocket")
-
-
-@dataclass(frozen=True)
-class PodTarget:
-    """Which container of which pod runs buildkitd."""
-
-    namespace: str
-    pod: str
-    container: str
-
-
-class ChildProcess(Protocol):
-    """What the transport needs of the process behind an exec."""
-
-    def poll(self) -> int | None: ...
-
-    def terminate(self) -> None: ...
-
-    def kill(self) -> None: ...
-
-    def wait(self, timeout: float | None = None) -> int: ...
-
-
-class EarlyExecs(Protocol):
-    """Execs into builder pods started before the transport was asked for one.
-
-    The local agent's warm path (agent/warm_exec.py WarmStart) implements it; the
-    transport only takes what it is handed, so it needs to know nothing of the agent.
-    """
-
-    def settle(self, target: PodTarget, kubectl_args: Sequence[str],
-               timeout: float) -> bool | None:
-        """True once the early exec for the target reached buildkitd, False when it died
-        first, None when there is none for the target or ``timeout`` passed undecided."""
-        ...
-
-    def take(self, target: PodTarget,
-             kubectl_args: Sequence[str]) -> tuple[ChildProcess, socket.socket] | None:
-        """The live early exec for the target (its process and our socket end), once."""
-        ...
 
 
 class _Bridge:

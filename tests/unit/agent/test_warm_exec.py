@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from kubectl_build.agent.warm_exec import Early, EarlySecret, WarmStart, discard
-from kubectl_build.kube.transport import PodTarget
+from kubectl_build.kube.pod_exec import PodTarget
 
 KEY = ("ns", "pod", "buildkitd", ())
 TARGET = PodTarget("ns", "pod", "buildkitd")
