@@ -280,7 +280,10 @@ def exit_now(code: int) -> NoReturn:
         try:
             stream.flush()
         except (OSError, ValueError):
-            status = status or 120
+            # Imported only here: a build handed to the agent never loads the table.
+            from kubectl_build.errors import ExitCode
+
+            status = status or ExitCode.STDOUT_FLUSH
     os._exit(status)
 
 
