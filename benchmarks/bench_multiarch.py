@@ -145,7 +145,8 @@ def _groups_run(kubeconfig: str, namespace: str, dockerfile: str, split: dict[st
         for name, platforms in split.items():
             builder = find_builder(kube, name)
             assert builder is not None
-            _, clients = cluster.open_pods(kube, builder, options, tmp, False, stack)
+            _, clients = cluster.open_pods(kube, builder,
+                                           cluster.Opening(options, Console(), tmp, False), stack)
             group = BuilderGroup(name, name == "buildkit", parse_platforms([platforms], {}), (), {},
                                  (), False)
             runs.append(SolveJob(name, clients, group_options(options, group, by_digest=True),

@@ -1,8 +1,9 @@
 """Entry points: ``kubectl-build`` and ``kubectl-buildkit`` (and ``python -m kubectl_build``).
 
-This is the one place that turns exceptions into exit codes: a KubectlBuildError or a
-click usage error becomes a single ``error: ...`` line on stderr and its exit code,
-Ctrl-C becomes 130, and a traceback is shown only with ``--debug``.
+This is the one place that turns exceptions into exit codes (``_mapped``): a
+KubectlBuildError or a click usage error becomes a single ``error: ...`` line on stderr and
+its exit code, Ctrl-C becomes 130, and a traceback is shown only with ``--debug``. It also
+starts the local agent's server with the build it runs (``serve_agent``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING, NoReturn
 if TYPE_CHECKING:
     import click
 
+    from kubectl_build.agent.warm_exec import WarmStart
+    from kubectl_build.cli.invocation import Invocation
     from kubectl_build.console import Console
 
 # Only what a build handed to the local agent needs is imported at start: such a
@@ -112,7 +115,8 @@ def _usage_line(err: click.UsageError, prog: str) -> str:
     return f"{message}; {hint}see '{prog} --help'"
 
 
-def _dispatch(command_name: str, argv: Sequence[str], console: Console) -> int:
+def _dispatch(command_name: str, argv: Sequence[str], console: Console,
+              invocation: Invocation | None = None) -> int:
     """Run a click command; click's own errors become one line here."""
     import click
 
@@ -122,7 +126,7 @@ def _dispatch(command_name: str, argv: Sequence[str], console: Console) -> int:
     command = cli.build if command_name == "build" else cli.buildkit
     prog = cli.BUILD_PROG if command_name == "build" else cli.BUILDKIT_PROG
     try:
-        result = command.main(list(argv), prog_name=prog, standalone_mode=False)
+        result = command.main(list(argv), prog_name=prog, standalone_mode=False, obj=invocation)
     except click.UsageError as err:
         console.error(_usage_line(err, prog))
         return ExitCode.USAGE
@@ -144,36 +148,49 @@ def _silence_stdout() -> None:
         pass
 
 
-def _guarded(body: Callable[[], int], console: Console) -> int:
-    """Run ``body``, turning every exception into one stderr line and an exit code."""
-    import traceback
+def _guarded(body: Callable[[], int], console: Console | None = None) -> int:
+    """Run ``body``, turning every exception into one stderr line and an exit code.
 
-    from kubectl_build.errors import ExitCode, KubectlBuildError
-
+    Without a console, one is made only when there is something to write: the hand-over
+    to the local agent runs here and must not import more than it needs.
+    """
     try:
         return body()
-    except KubectlBuildError as err:
-        console.trace(traceback.format_exc().rstrip())
-        console.error(err.one_line())
-        return err.exit_code
-    except KeyboardInterrupt:
+    except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - every one is mapped
+        return _mapped(err, console)
+
+
+def _mapped(err: BaseException, console: Console | None) -> int:
+    """The one mapping from an exception to the exit code and the one stderr line."""
+    import traceback
+
+    from kubectl_build.console import Console
+    from kubectl_build.errors import ExitCode, KubectlBuildError
+
+    console = console if console is not None else Console()
+    if isinstance(err, KeyboardInterrupt):
         return ExitCode.INTERRUPTED
-    except BrokenPipeError:
+    if isinstance(err, BrokenPipeError):
         # The reader went away (`kubectl build --help | head`): stop quietly.
         _silence_stdout()
         return ExitCode.FAILURE
-    except Exception as err:  # noqa: BLE001 - last resort: one line, not a traceback
-        console.trace(traceback.format_exc().rstrip())
-        console.error(f"internal error: {type(err).__name__}: {err}; rerun with --debug and report it")
-        return ExitCode.FAILURE
+    console.trace("".join(traceback.format_exception(err)).rstrip())
+    if isinstance(err, KubectlBuildError):
+        console.error(err.one_line())
+        return err.exit_code
+    # Last resort: one line, not a traceback.
+    console.error(f"internal error: {type(err).__name__}: {err}; rerun with --debug and report it")
+    return ExitCode.FAILURE
 
 
-def run(command_name: str, argv: Sequence[str]) -> int:
+def run(command_name: str, argv: Sequence[str], invocation: Invocation | None = None) -> int:
     """Run one of the click commands and map every outcome to an exit code.
 
     Args:
         command_name: ``build`` or ``buildkit``.
         argv: the arguments after the program name.
+        invocation: the start time and warm path a build runs with (default: this
+            process's).
 
     Returns:
         The process exit code.
@@ -181,17 +198,20 @@ def run(command_name: str, argv: Sequence[str]) -> int:
     from kubectl_build.console import Console
 
     console = Console(debug=_debug_requested(argv))
-    return _guarded(lambda: _dispatch(command_name, argv, console), console)
+    if invocation is not None:
+        console.started = invocation.started
+    return _guarded(lambda: _dispatch(command_name, argv, console, invocation), console)
 
 
 def _show(text: str) -> int:
     from kubectl_build.console import Console
+    from kubectl_build.errors import ExitCode
 
     console = Console()
 
     def show() -> int:
         console.result(text)
-        return 0
+        return ExitCode.OK
 
     return _guarded(show, console)
 
@@ -201,13 +221,37 @@ def _completion(program: str, args: Sequence[str]) -> int | None:
     wants_script = program == "kubectl-build" and len(args) == 2 and args[0] == "completion"
     if not wants_script and not os.environ.get(f"_{program.replace('-', '_').upper()}_COMPLETE"):
         return None
-    from kubectl_build.cli import completion
-    from kubectl_build.console import Console
+    from kubectl_build.cli import commands, completion
 
     if wants_script:
         # Never a valid build (one PATH only), so it cannot shadow a context directory.
-        return _guarded(lambda: _show(completion.script(args[1])), Console())
-    return completion.shell_request(program)
+        return _guarded(lambda: _show(completion.script(args[1], commands.programs())))
+    return _guarded(lambda: completion.shell_request(program, commands.programs()))
+
+
+def kubectl_complete_main(plugin: str, argv: Sequence[str]) -> int:
+    """``kubectl_complete-<plugin> WORDS...``: print cobra's completion answer for kubectl."""
+    from kubectl_build.cli import commands, completion
+    from kubectl_build.console import Console
+    from kubectl_build.errors import ExitCode
+
+    console = Console()
+
+    def answer() -> int:
+        console.stdout.write(completion.kubectl_answer(plugin, argv, commands.programs()))
+        return ExitCode.OK
+
+    return _guarded(answer, console)
+
+
+def complete_build_main() -> int:
+    """The ``kubectl_complete-build`` console script."""
+    return kubectl_complete_main("build", sys.argv[1:])
+
+
+def complete_buildkit_main() -> int:
+    """The ``kubectl_complete-buildkit`` console script."""
+    return kubectl_complete_main("buildkit", sys.argv[1:])
 
 
 def _version(args: Sequence[str]) -> int:
@@ -236,7 +280,10 @@ def exit_now(code: int) -> NoReturn:
         try:
             stream.flush()
         except (OSError, ValueError):
-            status = status or 120
+            # Imported only here: a build handed to the agent never loads the table.
+            from kubectl_build.errors import ExitCode
+
+            status = status or ExitCode.STDOUT_FLUSH
     os._exit(status)
 
 
@@ -257,23 +304,54 @@ def build_main(argv: Sequence[str] | None = None) -> int:
     """
     if argv is not None:
         return _build(list(argv))
+    args = sys.argv[1:]
+    exit_now(_guarded(lambda: _delegated_or_here(args)))
+
+
+def _delegated_or_here(args: list[str]) -> int:
     from kubectl_build.agent import client as agent
 
-    args = sys.argv[1:]
     code = agent.delegate(args)
     if code is None:
         code = _build(args)
-        if code == 0:
+        from kubectl_build.errors import ExitCode  # loaded by the build: costs nothing now
+
+        if code == ExitCode.OK:
             agent.start(args)
-    exit_now(code)
+    return code
 
 
-def build_in_process(args: list[str]) -> int:
-    """A ``kubectl build`` run in this process, never delegated (the agent's copies)."""
-    return _build(args)
+def build_in_process(args: list[str], started: float, warm: WarmStart) -> int:
+    """A ``kubectl build`` run in this process, never delegated (the agent's copies).
+
+    It is timed from ``started``, with the exec the agent kept ready in ``warm``.
+    """
+    from kubectl_build.cli.invocation import Invocation
+
+    return _build(args, Invocation(started, warm))
 
 
-def _build(args: list[str]) -> int:
+def serve_agent(path: str) -> int:
+    """The local agent's process: serves on ``path``, running builds with build_in_process.
+
+    Started as ``python -m kubectl_build.agent``, or by the release executable's serve mode.
+    """
+    from kubectl_build.agent.server import main
+
+    return main(path, build_in_process, _preload)
+
+
+def _preload() -> None:
+    """What a build imports, for the agent to import once before it forks copies."""
+    import kubectl_build.cli.commands
+    import kubectl_build.progress  # noqa: F401
+    from kubectl_build.kube.config import import_client
+
+    # The API client only serves cold paths (creating a builder, listing nodes), slow anyway.
+    import_client()
+
+
+def _build(args: list[str], invocation: Invocation | None = None) -> int:
     code = _completion("kubectl-build", args)
     if code is not None:
         return code
@@ -281,7 +359,11 @@ def _build(args: list[str]) -> int:
         return _show(BUILD_HELP)
     if "--version" in (args[: args.index("--")] if "--" in args else args):
         return _version(args)
-    return run("build", args)
+    if invocation is None:
+        from kubectl_build.cli.invocation import Invocation
+
+        invocation = Invocation()  # this process's start, no spare exec
+    return run("build", args, invocation)
 
 
 def buildkit_main(argv: Sequence[str] | None = None) -> int:

@@ -26,6 +26,8 @@ class ExitCode(enum.IntEnum):
     BUILDER = 9
     OUTPUT = 10
     TIMEOUT = 11
+    STDOUT_FLUSH = 120
+    """The interpreter's own code when flushing stdout at exit fails after a success."""
     INTERRUPTED = 130
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from kubectl_build.__main__ import build_main, buildkit_main
+from kubectl_build.__main__ import build_main, buildkit_main, kubectl_complete_main, serve_agent
 from kubectl_build.agent.wire import SERVE as AGENT_SERVE
 
 
@@ -29,14 +29,10 @@ def main() -> int:
     """
     serve = os.environ.pop(AGENT_SERVE, "")
     if serve:
-        from kubectl_build.agent.server import main as serve_agent
-
         return serve_agent(serve)
     program = _program()
     if program.startswith("kubectl_complete-"):
-        from kubectl_build.cli.completion import kubectl_hook_main
-
-        return kubectl_hook_main(program.removeprefix("kubectl_complete-"), sys.argv[1:])
+        return kubectl_complete_main(program.removeprefix("kubectl_complete-"), sys.argv[1:])
     if program == "kubectl-buildkit":
         return buildkit_main()
     return build_main()

@@ -1,7 +1,10 @@
 """The CLI's side: hand a build to the agent, or start one for next time.
 
 Everything here runs before the heavy imports (a delegated build imports nothing
-else), and every failure to reach a usable agent means "run the build here".
+else), and every failure to reach a usable agent means "run the build here". Nothing here
+writes to the terminal: the one failure to report (a build that vanished) is raised for
+the entry's one mapping, and the exit codes' table is imported only on the paths that
+need one (kubectl_build.errors costs a delegated build a few milliseconds otherwise).
 """
 
 from __future__ import annotations
@@ -26,7 +29,11 @@ _FORWARDED = {signal.SIGINT: wire.INTERRUPT, signal.SIGTERM: wire.TERMINATE,
 
 
 def delegate(argv: Sequence[str]) -> int | None:
-    """Run the build in the agent and return its exit code; None to run it here."""
+    """Run the build in the agent and return its exit code; None to run it here.
+
+    Raises:
+        KubectlBuildError: the build ended without reporting a result.
+    """
     if not wire.wants_agent(argv, os.environ):
         return None
     if not _standard_streams_open():
@@ -99,11 +106,12 @@ def _follow(conn: socket.socket) -> int:
         # Killed by it, as the build was: end the same way.
         signal.signal(received[-1], signal.SIG_DFL)
         os.kill(os.getpid(), received[-1])
+    from kubectl_build.errors import ExitCode, KubectlBuildError
+
     if received:
-        return 130
-    sys.stderr.write("error: the build ended without reporting a result (its process was "
-                     f"killed); rerun it, or set {wire.SWITCH}=0 to build without the agent\n")
-    return 1
+        return ExitCode.INTERRUPTED
+    raise KubectlBuildError("the build ended without reporting a result (its process was killed)",
+                            f"rerun it, or set {wire.SWITCH}=0 to build without the agent")
 
 
 def _read_reply(conn: socket.socket) -> int | None:

@@ -4,8 +4,9 @@ The agent stays single-threaded (forking a process with threads copies locks oth
 threads held) and starts no grpc channel: each forked copy initialises its own. It
 keeps at most one spare `kubectl exec` into the pod the last build used; the next
 copy inherits it and adopts it when its build goes to the same pod with the same
-environment (kube.prespawn). The agent exits after its idle time, when its code on
-disk changed (the copy would run old code), or on SIGTERM.
+environment (agent/warm_exec.py). The agent runs builds with the function it is started
+with (the entry module's: it imports nothing of the CLI itself). The agent exits after
+its idle time, when its code on disk changed (the copy would run old code), or on SIGTERM.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import contextlib
 import fcntl
 import gc
 import hashlib
-import io
 import json
 import os
 import selectors
@@ -23,15 +23,15 @@ import signal
 import socket
 import struct
 import sys
-import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen
-from typing import NoReturn
 
 from kubectl_build.agent import wire
+from kubectl_build.agent.runner import Handoff, RunBuild, SpareExec, run_copy
+from kubectl_build.errors import ExitCode
 
 PACKAGE = Path(__file__).resolve().parent.parent
 REQUEST_TIMEOUT = 5.0
@@ -40,20 +40,10 @@ TICK = 1.0
 """Seconds between housekeeping rounds (reaping, idle check)."""
 
 
-def preload() -> None:
-    """Import what a build needs, so a forked copy starts with it done."""
-    # The API client only serves cold paths (creating a builder, listing nodes), slow anyway.
-    import kubernetes.client  # noqa: F401
-
-    import kubectl_build.cli.commands
-    import kubectl_build.progress  # noqa: F401
-
-
 def fingerprint(root: Path = PACKAGE) -> str:
     """Digest of the package's files as on disk (names, sizes, modification times).
 
-    In the frozen release, whose modules live inside the executable, the executable's
-    path, size and modification time are part of it too.
+    In the frozen release, whose modules live inside the executable, of the executable too.
     """
     digest = hashlib.sha256()
     if getattr(sys, "frozen", False):
@@ -69,27 +59,13 @@ def fingerprint(root: Path = PACKAGE) -> str:
 
 
 @dataclass
-class SpareExec:
-    """The exec kept connected for the next build."""
-
-    key: tuple[str, str, str, tuple[str, ...]]
-    env: str
-    process: Popen[bytes]
-    sock: socket.socket
-
-
-@dataclass
 class Agent:
-    """The serving loop: accepts callers on `listener` and forks a copy per build.
-
-    `code` is the package's fingerprint when the agent started: once the files on disk no
-    longer match it, the agent refuses the caller (who then builds itself) and stops. It
-    also stops after `idle` seconds without a caller while no copy runs.
-    """
+    """The serving loop: requests in, forked copies out, one spare exec kept ready."""
 
     listener: socket.socket
     code: str
     idle: float
+    run_build: RunBuild
     spare: SpareExec | None = None
     # pid of a forked copy -> the spare handed to it (stopped once the copy is gone)
     copies: dict[int, SpareExec | None] = field(default_factory=dict)
@@ -99,7 +75,7 @@ class Agent:
     stopping: bool = False
 
     def serve(self) -> None:
-        """Serve until stopped (idle, or the code on disk changed), then clean up."""
+        """Accept callers and reap copies until stopped (changed code, idle, a signal)."""
         with selectors.DefaultSelector() as sel:
             sel.register(self.listener, selectors.EVENT_READ)
             while not self.stopping:
@@ -166,7 +142,8 @@ class Agent:
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:
-            _copy(request, caller, conn, fds, spare, write_end)
+            run_copy(Handoff(request, caller, conn, fds, spare, write_end),
+                     (conn.fileno(), write_end, *fds, *_spare_fds(spare)), self.run_build)
         os.close(write_end)
         if spare is not None:
             spare.sock.close()
@@ -195,7 +172,7 @@ class Agent:
                 self._prepare_spare(json.loads(report))
 
     def _prepare_spare(self, target: Mapping[str, object]) -> None:
-        from kubectl_build.kube import prespawn
+        from kubectl_build.agent import warm_exec
 
         raw_key, raw_env = target["key"], target["env"]
         if not isinstance(raw_key, list) or len(raw_key) != 4 or not isinstance(raw_env, dict):
@@ -211,8 +188,8 @@ class Agent:
         kubectl = shutil.which("kubectl", path=env.get("PATH"))
         if kubectl is None:
             return
-        started = prespawn.spawn_exec(prespawn.exec_command(kubectl, *key), env=env,
-                                      cwd=str(target["cwd"]))
+        started = warm_exec.spawn_exec(warm_exec.exec_command(kubectl, *key), env=env,
+                                       cwd=str(target["cwd"]))
         if started is not None:
             self.spare = SpareExec(key, digest, *started)
 
@@ -259,123 +236,6 @@ def _stop(process: Popen[bytes]) -> None:
             process.kill()
 
 
-# ---------------------------------------------------------------------- the forked copy
-
-def _copy(request: wire.Request, caller: int, conn: socket.socket, fds: list[int],
-          spare: SpareExec | None, report: int) -> NoReturn:
-    """Run one build in the forked copy and end the process with its exit code.
-
-    Args:
-        request: The caller's build request.
-        caller: The caller's pid.
-        conn: The connection to the caller (answers and the exit code go there).
-        fds: The caller's stdin, stdout and stderr, received over `conn`.
-        spare: The warm exec this copy may use, or None.
-        report: The write end of the pipe on which the copy reports to the agent.
-    """
-    code = 1
-    try:
-        _close_inherited((conn.fileno(), report, *fds, *_spare_fds(spare)))
-        _adopt_caller(request, fds)
-    except BaseException:  # noqa: BLE001 - whatever it is, this process must end here
-        # Not the caller's world (its directory is gone, say): it builds itself.
-        with contextlib.suppress(OSError):
-            conn.sendall(wire.REFUSED)
-        os._exit(0)
-    try:
-        conn.settimeout(None)
-        conn.sendall(wire.ACCEPTED)
-        threading.Thread(target=_watch_caller, args=(conn,), name="kb-agent-caller",
-                         daemon=True).start()
-        gc.enable()
-        code = _run_build(request, caller, spare)
-        _report(report)
-    finally:
-        # The caller closes its end once it has the code: that must not interrupt us.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError):
-                stream.flush()
-        with contextlib.suppress(OSError):
-            conn.sendall(wire.encode_code(code))
-        os._exit(code)
-
-
-def _close_inherited(keep: tuple[int, ...]) -> None:
-    """Close every inherited descriptor above stderr that is not in `keep`.
-
-    That is what the copy inherited from the agent but does not use: the listener, the
-    lock file, other copies' report pipes...
-    """
-    for name in os.listdir("/proc/self/fd"):
-        if int(name) > 2 and int(name) not in keep:
-            with contextlib.suppress(OSError):
-                os.close(int(name))
-
-
-def _adopt_caller(request: wire.Request, fds: list[int]) -> None:
-    """Become the caller's process: its streams, directory, umask and environment."""
-    for target, fd in zip((0, 1, 2), fds, strict=True):
-        os.dup2(fd, target)
-        os.close(fd)
-    os.chdir(request.cwd)
-    os.umask(request.umask)
-    os.environ.clear()
-    os.environ.update(request.env)
-    sys.stdin = _text(0, request.encoding, request.errors, line_buffering=False)
-    sys.stdout = _text(1, request.encoding, request.errors, line_buffering=os.isatty(1))
-    sys.stderr = _text(2, request.encoding, "backslashreplace", line_buffering=True)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-        signal.signal(signum, signal.SIG_DFL)
-
-
-def _text(fd: int, encoding: str, errors: str, *, line_buffering: bool) -> io.TextIOWrapper:
-    """A standard stream on ``fd`` made the way the interpreter makes them at start-up."""
-    raw = io.FileIO(fd, "r" if fd == 0 else "w", closefd=False)
-    buffered = io.BufferedReader(raw) if fd == 0 else io.BufferedWriter(raw)
-    return io.TextIOWrapper(buffered, encoding=encoding, errors=errors,
-                            line_buffering=line_buffering)
-
-
-def _watch_caller(conn: socket.socket) -> None:
-    """Deliver the caller's signals; a vanished caller counts as Ctrl-C (clean cancel)."""
-    signals = {wire.INTERRUPT: signal.SIGINT, wire.TERMINATE: signal.SIGTERM,
-               wire.HANGUP: signal.SIGHUP}
-    while True:
-        try:
-            byte = conn.recv(1)
-        except OSError:
-            byte = b""
-        os.kill(os.getpid(), signals.get(byte, signal.SIGINT))
-        if not byte:
-            return
-
-
-def _run_build(request: wire.Request, caller: int, spare: SpareExec | None) -> int:
-    from kubectl_build import __main__ as entry
-    from kubectl_build.kube import prespawn
-    from kubectl_build.run import build
-
-    build.time_from(caller)
-    if spare is not None:
-        prespawn.offer(prespawn.Spare(spare.key, spare.env, spare.process.pid, spare.sock))
-    if "--debug" in request.argv:
-        sys.stderr.write(f"debug: run by the local agent (pid {os.getppid()}); exec kept "
-                         f"ready: {'yes' if spare is not None else 'no'}\n")
-    return entry.build_in_process(list(request.argv))
-
-
-def _report(fd: int) -> None:
-    from kubectl_build.kube import prespawn
-
-    target = prespawn.next_target()
-    with contextlib.suppress(OSError):
-        if target is not None:
-            os.write(fd, json.dumps(target).encode())
-        os.close(fd)
-
-
 # ---------------------------------------------------------------------- start-up
 
 LOCK_WAIT = 3.0
@@ -394,11 +254,17 @@ def _lock(fd: int) -> bool:
             time.sleep(0.1)
 
 
-def main(path: str) -> int:
-    """Serve on ``path`` until idle; 0 also when another agent already serves there."""
+def main(path: str, run_build: RunBuild, preload: Callable[[], None]) -> int:
+    """Serve on ``path`` until idle; OK also when another agent already serves there.
+
+    Args:
+        path: the socket (wire.socket_path).
+        run_build: runs one build in a forked copy.
+        preload: imports what a build needs, so every copy starts with it done.
+    """
     lock = open(path + ".lock", "a")  # noqa: SIM115 - held for the agent's life
     if not _lock(lock.fileno()):
-        return 0
+        return ExitCode.OK
     os.chdir("/")
     # Collections in a copy would walk (and, by touching, copy) every object imported
     # here: kept out of the collector's sight, as the gc docs advise for pre-fork servers.
@@ -406,17 +272,9 @@ def main(path: str) -> int:
     preload()
     gc.freeze()
     code = fingerprint()
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o077)
-    try:
-        listener.bind(path)
-    finally:
-        os.umask(old_umask)
-    listener.listen(16)
+    listener = _listen(path)
     Path(path + ".pid").write_text(f"{os.getpid()}\n")
-    agent = Agent(listener, code, wire.idle_seconds(os.environ))
+    agent = Agent(listener, code, wire.idle_seconds(os.environ), run_build)
 
     def stop(_signum: int, _frame: object) -> None:
         agent.stopping = True
@@ -430,4 +288,17 @@ def main(path: str) -> int:
             if Path(path + ".pid").read_text().strip() == str(os.getpid()):
                 os.unlink(path)
                 os.unlink(path + ".pid")
-    return 0
+    return ExitCode.OK
+
+
+def _listen(path: str) -> socket.socket:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o077)
+    try:
+        listener.bind(path)
+    finally:
+        os.umask(old_umask)
+    listener.listen(16)
+    return listener

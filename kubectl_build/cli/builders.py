@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubectl_build.console import Console
-from kubectl_build.errors import BuilderError, UsageError
+from kubectl_build.errors import BuilderError, ExitCode, UsageError
 
 if TYPE_CHECKING:
     from kubectl_build.buildkit.client import BuildKitClient
@@ -181,7 +181,7 @@ def create(options: KubeOptions, spec: BuilderSpec, console: Console, *, force: 
                      f"scheduled: see `kubectl buildkit ls -n {builder.namespace}`")
     _remember_for_builds(options, kube, builder)
     console.result(builder.name)
-    return 0
+    return ExitCode.OK
 
 
 def _remember_for_builds(options: KubeOptions, kube: Kube, builder: Builder) -> None:
@@ -224,10 +224,10 @@ def ls(options: KubeOptions, console: Console, *, all_namespaces: bool = False,
     if not builders:
         console.info("no builders in any namespace" if all_namespaces
                      else f"no builders in namespace {kube.namespace}")
-        return 0
+        return ExitCode.OK
     for line in table(ls_rows(builders, now or datetime.now(UTC))):
         console.result(line)
-    return 0
+    return ExitCode.OK
 
 
 def rm(options: KubeOptions, names: Sequence[str], console: Console, *, timeout: float,
@@ -247,7 +247,7 @@ def rm(options: KubeOptions, names: Sequence[str], console: Console, *, timeout:
             _release_node_cache(kube, builder, console)
         remove_builder(kube, name, timeout=timeout)
         console.info(f"removed builder {name} from namespace {kube.namespace}")
-    return 0
+    return ExitCode.OK
 
 
 def _release_node_cache(kube: Kube, builder: Builder, console: Console) -> None:
@@ -301,7 +301,7 @@ def _each_ready(kube: Kube, builder: Builder, console: Console,
     for pod in ready:
         with _client(kube, builder, pod) as client:
             action(pod, client)
-    return 0
+    return ExitCode.OK
 
 
 def inspect(options: KubeOptions, name: str, console: Console) -> int:
@@ -320,7 +320,7 @@ def inspect(options: KubeOptions, name: str, console: Console) -> int:
         if pod.ready:
             with _client(kube, builder, pod) as client:
                 _describe_daemon(client, console)
-    return 0
+    return ExitCode.OK
 
 
 def _describe_daemon(client: BuildKitClient, console: Console) -> None:
@@ -355,7 +355,7 @@ def prune(options: KubeOptions, name: str, prune_options: PruneOptions, console:
 
     _each_ready(kube, builder, console, one)
     console.result(f"Total: {human_bytes(total[0])}")
-    return 0
+    return ExitCode.OK
 
 
 def du(options: KubeOptions, name: str, console: Console) -> int:
@@ -377,4 +377,4 @@ def du(options: KubeOptions, name: str, console: Console) -> int:
     rows.append(["TOTAL", "", "", human_bytes(totals[0]), human_bytes(totals[1])])
     for line in table(rows):
         console.result(line)
-    return 0
+    return ExitCode.OK

@@ -173,27 +173,13 @@ def build(**flags: Any) -> int:
     By default the build runs on a BuildKit builder in the current Kubernetes
     cluster; --buildkit-host builds on a standing buildkitd instead.
     """
+    from kubectl_build.cli.invocation import Invocation, run_build
     from kubectl_build.options.build import BuildFlags, build_options
 
-    options = build_options(BuildFlags(**flags), os.environ)
-    console = Console(debug=options.debug, quiet=options.quiet)
-    if options.buildkit_host or options.transport != "kubectl":
-        # Only the kubectl bridge can adopt an early `kubectl exec`.
-        from kubectl_build.run.build import run_build
-
-        return run_build(options, console)
-    from kubectl_build.kube import prespawn
-
-    # An explicit --registry-secret must exist: it is read (and checked) before the build.
-    prespawn.start(options.kubeconfig, options.kube_context, options.namespace, options.builder,
-                   read_secret=not options.registry_secret)
-    try:
-        # Imported here: the build pulls in grpc and protobuf, which --help must not pay for.
-        from kubectl_build.run.build import run_build
-
-        return run_build(options, console)
-    finally:
-        prespawn.abandon()
+    given = click.get_current_context().obj
+    # Tests and embedders call the click command without the entry's context object.
+    invocation = given if isinstance(given, Invocation) else Invocation()
+    return run_build(build_options(BuildFlags(**flags), os.environ), invocation)
 
 
 def render_build_help() -> str:
@@ -392,4 +378,9 @@ def completion(shell: str) -> None:
     """Print the shell completion script for kubectl-build and kubectl-buildkit."""
     from kubectl_build.cli.completion import script
 
-    Console().result(script(shell))
+    Console().result(script(shell, programs()))
+
+
+def programs() -> dict[str, click.Command]:
+    """The click command behind each program name, for shell completion."""
+    return {"kubectl-build": build, "kubectl-buildkit": buildkit}

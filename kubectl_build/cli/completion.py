@@ -9,17 +9,25 @@ Two ways in:
   ``kubectl_complete-build`` from PATH with the words after ``build`` (the last one being
   the word under the cursor). It answers in cobra's ``__complete`` format: one candidate
   per line (``value<TAB>description``), then ``:<directive>``.
+
+The click commands are handed in (``Programs``, from cli/commands.py ``programs()``): the
+commands module runs ``kubectl buildkit completion``, so this one does not import it.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import click
 from click.shell_completion import CompletionItem, ShellComplete, get_completion_class
+
+from kubectl_build.errors import ExitCode, KubectlBuildError, UsageError
+
+Programs = Mapping[str, click.Command]
+"""The click command behind each program name in PROGRAMS."""
 
 SHELLS = ("bash", "zsh", "fish")
 PROGRAMS = ("kubectl-build", "kubectl-buildkit")
@@ -82,42 +90,33 @@ def complete_var(program: str) -> str:
     return f"_{program}_COMPLETE".replace("-", "_").upper()
 
 
-def _command(program: str) -> click.Command:
-    from kubectl_build.cli import commands as cli
-
-    return cli.buildkit if program == "kubectl-buildkit" else cli.build
-
-
-def source(shell: str, program: str = "kubectl-build") -> str:
+def source(shell: str, programs: Programs, program: str = "kubectl-build") -> str:
     """The completion script of ``program`` for ``shell`` (one of SHELLS)."""
     if shell not in SHELLS:
-        from kubectl_build.errors import UsageError
-
         raise UsageError(f"no completion for shell {shell!r}", f"use one of: {', '.join(SHELLS)}")
-    return _shell_class(shell)(_command(program), {}, program, complete_var(program)).source()
+    return _shell_class(shell)(programs[program], {}, program, complete_var(program)).source()
 
 
-def script(shell: str) -> str:
+def script(shell: str, programs: Programs) -> str:
     """Completion for both programs, as ``kubectl-build completion SHELL`` prints it."""
-    return "\n".join(source(shell, program) for program in PROGRAMS)
+    return "\n".join(source(shell, programs, program) for program in PROGRAMS)
 
 
-def shell_request(program: str) -> int | None:
-    """Answer a completion request from a sourced script, if the environment holds one.
+def shell_request(program: str, programs: Programs) -> int:
+    """Answer the completion request of a sourced script; its exit code.
 
-    Returns the exit code when ``_KUBECTL_BUILD[KIT]_COMPLETE`` is set, else None.
+    The environment holds the request (``_KUBECTL_BUILD[KIT]_COMPLETE``); FAILURE means it
+    is not one we know.
     """
-    instruction = os.environ.get(complete_var(program))
-    if not instruction:
-        return None
+    instruction = os.environ.get(complete_var(program), "")
     shell, _, action = instruction.partition("_")
     if shell not in SHELLS or action not in ("source", "complete"):
-        return 1
-    comp = _shell_class(shell)(_command(program), {}, program, complete_var(program))
+        return ExitCode.FAILURE
+    comp = _shell_class(shell)(programs[program], {}, program, complete_var(program))
     # Bytes, so that Windows does not turn the newlines into CRLF.
     sys.stdout.buffer.write((comp.source() if action == "source" else comp.complete() + "\n").encode())
     sys.stdout.flush()
-    return 0
+    return ExitCode.OK
 
 
 @dataclass(frozen=True)
@@ -143,10 +142,10 @@ class _Words(_ValueCompletion):
         return str(item.value)
 
 
-def answer(program: str, words: Sequence[str]) -> Answer:
+def answer(program: str, words: Sequence[str], programs: Programs) -> Answer:
     """Complete ``words`` (the last one is the word under the cursor) for ``program``."""
     args, incomplete = list(words[:-1]), (words[-1] if words else "")
-    comp = _Words(_command(program), {}, program, complete_var(program))
+    comp = _Words(programs[program], {}, program, complete_var(program))
     items = comp.get_completions(args, incomplete)
     kinds = {item.type for item in items}
     if "file" in kinds:
@@ -157,21 +156,13 @@ def answer(program: str, words: Sequence[str]) -> Answer:
     return Answer(plain, DIRECTIVE_NO_FILES if plain else DIRECTIVE_DEFAULT)
 
 
-def kubectl_hook_main(plugin: str, argv: Sequence[str]) -> int:
-    """``kubectl_complete-<plugin> WORDS...``: print cobra's completion answer."""
+def kubectl_answer(plugin: str, words: Sequence[str], programs: Programs) -> str:
+    """``kubectl_complete-<plugin> WORDS...``: cobra's completion answer, rendered.
+
+    Raises:
+        KubectlBuildError: ``plugin`` is none of ours.
+    """
     program = f"kubectl-{plugin}"
     if program not in PROGRAMS:
-        sys.stderr.write(f"error: no completion for kubectl {plugin}\n")
-        return 1
-    sys.stdout.write(answer(program, argv).render())
-    return 0
-
-
-def complete_build_main() -> int:
-    """The ``kubectl_complete-build`` console script."""
-    return kubectl_hook_main("build", sys.argv[1:])
-
-
-def complete_buildkit_main() -> int:
-    """The ``kubectl_complete-buildkit`` console script."""
-    return kubectl_hook_main("buildkit", sys.argv[1:])
+        raise KubectlBuildError(f"no completion for kubectl {plugin}")
+    return answer(program, words, programs).render()

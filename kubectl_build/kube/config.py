@@ -72,6 +72,14 @@ def _in_cluster(opts: KubeOptions, paths: list[str]) -> bool:
             and bool(os.environ.get("KUBERNETES_SERVICE_HOST")))
 
 
+def import_client() -> None:
+    """Import the kubernetes client now, ahead of any connection.
+
+    The local agent does, once, so the builds it forks find it imported.
+    """
+    import kubernetes.client  # noqa: F401
+
+
 def connect(opts: KubeOptions) -> Kube:
     """Build an API client for the selected context; fail with a hint if impossible."""
     from kubernetes import client

@@ -7,14 +7,14 @@ fresh exec of `buildctl dial-stdio` in the pod. Two bridges exist:
   `kubectl exec -i` child, so Python never copies a byte (an adopted early exec is
   joined to it with kernel splice) and kubectl's own streaming code (WebSocket v5
   on Kubernetes >= 1.30, SPDY before; every kubeconfig auth plugin) does the work.
-  The exec can also start before the heavy imports (prespawn.py), which a
-  Python-side dial cannot.
+  The exec can also start before the heavy imports (agent/warm_exec.py, handed in
+  as ``early``), which a Python-side dial cannot.
 - `websocket`: the kubernetes Python client's exec WebSocket, pumped by two
   threads; no kubectl binary needed, but every byte crosses Python twice (socket
   to frame, frame to socket) and the client library's per-frame work.
 
 Why kubectl is the default: it is what makes warm builds fast, and it is as fast as
-the other for bulk data. The exec can start before anything is imported (prespawn.py)
+the other for bulk data. The exec can start before anything is imported (EarlyExecs)
 and the local agent keeps one connected for the next build, handing its socket to the
 forked copy; a Python-side websocket lives inside one process and starts only once the
 kubernetes client is imported (a warm build of a tiny context, both run by the agent:
@@ -31,7 +31,7 @@ regular file as stdin, kubectl's WebSocket exec delivers only the first few hund
 KiB to a fast reader and still exits 0 (kubernetes/kubernetes#112834).
 
 A remembered pod that is gone (warm.py) is noticed from the early exec's exit
-(`prespawn.settle`) instead of grpc's reconnect backoff running out the dial timeout.
+(`EarlyExecs.settle`) instead of grpc's reconnect backoff running out the dial timeout.
 """
 
 from __future__ import annotations
@@ -44,15 +44,14 @@ import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kubectl_build.buildkit.client import BuildKitClient, Endpoint
 from kubectl_build.errors import ClusterError, UsageError
 from kubectl_build.kube.config import Kube
+from kubectl_build.kube.pod_exec import ChildProcess, EarlyExecs, PodTarget
 
-if TYPE_CHECKING:
-    from kubectl_build.kube.prespawn import ChildProcess
+__all__ = ["ChildProcess", "EarlyExecs", "PodTarget", "open_client", "splice_until_eof"]
 
 DIAL = ["buildctl", "dial-stdio"]
 EARLY_SETTLE_TIMEOUT = 5.0
@@ -60,21 +59,12 @@ EARLY_SETTLE_TIMEOUT = 5.0
 TRANSPORTS = ("kubectl", "websocket")
 
 
-@dataclass(frozen=True)
-class PodTarget:
-    """Which container of which pod runs buildkitd."""
-
-    namespace: str
-    pod: str
-    container: str
-
-
 class _Bridge:
     """A private unix socket whose connections are bridged to exec streams."""
 
     def __init__(self, target: PodTarget, transport: str, kubectl_args: Sequence[str],
-                 kube: Kube | None) -> None:
-        self.kube, self.target, self.transport = kube, target, transport
+                 kube: Kube | None, early: EarlyExecs | None) -> None:
+        self.kube, self.target, self.transport, self.early = kube, target, transport, early
         self.kubectl_args = list(kubectl_args)
         self._dir = tempfile.mkdtemp(prefix="kb-pod-")
         os.chmod(self._dir, 0o700)
@@ -110,15 +100,14 @@ class _Bridge:
                 "-i", self.target.pod, "-c", self.target.container, "--", *DIAL]
 
     def _adopt_early(self, conn: socket.socket) -> bool:
-        from kubectl_build.kube import prespawn
-
         if not hasattr(os, "splice"):  # Linux only; elsewhere the exec starts on accept
             return False
-        early = prespawn.take(_early_key(self.target, self.kubectl_args))
+        early = None if self.early is None else self.early.take(self.target, self.kubectl_args)
         if early is None:
             return False
-        self._children.append(early.process)
-        for src, dst in ((conn, early.sock), (early.sock, conn)):
+        process, sock = early
+        self._children.append(process)
+        for src, dst in ((conn, sock), (sock, conn)):
             threading.Thread(target=splice_until_eof, args=(src, dst), name="kb-splice",
                              daemon=True).start()
         return True
@@ -198,40 +187,35 @@ def _websocket_pump(kube: Kube, target: PodTarget, conn: socket.socket) -> None:
         conn.close()
 
 
-def _early_key(target: PodTarget,
-               kubectl_args: Sequence[str]) -> tuple[str, str, str, tuple[str, ...]]:
-    return target.namespace, target.pod, target.container, tuple(kubectl_args)
-
-
-def _check_early(target: PodTarget, kubectl_args: Sequence[str]) -> None:
+def _check_early(early: EarlyExecs, target: PodTarget, kubectl_args: Sequence[str]) -> None:
     """Fail at once when the exec started early for this pod has already died."""
-    from kubectl_build.kube import prespawn
-
-    key = _early_key(target, kubectl_args)
-    if prespawn.settle(key, EARLY_SETTLE_TIMEOUT) is False:
-        early = prespawn.take(key)
-        if early is not None:
-            prespawn.discard(early)
+    if early.settle(target, kubectl_args, EARLY_SETTLE_TIMEOUT) is False:
+        dead = early.take(target, kubectl_args)
+        if dead is not None:
+            process, sock = dead
+            sock.close()
+            if process.poll() is None:
+                process.terminate()
         raise ClusterError(f"cannot exec into builder pod {target.namespace}/{target.pod}",
                            "the pod is gone or exec into it is not allowed")
 
 
 @contextmanager
 def open_client(target: PodTarget, transport: str = "kubectl", *,
-                kubectl_args: Sequence[str] = (),
-                kube: Kube | None = None) -> Iterator[BuildKitClient]:
+                kubectl_args: Sequence[str] = (), kube: Kube | None = None,
+                early: EarlyExecs | None = None) -> Iterator[BuildKitClient]:
     """A BuildKitClient whose channel reaches buildkitd in the pod.
 
-    The kubectl bridge needs only kubectl's flags for the cluster; the websocket
-    bridge needs a connected Kube.
+    The kubectl bridge needs only kubectl's flags for the cluster, and adopts the exec
+    ``early`` started for the pod, if any; the websocket bridge needs a connected Kube.
     """
     if transport not in TRANSPORTS:
         raise UsageError(f"unknown transport {transport!r}", f"use one of {', '.join(TRANSPORTS)}")
     if transport == "websocket" and kube is None:
         raise UsageError("the websocket transport needs a cluster connection", None)
-    if transport == "kubectl":
-        _check_early(target, kubectl_args)
-    bridge = _Bridge(target, transport, kubectl_args, kube)
+    if transport == "kubectl" and early is not None:
+        _check_early(early, target, kubectl_args)
+    bridge = _Bridge(target, transport, kubectl_args, kube, early)
     address = f"kube-pod://{target.namespace}/{target.pod}"
     client = BuildKitClient(Endpoint(address, f"unix:{bridge.path}", False))
     try:

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from kubectl_build.errors import UsageError
 from kubectl_build.progress.model import ProgressModel
+from kubectl_build.progress.state import Clock
 
 if TYPE_CHECKING:
     from kubectl_build._proto.control_pb2 import StatusResponse
@@ -27,9 +27,6 @@ if TYPE_CHECKING:
 
 MODES = ("auto", "tty", "plain", "quiet", "rawjson")
 """Values accepted by ``--progress``."""
-
-Clock = Callable[[], float]
-"""Returns the local time in epoch seconds (``time.time``; replaced in tests)."""
 
 
 class Display(Protocol):

@@ -6,10 +6,15 @@ beyond derived properties.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
 from kubectl_build.progress.logtail import LogTail
+
+Clock = Callable[[], float]
+"""Returns the local time in epoch seconds (``time.time``; replaced in tests). Here, below
+every renderer, so that display.py (which picks one) and tty.py share it without a circle."""
 
 _CANCELED = ("context canceled", "canceled")
 

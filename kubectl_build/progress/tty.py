@@ -30,12 +30,12 @@ from kubectl_build.progress.model import (
     latest_timestamp,
 )
 from kubectl_build.progress.plain import failure_summary, warning_summary
+from kubectl_build.progress.state import Clock
 from kubectl_build.progress.text import format_amount, format_duration, one_line
 
 if TYPE_CHECKING:
     from kubectl_build._proto.control_pb2 import StatusResponse
     from kubectl_build.console import Console
-    from kubectl_build.progress.display import Clock
 
 LIVE_LOG_LINES = 6
 """Output lines shown under a running step."""

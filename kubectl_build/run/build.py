@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import os
 import threading
-import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import replace
@@ -22,11 +21,12 @@ from kubectl_build.buildkit.client import BuildKitClient, TLSConfig, parse_addre
 from kubectl_build.console import Console
 from kubectl_build.context import sources
 from kubectl_build.errors import RegistryAuthError
+from kubectl_build.kube.pod_exec import WarmPath
 from kubectl_build.options.build import BuildOptions
 from kubectl_build.planning.groups import BuilderGroup, group_description, group_label, group_options, pushes
 from kubectl_build.planning.solve import PreparedSolve, prepare_solve
 from kubectl_build.registry.credentials import docker_config_store
-from kubectl_build.run import results, solve
+from kubectl_build.run import results
 from kubectl_build.run.emulation import ensure_group_emulators
 from kubectl_build.run.jobs import Job, run_jobs
 from kubectl_build.run.model import BuildInputs, BuildRequest, SolveJob, Target
@@ -41,11 +41,6 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT = 20.0
 
 
-def time_from(pid: int) -> None:
-    """Count --debug timings from the start of process ``pid`` (the local agent's caller)."""
-    solve.time_from(pid)
-
-
 def connect(options: BuildOptions) -> BuildKitClient:
     """A client for the standing daemon named by --buildkit-host."""
     assert options.buildkit_host
@@ -56,19 +51,26 @@ def connect(options: BuildOptions) -> BuildKitClient:
     return client
 
 
-def run_build(options: BuildOptions, console: Console) -> int:
-    """Run the build the options describe; returns the process exit code."""
+def run_build(options: BuildOptions, console: Console, warm: WarmPath | None = None) -> int:
+    """Run the build the options describe; returns the process exit code.
+
+    Args:
+        options: the build.
+        console: where its output goes.
+        warm: the invocation's warm path (execs and the Secret read started early, the
+            local agent's spare exec); None when nothing was started early.
+    """
     with ExitStack() as stack:
         local = stack.enter_context(sources.resolve(options.context, options.dockerfile))
         request = BuildRequest(options, local, dict(os.environ), console)
         ahead = _plan_ahead(request)
-        target = _open_target(request, ahead, stack)
+        target = _open_target(request, ahead, warm, stack)
         try:
             _run(request, target, ahead, stack)
         except RegistryAuthError as err:
             raise _explain_auth(err, target) from err
-        console.trace(f"reported {time.monotonic() - solve.STARTED:.3f}s after start")
-    console.trace(f"cleaned up {time.monotonic() - solve.STARTED:.3f}s after start")
+        console.trace_time("reported")
+    console.trace_time("cleaned up")
     return 0
 
 
@@ -90,7 +92,8 @@ def _plan(request: BuildRequest, target: Target, ahead: PlanAhead | None) -> Pla
     return plan_for(request, target, ahead.result if ahead is not None else None)
 
 
-def _open_target(request: BuildRequest, ahead: PlanAhead | None, stack: ExitStack) -> Target:
+def _open_target(request: BuildRequest, ahead: PlanAhead | None, warm: WarmPath | None,
+                 stack: ExitStack) -> Target:
     """Connect the default builder (creating it in the cluster on first use)."""
     options = request.options
     if options.buildkit_host:
@@ -99,8 +102,9 @@ def _open_target(request: BuildRequest, ahead: PlanAhead | None, stack: ExitStac
     from kubectl_build.run import cluster
 
     load = not options.outputs and bool(options.tags)
-    found = stack.enter_context(cluster.open_target(
-        options, request.console, request.local.context_dir or options.context, load, ahead))
+    opening = cluster.Opening(options, request.console, request.local.context_dir or options.context,
+                              load, warm)
+    found = stack.enter_context(cluster.open_target(opening, ahead))
     return Target(found.builder, list(found.clients), found.credentials,
                   cluster.load_outputs(options, found.worker, found.builder), found)
 
@@ -155,15 +159,16 @@ def _prepare(group: BuilderGroup, request: BuildRequest, target: Target, by_dige
     clients, outputs, builder = list(target.clients), target.outputs, None
     if not group.default:
         from kubectl_build.kube.builder import ensure_arch_builder
-        from kubectl_build.run.cluster import load_outputs, open_pods
+        from kubectl_build.run.cluster import Opening, load_outputs, open_pods
 
         assert cluster is not None and cluster.kube is not None
         kube = cluster.kube.get()
         builder = ensure_arch_builder(kube, options.builder, group.builder, group.node_selector,
                                       request.console)
         load = not options.outputs and bool(options.tags)
-        _, clients = open_pods(kube, builder, options,
-                               request.local.context_dir or options.context, load, stack)
+        opening = Opening(options, request.console, request.local.context_dir or options.context,
+                          load)
+        _, clients = open_pods(kube, builder, opening, stack)
         outputs = load_outputs(options, builder.worker, group.builder)
     if group.needs_emulator_install:
         ensure_group_emulators(group, builder, clients[0], options.qemu_image, cluster,

@@ -28,13 +28,13 @@ from kubectl_build.errors import (
 )
 from kubectl_build.kube import warm
 from kubectl_build.kube.config import Kube, KubeOptions, connect
+from kubectl_build.kube.pod_exec import EarlySecret, WarmPath
 from kubectl_build.options.build import DEFAULT_BUILDER, BuildOptions, OutputSpec
 
 if TYPE_CHECKING:
     from kubectl_build._proto import control_pb2
     from kubectl_build.kube.builder import Builder, BuilderPod
     from kubectl_build.kube.nodes import Node
-    from kubectl_build.kube.prespawn import EarlySecret
 
 READY_TIMEOUT = 30.0
 WARM_DIAL_TIMEOUT = 8.0
@@ -265,58 +265,60 @@ def _secret_from_kubectl(early: EarlySecret) -> tuple[CredentialStore, str | Non
     return parse_secret(namespace, name, str(doc.get("type") or ""), data), f"{namespace}/{name}"
 
 
+@dataclass(frozen=True)
+class Opening:
+    """What connecting a build to its builder is given."""
+
+    options: BuildOptions
+    """The build's options (builder, namespace, kubeconfig, transport)."""
+    console: Console
+    """For progress and --debug lines."""
+    context_key: str
+    """Picks the replica a context sticks to."""
+    load: bool
+    """The image goes into the nodes' store: one pod per node is dialled."""
+    warm: WarmPath | None = None
+    """The invocation's warm path (early exec, early Secret read, the agent's spare)."""
+
+
 @contextmanager
-def open_target(options: BuildOptions, console: Console, context_key: str, load: bool,
+def open_target(opening: Opening,
                 before_create: Callable[[Kube], None] | None = None) -> Iterator[ClusterTarget]:
     """Connect to the builder's pods (creating the default builder on first use).
 
     Args:
-        options: the build's options (builder, namespace, kubeconfig, transport).
-        console: for progress and --debug lines.
-        context_key: picks the replica a context sticks to.
-        load: the image goes into the nodes' store: one pod per node is dialled.
+        opening: the build and what was started for it early.
         before_create: called with the connection just before the default builder is
             created (never on the warm path, nor when it exists); raising there creates
             nothing.
     """
+    options = opening.options
     key = warm.cache_key(options.kubeconfig, options.kube_context, options.namespace,
                          options.builder)
     with ExitStack() as stack:
         target = None
         entry = warm.load(key)
-        if entry is not None and (entry.single_node or not load):
-            target = _warm_target(options, entry, stack, console, key)
+        if entry is not None and (entry.single_node or not opening.load):
+            target = _warm_target(opening, entry, stack, key)
             if target is None:
                 warm.forget(key)
         if target is None:
-            opening = _Opening(options, console, context_key, load, key)
-            target = _full_target(opening, stack, before_create)
+            target = _full_target(opening, key, stack, before_create)
         yield target
 
 
-@dataclass(frozen=True)
-class _Opening:
-    """What finding (or creating) the builder and dialling its pods is given."""
-
-    options: BuildOptions
-    console: Console
-    context_key: str
-    load: bool
-    warm_key: str
-
-
-def _warm_target(options: BuildOptions, entry: warm.WarmEntry, stack: ExitStack,
-                 console: Console, key: str) -> ClusterTarget | None:
-    from kubectl_build.kube import prespawn
+def _warm_target(opening: Opening, entry: warm.WarmEntry, stack: ExitStack,
+                  key: str) -> ClusterTarget | None:
     from kubectl_build.kube.transport import PodTarget, open_client
 
+    options, console, early = opening.options, opening.console, opening.warm
     if transport_of(options) != "kubectl":
         return None
     inner = ExitStack()
     try:
         client = inner.enter_context(open_client(
             PodTarget(entry.namespace, entry.pod, entry.container), "kubectl",
-            kubectl_args=entry.kubectl_args))
+            kubectl_args=entry.kubectl_args, early=early))
         # One call proves the pod answers (it waits while the channel connects and fails
         # once the exec does); a multi-platform plan needs the workers' platforms anyway, so
         # they are that call. Not wait_ready: its connectivity watch makes closing the
@@ -330,14 +332,15 @@ def _warm_target(options: BuildOptions, entry: warm.WarmEntry, stack: ExitStack,
         console.trace(f"remembered builder pod {entry.pod} is gone; looking it up")
         return None
     stack.push(inner)
-    ready = " (exec kept ready by the local agent)" if prespawn.adopted_spare() else ""
+    ready = " (exec kept ready by the local agent)" if early is not None and early.adopted else ""
     console.trace(f"dialled remembered builder pod {entry.pod}{ready}")
     if options.registry_secret:
         store, secret = _read_credentials(options)  # an explicit Secret must exist: check now
         credentials: CredentialStore = store
     else:
-        early = prespawn.take_secret((entry.namespace, options.builder, entry.kubectl_args))
-        pending = [early] if early is not None else []  # used once: a retry asks the API
+        read = early.take_secret((entry.namespace, options.builder, entry.kubectl_args)) \
+            if early is not None else None
+        pending = [read] if read is not None else []  # used once: a retry asks the API
 
         def load() -> tuple[CredentialStore, str | None]:
             found = _secret_from_kubectl(pending.pop()) if pending else None
@@ -349,12 +352,12 @@ def _warm_target(options: BuildOptions, entry: warm.WarmEntry, stack: ExitStack,
                          secret, KubeHandle(options), entry.pod, entry.node, key, workers)
 
 
-def _full_target(opening: _Opening, stack: ExitStack,
+def _full_target(opening: Opening, key: str, stack: ExitStack,
                  before_create: Callable[[Kube], None] | None = None) -> ClusterTarget:
     from kubectl_build.kube.builder import BuilderSpec, ensure_builder, find_builder
     from kubectl_build.kube.registry_secret import load_credentials
 
-    options, console, key = opening.options, opening.console, opening.warm_key
+    options, console = opening.options, opening.console
     kube = _connect(options)
     creds = load_credentials(kube, options.registry_secret, options.builder)
     # Only the default builder is created on first use; another name must exist.
@@ -368,7 +371,7 @@ def _full_target(opening: _Opening, stack: ExitStack,
             builder = existing
     if builder is None:
         builder = ensure_builder(kube, BuilderSpec(name=options.builder), console, create=create)
-    chosen, clients = open_pods(kube, builder, options, opening.context_key, opening.load, stack)
+    chosen, clients = open_pods(kube, builder, opening, stack)
     if len(chosen) == 1:
         single = len({pod.node for pod in builder.ready_pods()}) == 1
         warm.save(key, warm.WarmEntry(kube.namespace, chosen[0].name, chosen[0].container,
@@ -379,12 +382,12 @@ def _full_target(opening: _Opening, stack: ExitStack,
                          key if len(chosen) == 1 else "")
 
 
-def open_pods(kube: Kube, builder: Builder, options: BuildOptions, context_key: str, load: bool,
+def open_pods(kube: Kube, builder: Builder, opening: Opening,
               stack: ExitStack) -> tuple[list[BuilderPod], list[BuildKitClient]]:
     """Dial a builder's pods; the clients close with ``stack``.
 
-    One per node when loading (each node loads its own), else the sticky pick for this
-    context.
+    One per node when loading (each node loads its own), else the sticky pick for the
+    opening's context; an exec started early for a pod is adopted.
 
     Raises:
         BuilderError: the builder has no ready pod.
@@ -396,16 +399,16 @@ def open_pods(kube: Kube, builder: Builder, options: BuildOptions, context_key: 
         raise BuilderError(f"builder {builder.name} has no ready pod",
                            f"check kubectl -n {kube.namespace} get pods "
                            f"-l kubectl-build.dev/builder={builder.name}")
-    if load:
+    if opening.load:
         chosen = list({pod.node: pod for pod in ready}.values())  # each node loads its own
     else:
-        name = pick_pod(sorted(p.name for p in ready), context_key)
+        name = pick_pod(sorted(p.name for p in ready), opening.context_key)
         chosen = [p for p in ready if p.name == name]
     clients = []
     for pod in chosen:
         client = stack.enter_context(open_client(
-            PodTarget(kube.namespace, pod.name, pod.container), transport_of(options),
-            kubectl_args=kube.kubectl_args, kube=kube))
+            PodTarget(kube.namespace, pod.name, pod.container), transport_of(opening.options),
+            kubectl_args=kube.kubectl_args, kube=kube, early=opening.warm))
         client.wait_ready(READY_TIMEOUT)
         clients.append(client)
     return chosen, clients

@@ -11,7 +11,6 @@ import functools
 import hashlib
 import os
 import threading
-import time
 import uuid
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -45,28 +44,6 @@ from kubectl_build.run.jobs import Job, JobCancelledError, run_jobs
 from kubectl_build.run.model import BuildInputs, SolveJob
 
 STATUS_DRAIN_TIMEOUT = 10.0
-
-
-def _process_age(pid: int | None = None) -> float:
-    """Seconds since this process (or ``pid``) started (Linux), else since this module loaded."""
-    try:
-        with open(f"/proc/{pid or 'self'}/stat", encoding="ascii") as fh:
-            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/uptime", encoding="ascii") as fh:
-            uptime = float(fh.read().split()[0])
-        return max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError, AttributeError):
-        return 0.0
-
-
-# Monotonic time of process start: for --debug timings (and the overhead benchmark).
-STARTED = time.monotonic() - _process_age()
-
-
-def time_from(pid: int) -> None:
-    """Count --debug timings from the start of process ``pid`` (the local agent's caller)."""
-    global STARTED
-    STARTED = time.monotonic() - _process_age(pid)
 
 
 def shared_key(context_dir: str | None) -> str:
@@ -201,18 +178,18 @@ def solve_on(client: BuildKitClient, session: Session, prepared: PreparedSolve, 
     request = solve_request(prepared.spec, ref, session.id)
     with session.open(client):
         call = client.start_solve(request)
-        console.trace(f"solve sent {time.monotonic() - STARTED:.3f}s after start")
+        console.trace_time("solve sent")
         status = _follow_status(client, ref, display, prefix)
         try:
             response = _wait(call, cancel)
-            console.trace(f"solve done {time.monotonic() - STARTED:.3f}s after start")
+            console.trace_time("solve done")
         except (JobCancelledError, BuildInterruptedError):
             raise
         except KubectlBuildError as err:
             raise _auth_failure(session) or _failed(err, display) from err
         finally:
             status.join(STATUS_DRAIN_TIMEOUT)
-        console.trace(f"status drained {time.monotonic() - STARTED:.3f}s after start")
+        console.trace_time("status drained")
         return dict(response.exporter_response)
 
 

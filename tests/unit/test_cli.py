@@ -56,7 +56,7 @@ class FakeBuild:
     result: int | BaseException = 0
     calls: list[tuple[BuildOptions, Console]] = field(default_factory=list)
 
-    def run_build(self, options: BuildOptions, console: Console) -> int:
+    def run_build(self, options: BuildOptions, console: Console, warm: object = None) -> int:
         self.calls.append((options, console))
         if isinstance(self.result, BaseException):
             raise self.result
@@ -180,10 +180,10 @@ def test_the_program_ends_with_the_commands_code() -> None:
 
 def test_the_early_exec_starts_only_for_the_kubectl_bridge(
         workdir: Path, fake_build: FakeBuild, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kubectl_build.kube import prespawn
+    from kubectl_build.agent.warm_exec import WarmStart
 
     started: list[tuple[str, bool]] = []
-    monkeypatch.setattr(prespawn, "start", lambda *args, read_secret: started.append(
+    monkeypatch.setattr(WarmStart, "start", lambda _self, *args, read_secret: started.append(
         (args[-1], read_secret)))
     assert build("ctx", "--transport", "websocket", "--builder", "ws").code == 0
     assert build("ctx", "--buildkit-host", "tcp://127.0.0.1:1", "--builder", "bk").code == 0

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from kubectl_build.agent.warm_exec import EarlySecret
 from kubectl_build.buildkit.session.auth import CredentialStore
 from kubectl_build.errors import BuilderError, UsageError
 from kubectl_build.kube import warm
 from kubectl_build.kube.nodes import Node
-from kubectl_build.kube.prespawn import EarlySecret
 from kubectl_build.options.build import BuildFlags, build_options
 from kubectl_build.platforms.platform import Platform
 from kubectl_build.run.cluster import (
@@ -204,7 +204,7 @@ def test_the_warm_path_modules_leave_heavy_imports_for_later() -> None:
     # client (urllib, http.client, ssl), which only the merge of several builders needs.
     code = ("import sys, kubectl_build.cli.commands, kubectl_build.run.build, kubectl_build.run.cluster, "
             "kubectl_build.run.planning, kubectl_build.planning.decide, kubectl_build.kube.transport, "
-            "kubectl_build.kube.prespawn;"
+            "kubectl_build.agent.warm_exec, kubectl_build.cli.invocation;"
             "print(' '.join(sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, timeout=60)

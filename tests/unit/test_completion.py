@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from kubectl_build import __main__ as entry
-from kubectl_build.cli import completion
+from kubectl_build.cli import commands, completion
 
 BIN = Path(sys.executable).parent
+PROGRAMS = commands.programs()
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -75,7 +76,7 @@ def test_scripted_request_protocol() -> None:
     ],
 )
 def test_scripts_for_every_shell(shell: str, marker: str) -> None:
-    text = completion.script(shell)
+    text = completion.script(shell, PROGRAMS)
     assert marker in text and "_KUBECTL_BUILDKIT_COMPLETE" in text
     checker = shutil.which(shell)
     if checker:  # a syntax check where the shell exists (bash always does)
@@ -90,14 +91,20 @@ def test_completion_script_errors() -> None:
 
 
 def test_hook_answer_in_cobra_form() -> None:
-    answer = completion.answer("kubectl-build", ["--pl"])
+    answer = completion.answer("kubectl-build", ["--pl"], PROGRAMS)
     assert [value for value, _ in answer.candidates] == ["--platform"]
     assert answer.render().endswith(":4\n")
     # A file option's value: no candidates, the shell completes file names; the
     # context: directories.
-    assert completion.answer("kubectl-build", ["-f", ""]).render() == ":0\n"
-    assert completion.answer("kubectl-build", [""]).render() == ":16\n"
-    assert [v for v, _ in completion.answer("kubectl-buildkit", ["ver"]).candidates] == ["version"]
+    assert completion.answer("kubectl-build", ["-f", ""], PROGRAMS).render() == ":0\n"
+    assert completion.answer("kubectl-build", [""], PROGRAMS).render() == ":16\n"
+    assert [v for v, _ in completion.answer("kubectl-buildkit", ["ver"], PROGRAMS).candidates] == ["version"]
+
+
+def test_hook_for_another_plugin_is_one_error_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert entry.kubectl_complete_main("nope", ["x"]) == 1
+    out = capsys.readouterr()
+    assert (out.out, out.err) == ("", "error: no completion for kubectl nope\n")
 
 
 def test_hook_executables_through_kubectl() -> None:
@@ -128,7 +135,7 @@ def test_completion_word_is_still_a_context_directory() -> None:
     ],
 )
 def test_option_values(words: list[str], expected: list[str]) -> None:
-    assert [v for v, _ in completion.answer("kubectl-build", words).candidates] == expected
+    assert [v for v, _ in completion.answer("kubectl-build", words, PROGRAMS).candidates] == expected
 
 
 def test_bash_completes_values_and_directories(bash_script: Path) -> None:

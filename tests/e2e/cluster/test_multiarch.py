@@ -275,7 +275,8 @@ def two_builders(cluster_env: dict[str, str], namespace: str,
         for name in ("buildkit", "second"):
             builder = find_builder(kube, name)
             assert builder is not None
-            _, opened = cluster.open_pods(kube, builder, options, str(REPO), False, stack)
+            opening = cluster.Opening(options, Console(), str(REPO), False)
+            _, opened = cluster.open_pods(kube, builder, opening, stack)
             clients[name] = opened[0]
         yield clients
 
