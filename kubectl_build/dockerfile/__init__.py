@@ -1,1 +1,1 @@
-"""dockerfile."""
+"""Dockerfile parsing and the stage/platform analysis the planner needs. Pure."""

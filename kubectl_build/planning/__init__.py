@@ -1,1 +1,1 @@
-"""planning."""
+"""Decisions, from data alone: the per-platform plan, builder groups, solve assembly. Pure."""

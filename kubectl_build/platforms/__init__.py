@@ -1,1 +1,1 @@
-"""platforms."""
+"""The target platform type, its parsing, and matching against workers and nodes. Pure."""

@@ -1,1 +1,1 @@
-"""registry."""
+"""The registry side: OCI distribution client, index merge, docker credentials."""

@@ -8,28 +8,25 @@ read in the background while the build starts.
 from __future__ import annotations
 
 import hashlib
-import json
-import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from kubectl_build.buildkit.client import BuildKitClient
-from kubectl_build.buildkit.session.auth import Credential, CredentialStore
+from kubectl_build.buildkit.session.auth import CredentialStore
 from kubectl_build.console import Console
 from kubectl_build.errors import (
     BuilderError,
-    ClusterError,
     DaemonUnreachableError,
     KubectlBuildError,
 )
 from kubectl_build.kube import warm
 from kubectl_build.kube.config import Kube, KubeOptions, connect
-from kubectl_build.kube.pod_exec import EarlySecret, WarmPath
+from kubectl_build.kube.pod_exec import WarmPath
 from kubectl_build.options.build import DEFAULT_BUILDER, BuildOptions, OutputSpec
+from kubectl_build.run.credentials import DeferredCredentials, read_credentials, secret_from_kubectl
 
 if TYPE_CHECKING:
     from kubectl_build._proto import control_pb2
@@ -38,54 +35,6 @@ if TYPE_CHECKING:
 
 READY_TIMEOUT = 30.0
 WARM_DIAL_TIMEOUT = 8.0
-CREDENTIALS_TIMEOUT = 60.0
-
-
-class DeferredCredentials(CredentialStore):
-    """Credentials read in a background thread; lookups wait for them (bounded)."""
-
-    def __init__(self, load: Callable[[], tuple[CredentialStore, str | None]],
-                 console: Console) -> None:
-        super().__init__()
-        self._console = console
-        self._done = threading.Event()
-        self._store = CredentialStore()
-        self._secret: str | None = None
-        self.problem: str | None = None
-        threading.Thread(target=self._run, args=(load,), name="kb-creds", daemon=True).start()
-
-    def _run(self, load: Callable[[], tuple[CredentialStore, str | None]]) -> None:
-        try:
-            for attempt in range(3):
-                try:
-                    self._store, self._secret = load()
-                    return
-                except ClusterError as err:  # the API was busy or unreachable: try again
-                    self.problem = err.one_line()
-                    time.sleep(0.5 * (attempt + 1))
-                except KubectlBuildError as err:
-                    self.problem = err.one_line()
-                    return
-        finally:
-            if self.problem and self._secret is None:
-                # The builder-named Secret is optional: anonymous access.
-                self._console.trace(f"registry secret not used: {self.problem}")
-            self._done.set()
-
-    def lookup(self, host: str) -> Credential | None:
-        """Wait for the Secret, then look the host up."""
-        if not self._done.is_set():
-            asked = time.monotonic()
-            self._done.wait(CREDENTIALS_TIMEOUT)
-            self._console.trace(f"credentials for {host} waited {time.monotonic() - asked:.3f}s "
-                                "for the registry secret")
-        return self._store.lookup(host)
-
-    @property
-    def secret(self) -> str | None:
-        """namespace/name of the Secret in use, once read."""
-        self._done.wait(CREDENTIALS_TIMEOUT)
-        return self._secret
 
 
 class KubeHandle:
@@ -229,42 +178,6 @@ def _connect(options: BuildOptions) -> Kube:
                                namespace=options.namespace))
 
 
-def _read_credentials(options: BuildOptions) -> tuple[CredentialStore, str | None]:
-    from kubectl_build.kube.registry_secret import load_credentials
-
-    kube = _connect(options)
-    found = load_credentials(kube, options.registry_secret, options.builder)
-    return found.store, found.secret
-
-
-def _secret_from_kubectl(early: EarlySecret) -> tuple[CredentialStore, str | None] | None:
-    """The builder-named Secret as the early `kubectl get secret` read it.
-
-    None when kubectl gave no clear answer (the client then asks the API itself). Absent
-    or forbidden means anonymous, as for the API client (the Secret is optional).
-    """
-    from kubectl_build.kube.registry_secret import parse_secret
-
-    namespace, name, _ = early.key
-    try:
-        out, err = early.process.communicate(timeout=CREDENTIALS_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        early.process.kill()
-        early.process.communicate()
-        return None
-    if early.process.returncode != 0:
-        text = err.decode(errors="replace")
-        return (CredentialStore(), None) if "(NotFound)" in text or "(Forbidden)" in text else None
-    try:
-        doc = json.loads(out)
-    except ValueError:
-        return None
-    if not isinstance(doc, dict) or not isinstance(doc.get("data") or {}, dict):
-        return None
-    data = {str(k): str(v) for k, v in (doc.get("data") or {}).items()}
-    return parse_secret(namespace, name, str(doc.get("type") or ""), data), f"{namespace}/{name}"
-
-
 @dataclass(frozen=True)
 class Opening:
     """What connecting a build to its builder is given."""
@@ -335,7 +248,7 @@ def _warm_target(opening: Opening, entry: warm.WarmEntry, stack: ExitStack,
     ready = " (exec kept ready by the local agent)" if early is not None and early.adopted else ""
     console.trace(f"dialled remembered builder pod {entry.pod}{ready}")
     if options.registry_secret:
-        store, secret = _read_credentials(options)  # an explicit Secret must exist: check now
+        store, secret = read_credentials(options)  # an explicit Secret must exist: check now
         credentials: CredentialStore = store
     else:
         read = early.take_secret((entry.namespace, options.builder, entry.kubectl_args)) \
@@ -343,8 +256,8 @@ def _warm_target(opening: Opening, entry: warm.WarmEntry, stack: ExitStack,
         pending = [read] if read is not None else []  # used once: a retry asks the API
 
         def load() -> tuple[CredentialStore, str | None]:
-            found = _secret_from_kubectl(pending.pop()) if pending else None
-            return found if found is not None else _read_credentials(options)
+            found = secret_from_kubectl(pending.pop()) if pending else None
+            return found if found is not None else read_credentials(options)
 
         credentials = DeferredCredentials(load, console)
         secret = None

@@ -18,13 +18,13 @@ from kubectl_build.options.build import BuildFlags, build_options
 from kubectl_build.platforms.platform import Platform
 from kubectl_build.run.cluster import (
     ClusterTarget,
-    _secret_from_kubectl,
     canonical_name,
     load_outputs,
     nodes_from_summary,
     pick_pod,
     summarise_nodes,
 )
+from kubectl_build.run.credentials import secret_from_kubectl
 
 
 @pytest.mark.parametrize(("name", "canonical"), [
@@ -166,7 +166,7 @@ def test_secret_read_by_the_early_kubectl() -> None:
         b"user:pw").decode()}}}).encode()
     doc = {"type": "kubernetes.io/dockerconfigjson",
            "data": {".dockerconfigjson": base64.b64encode(config).decode()}}
-    found = _secret_from_kubectl(_kubectl_said(0, json.dumps(doc)))
+    found = secret_from_kubectl(_kubectl_said(0, json.dumps(doc)))
     assert found is not None
     store, secret = found
     assert secret == "ns/buildkit"
@@ -179,7 +179,7 @@ def test_secret_read_by_the_early_kubectl() -> None:
     'Error from server (Forbidden): secrets "buildkit" is forbidden: User "dev" cannot get',
 ])
 def test_an_absent_or_forbidden_secret_is_anonymous(stderr: str) -> None:
-    found = _secret_from_kubectl(_kubectl_said(1, "", stderr))
+    found = secret_from_kubectl(_kubectl_said(1, "", stderr))
     assert found is not None and found[1] is None and found[0].lookup("docker.io") is None
 
 
@@ -190,13 +190,13 @@ def test_an_absent_or_forbidden_secret_is_anonymous(stderr: str) -> None:
 ])
 def test_no_clear_answer_from_kubectl_leaves_it_to_the_api(code: int, stdout: str,
                                                           stderr: str) -> None:
-    assert _secret_from_kubectl(_kubectl_said(code, stdout, stderr)) is None
+    assert secret_from_kubectl(_kubectl_said(code, stdout, stderr)) is None
 
 
 def test_a_malformed_secret_is_the_same_error_as_through_the_api() -> None:
     doc = {"type": "Opaque", "data": {}}
     with pytest.raises(UsageError, match="not a docker-registry secret"):
-        _secret_from_kubectl(_kubectl_said(0, json.dumps(doc)))
+        secret_from_kubectl(_kubectl_said(0, json.dumps(doc)))
 
 
 def test_the_warm_path_modules_leave_heavy_imports_for_later() -> None:
