@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     # The planning step (Dockerfile analysis, the planner) is imported only by builds that
     # name platforms: the warm single-platform path stays as light as it was.
     from kubectl_build.planning.planner import Plan
+    from kubectl_build.run.cluster import ClusterTarget
     from kubectl_build.run.planning import PlanAhead
 
 CONNECT_TIMEOUT = 20.0
@@ -68,7 +69,9 @@ def run_build(options: BuildOptions, console: Console, warm: WarmPath | None = N
         try:
             _run(request, target, ahead, stack)
         except RegistryAuthError as err:
-            raise _explain_auth(err, target) from err
+            if target.cluster is None:
+                raise
+            raise _explain_auth(err, target.cluster) from err
         console.trace_time("reported")
     console.trace_time("cleaned up")
     return 0
@@ -194,11 +197,8 @@ def _merge(responses: Sequence[dict[str, str]], jobs: Sequence[SolveJob], reques
                    options, request.console)
 
 
-def _explain_auth(err: RegistryAuthError, target: Target) -> RegistryAuthError:
+def _explain_auth(err: RegistryAuthError, cluster: ClusterTarget) -> RegistryAuthError:
     """The error naming the Secret the refused credentials came from (or why none was used)."""
-    cluster = target.cluster
-    if cluster is None:
-        return err
     if secret := cluster.secret:
         return err.evolve(detail=f"credentials from secret {secret}",
                           hint=f"check the credentials in secret {secret} for that registry")

@@ -186,7 +186,10 @@ def solve_on(client: BuildKitClient, session: Session, prepared: PreparedSolve, 
         except (JobCancelledError, BuildInterruptedError):
             raise
         except KubectlBuildError as err:
-            raise _auth_failure(session) or _failed(err, display) from err
+            better = _auth_failure(session) or _failed(err, display)
+            if better is err:
+                raise
+            raise better from err
         finally:
             status.join(STATUS_DRAIN_TIMEOUT)
         console.trace_time("status drained")
