@@ -11,7 +11,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kubectl_build.buildkit.client import BuildKitClient
@@ -161,11 +161,6 @@ def load_outputs(options: BuildOptions, worker: str, builder: str) -> tuple[Outp
     names = ",".join(dict.fromkeys(canonical_name(t) for t in options.tags))
     # unpack: the kubelet starts containers from unpacked snapshots only.
     return (OutputSpec("image", {"name": names, "unpack": "true", "store": "true"}, None),)
-
-
-def with_outputs(options: BuildOptions, outputs: tuple[OutputSpec, ...]) -> BuildOptions:
-    """Options with the cluster's load outputs filled in."""
-    return replace(options, outputs=outputs)
 
 
 def transport_of(options: BuildOptions) -> str:
