@@ -8,7 +8,6 @@ dist/release, rebuilt when the sources are newer) and krew from its Go module (u
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -27,35 +26,7 @@ sys.path.insert(0, str(REPO / "packaging"))
 import build_release  # noqa: E402
 import krew  # noqa: E402
 
-RELEASE = REPO / "dist" / "release"
-SOURCES = [REPO / "kubectl_build", REPO / "packaging", REPO / "setup.cfg", REPO / "README.md"]
-
-
-def _newest_source() -> float:
-    files = [p for root in SOURCES for p in ([root] if root.is_file() else root.rglob("*"))]
-    return max(p.stat().st_mtime for p in files if p.is_file() and "__pycache__" not in p.parts)
-
-
-@dataclass(frozen=True)
-class Release:
-    """The built archive and the manifests generated from it."""
-
-    archive: Path
-    manifest: Path
-    companion: Path
-
-
-@pytest.fixture(scope="session")
-def release() -> Release:
-    if platform.machine() != "x86_64" or sys.platform != "linux":
-        pytest.fail("the krew test builds the linux/amd64 archive: run it on linux/amd64")
-    version = build_release.version()
-    archive = RELEASE / f"kubectl-build_{version}_linux_amd64.tar.gz"
-    manifest = RELEASE / "plugin.yaml"
-    if not archive.exists() or archive.stat().st_mtime < _newest_source() or not manifest.exists():
-        subprocess.run([sys.executable, str(REPO / "packaging" / "build_release.py"), "--out", str(RELEASE),
-                        "--manifest", str(manifest)], check=True, timeout=1800)  # fmt: skip
-    return Release(archive, manifest, RELEASE / "buildkit.yaml")
+from tests.e2e.release import Release  # noqa: E402
 
 
 @dataclass

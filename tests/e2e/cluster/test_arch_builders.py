@@ -21,7 +21,7 @@ from kubectl_build.kube.nodes import list_nodes
 from kubectl_build.planning.planner import builder_name
 from kubectl_build.platforms.matching import node_selector
 from kubectl_build.platforms.platform import Platform
-from tests.e2e.cluster.multiarch_helpers import cluster_env, kube_for, kubectl, namespace, sa_kubeconfig
+from tests.e2e.cluster.support import kube_for, kubectl, namespace, sa_kubeconfig
 
 pytestmark = pytest.mark.cluster
 
@@ -29,8 +29,8 @@ HOST = Platform("linux", {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.ma
 
 
 @pytest.fixture(scope="module")
-def env() -> dict[str, str]:
-    return cluster_env()
+def env(cluster_env: dict[str, str]) -> dict[str, str]:
+    return cluster_env
 
 
 def test_list_nodes_gives_the_test_bed_nodes_with_their_platform(env: dict[str, str]) -> None:

@@ -7,99 +7,31 @@ FAIL, never skip, otherwise. Each test uses a fresh namespace and deletes it.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kubectl_build.errors import ExitCode
-from tests.e2e.cluster.multiarch_helpers import sa_kubeconfig
-from tests.e2e.helpers import STATE, Run, run_cli
+from tests.e2e.cluster import support
+from tests.e2e.cluster.support import kubectl, sa_kubeconfig
+from tests.e2e.helpers import Run, run_cli
 
 pytestmark = pytest.mark.cluster
 
-CONTAINERD_WORKER_STATE = Path("/var/lib/buildkit")
-
-
-def _env_file(path: Path) -> dict[str, str]:
-    if not path.exists():
-        pytest.fail(f"test-bed cluster not running ({path} missing): run hack/testbed up cluster")
-    pairs = (
-        line.removeprefix("export ").split("=", 1)
-        for line in path.read_text().splitlines()
-        if "=" in line and not line.startswith("#")
-    )
-    return {k: v.strip("'\"") for k, v in pairs}
-
-
 @pytest.fixture(scope="module")
-def env() -> dict[str, str]:
-    found = _env_file(STATE / "cluster" / "env")
-    ready = subprocess.run(
-        ["kubectl", "--kubeconfig", found["KUBECONFIG"], "get", "--raw", "/readyz"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    if ready.returncode != 0:
-        pytest.fail(f"test-bed cluster API not reachable: {ready.stderr.strip()}")
-    _shared_state_dir()
-    return found
-
-
-def _shared_state_dir() -> None:
-    """The containerd worker needs /var/lib/buildkit on a shared mount, as systemd nodes have.
-
-    The test bed's root mount is private (no systemd), so make just that directory a
-    shared mount point, once; idempotent. A real node needs nothing.
-    """
-    CONTAINERD_WORKER_STATE.mkdir(parents=True, exist_ok=True)
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        fields = line.split()
-        if fields[4] == str(CONTAINERD_WORKER_STATE) and any(f.startswith("shared:") for f in fields[6:]):
-            return
-    path = str(CONTAINERD_WORKER_STATE)
-    if subprocess.run(["mountpoint", "-q", path], check=False).returncode != 0:
-        subprocess.run(["mount", "--bind", path, path], check=True)
-    subprocess.run(["mount", "--make-rshared", path], check=True)
-
-
-def kubectl(
-    env: dict[str, str], *args: str, check: bool = True, timeout: float = 120, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        ["kubectl", "--kubeconfig", env["KUBECONFIG"], *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check:
-        assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
-    return done
+def env(cluster_env: dict[str, str]) -> dict[str, str]:
+    support.shared_state_dir()
+    return cluster_env
 
 
 @pytest.fixture
 def ns(env: dict[str, str]) -> Iterator[str]:
-    name = f"kb-bld-{uuid.uuid4().hex[:8]}"
-    kubectl(env, "create", "namespace", name)
-    yield name
-    kubectl(env, "delete", "namespace", name, "--wait=false", check=False)
-    _forget_state_dir(CONTAINERD_WORKER_STATE / name)
-
-
-def _forget_state_dir(path: Path) -> None:
-    """Delete a containerd worker's node directory once nothing is mounted under it."""
-    mounted = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-    if path.exists() and not any(m == str(path) or m.startswith(f"{path}/") for m in mounted):
-        shutil.rmtree(path, ignore_errors=True)
+    with support.namespace(env, "kb-bld", wait=False) as name:
+        yield name
 
 
 def buildkit(

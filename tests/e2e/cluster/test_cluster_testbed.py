@@ -14,26 +14,16 @@ import sys
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 
+from tests.e2e.cluster.support import ENV_FILE, read_env
+from tests.e2e.helpers import REPO, STATE
+
 pytestmark = pytest.mark.cluster
 
-REPO = Path(__file__).resolve().parents[3]
-STATE = Path(os.environ.get("KB_STATE", REPO / ".testbed"))
 BUSYBOX = "docker.io/library/busybox:1.36"
 BUILDKIT_IMAGE = "docker.io/moby/buildkit:v0.34.2"
-
-
-def _read_env(path: Path) -> dict[str, str]:
-    env = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            k, v = line.removeprefix("export ").split("=", 1)
-            env[k] = v
-    return env
 
 
 class Cluster:
@@ -86,17 +76,10 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Cluster:
-    envfile = STATE / "cluster" / "env"
-    if not envfile.exists():
-        pytest.fail(f"test-bed cluster not running ({envfile} missing): run hack/testbed up cluster")
+def cluster(cluster_env: dict[str, str]) -> Cluster:
     core_file = STATE / "env.json"
     core = json.loads(core_file.read_text()) if core_file.exists() else {}
-    c = Cluster(_read_env(envfile), core)
-    proc = c.kubectl("get", "--raw", "/readyz", check=False, timeout=20)
-    if proc.returncode != 0:
-        pytest.fail(f"test-bed cluster API not reachable: {proc.stderr.strip()}")
-    return c
+    return Cluster(cluster_env, core)
 
 
 @pytest.fixture
@@ -476,7 +459,7 @@ def test_host_network_pod_reaches_node_registries(cluster: Cluster, ns: str) -> 
 
 
 ARM64_NODE_ENABLED = "KB_CLUSTER_ARM64_NODE" in (
-    _read_env(STATE / "cluster" / "env") if (STATE / "cluster" / "env").exists() else {}
+    read_env() if ENV_FILE.exists() else {}
 )
 
 

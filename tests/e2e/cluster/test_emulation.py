@@ -26,9 +26,8 @@ from kubectl_build.kube.waiting import poll
 from kubectl_build.planning.planner import builder_name
 from kubectl_build.platforms.matching import node_selector
 from kubectl_build.platforms.platform import Platform
-from tests.e2e.cluster.multiarch_helpers import (
+from tests.e2e.cluster.support import (
     BINFMT,
-    cluster_env,
     kube_for,
     namespace,
     pods,
@@ -45,8 +44,8 @@ HANDLER = BINFMT / "qemu-mips64el"
 
 
 @pytest.fixture(scope="module")
-def env() -> dict[str, str]:
-    found = cluster_env()
+def env(cluster_env: dict[str, str]) -> dict[str, str]:
+    found = cluster_env
     if not (BINFMT / "status").exists():
         pytest.fail(f"binfmt_misc is not mounted at {BINFMT}: run hack/testbed up core")
     return found

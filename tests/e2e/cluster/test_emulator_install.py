@@ -26,8 +26,18 @@ from pathlib import Path
 import pytest
 
 from kubectl_build.kube.waiting import poll
-from tests.e2e.cluster.multiarch_helpers import BINFMT, cluster_env, kubectl, namespace, worker_platforms
-from tests.e2e.cluster.test_multiarch import UNAME, _build, _builder, _images, _plan, _secret
+from tests.e2e.cluster.support import (
+    BINFMT,
+    UNAME,
+    build,
+    images_by_platform,
+    kubectl,
+    namespace,
+    plan_lines,
+    pushing_builder,
+    registry_secret,
+    worker_platforms,
+)
 from tests.e2e.helpers import load_testbed
 from tests.e2e.registry_helpers import read_file_from_image, tls_registry
 
@@ -84,8 +94,8 @@ def _unregister() -> None:
 
 
 @pytest.fixture
-def env() -> dict[str, str]:
-    found = cluster_env()
+def env(cluster_env: dict[str, str]) -> dict[str, str]:
+    found = cluster_env
     if not (BINFMT / "status").exists():
         pytest.fail(f"binfmt_misc is not mounted at {BINFMT}: run hack/testbed up core")
     if os.geteuid() != 0:
@@ -119,8 +129,8 @@ def test_build_installs_the_missing_emulator_and_runs_under_it(env: dict[str, st
                                                                tmp_path: Path) -> None:
     testbed = load_testbed()
     with namespace(env, "kb-emu-install") as ns:
-        _builder(env, ns, "buildkit")  # started without s390x: it never saw the handler
-        _secret(env, ns)
+        pushing_builder(env, ns, "buildkit")  # started without s390x: it never saw the handler
+        registry_secret(env, ns)
         pod = _builder_pod(env, ns)
         # Bounded: a probe BuildKit cached (20 s) before the handler went away ages out.
         gone = poll(lambda: True if S390X not in worker_platforms(env, ns, pod) else None,
@@ -129,10 +139,10 @@ def test_build_installs_the_missing_emulator_and_runs_under_it(env: dict[str, st
 
         (tmp_path / "Dockerfile").write_text(UNAME)
         repo = f"cluster/{ns}-s390x"
-        run = _build(env, ns, str(tmp_path), "--platform", S390X, "--push", "--debug",
+        run = build(env, ns, str(tmp_path), "--platform", S390X, "--push", "--debug",
                      "-t", f"{testbed.registry_tls}/{repo}:emu")
         assert run.code == 0, run.stderr[-4000:]
-        plan = _plan(run.stderr)
+        plan = plan_lines(run.stderr)
         assert plan[S390X].startswith(f"qemu on {env['KB_CLUSTER_NODE']} "), plan
         assert f"installing emulators for {S390X} on node {env['KB_CLUSTER_NODE']}" in run.stderr
         reported = [ln for ln in run.stderr.splitlines() if "after installing emulators" in ln]
@@ -143,7 +153,7 @@ def test_build_installs_the_missing_emulator_and_runs_under_it(env: dict[str, st
         assert manifest.digest == run.stdout.strip()
         doc = manifest.json()
         # one platform: an image manifest (an index when BuildKit adds attestations)
-        image = _images(doc)[S390X] if "manifests" in doc else manifest.digest
+        image = images_by_platform(doc)[S390X] if "manifests" in doc else manifest.digest
         config = json.loads(client.blob(repo, client.manifest(repo, image).json()["config"]["digest"]))
         assert (config["os"], config["architecture"]) == ("linux", "s390x")
         assert read_file_from_image(client, repo, image, "/arch") == b"s390x\n"

@@ -8,93 +8,29 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import signal
 import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kubectl_build.errors import ExitCode
-from tests.e2e.helpers import STATE, Run, cli_path, load_testbed, run_cli
+from tests.e2e.cluster.support import (
+    build,
+    deployments,
+    kubectl,
+    pushing_builder,
+    registry_secret,
+    run_pod,
+    static_busybox_context,
+)
+from tests.e2e.helpers import Run, cli_path, load_testbed, run_cli
 from tests.e2e.registry_helpers import tls_registry
 
 pytestmark = pytest.mark.cluster
-
-
-def _env_file(path: Path) -> dict[str, str]:
-    if not path.exists():
-        raise RuntimeError(f"test-bed cluster not running ({path} missing): hack/testbed up cluster")
-    pairs = (line.removeprefix("export ").split("=", 1) for line in path.read_text().splitlines()
-             if "=" in line and not line.startswith("#"))
-    return {k: v.strip("'\"") for k, v in pairs}
-
-
-@pytest.fixture(scope="module")
-def cluster_env() -> dict[str, str]:
-    return _env_file(STATE / "cluster" / "env")
-
-
-def kubectl(env: dict[str, str], *args: str, check: bool = True, timeout: float = 120,
-            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(["kubectl", "--kubeconfig", env["KUBECONFIG"], *args], input=stdin,
-                          capture_output=True, text=True, timeout=timeout, check=False)
-    if check:
-        assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
-    return done
-
-
-@pytest.fixture
-def namespace(cluster_env: dict[str, str]) -> Iterator[str]:
-    name = f"kb-{uuid.uuid4().hex[:8]}"
-    kubectl(cluster_env, "create", "namespace", name)
-    yield name
-    kubectl(cluster_env, "delete", "namespace", name, "--wait=false", check=False)
-
-
-def build(cluster_env: dict[str, str], namespace: str, *args: str, timeout: float = 600,
-          env: dict[str, str] | None = None) -> Run:
-    return run_cli(*args, "-n", namespace, "--progress", "plain", timeout=timeout,
-                   env={"KUBECONFIG": cluster_env["KUBECONFIG"], **(env or {})})
-
-
-def static_busybox_context(tmp_path: Path, message: str) -> Path:
-    """An image needing no base-image pull: a static busybox and a message."""
-    ctx = tmp_path / "ctx"
-    ctx.mkdir(parents=True)
-    busybox = shutil.which("busybox") or "/bin/busybox"
-    shutil.copy(busybox, ctx / "busybox")
-    (ctx / "msg").write_text(message)
-    (ctx / "Dockerfile").write_text(
-        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY msg /msg\n"
-        'ENTRYPOINT ["/bin/busybox", "cat", "/msg"]\n')
-    return ctx
-
-
-def deployments(env: dict[str, str], namespace: str) -> list[str]:
-    out = kubectl(env, "-n", namespace, "get", "deployments,statefulsets", "-o", "name").stdout
-    return out.split()
-
-
-def run_pod(env: dict[str, str], namespace: str, image: str) -> str:
-    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "runner"},
-                "spec": {"restartPolicy": "Never", "containers": [
-                    {"name": "c", "image": image, "imagePullPolicy": "Never"}]}}
-    kubectl(env, "-n", namespace, "apply", "-f", "-", stdin=json.dumps(manifest))
-    deadline = time.monotonic() + 120
-    phase = ""
-    while time.monotonic() < deadline:
-        phase = kubectl(env, "-n", namespace, "get", "pod", "runner", "-o",
-                        "jsonpath={.status.phase}").stdout
-        if phase in ("Succeeded", "Failed"):
-            break
-        time.sleep(1)
-    assert phase == "Succeeded", kubectl(env, "-n", namespace, "describe", "pod", "runner").stdout
-    return kubectl(env, "-n", namespace, "logs", "runner").stdout
 
 
 def test_first_build_creates_builder_and_loads_image(cluster_env: dict[str, str], namespace: str,
@@ -127,35 +63,11 @@ def test_three_parallel_first_builds_share_one_builder(cluster_env: dict[str, st
     assert deployments(cluster_env, namespace) == ["deployment.apps/buildkit"]
 
 
-def _push_builder(cluster_env: dict[str, str], namespace: str, name: str = "buildkit") -> None:
-    """A builder that can reach the node-local registries (host network) and trusts the CA."""
-    testbed = load_testbed()
-    config = Path(STATE) / "cluster" / f"buildkitd-{namespace}.toml"
-    config.write_text(
-        f'[registry."docker.io"]\n  mirrors = ["{testbed.registry}"]\n'
-        f'[registry."{testbed.registry}"]\n  http = true\n'
-        f'[registry."{testbed.registry_tls}"]\n  http = false\n  ca = ["/etc/buildkit/certs/ca.pem"]\n')
-    run = run_cli("create", name, "-n", namespace, "--worker", "runc", "--host-network",
-                  "--config", str(config),
-                  "--custom-ca", testbed.env["KB_REGISTRY_CA"], "--timeout", "240",
-                  program="kubectl-buildkit", env={"KUBECONFIG": cluster_env["KUBECONFIG"]})
-    assert run.code == 0, run.stderr[-3000:]
-
-
-def _registry_secret(cluster_env: dict[str, str], namespace: str, name: str,
-                     password: str | None = None) -> None:
-    testbed = load_testbed()
-    kubectl(cluster_env, "-n", namespace, "create", "secret", "docker-registry", name,
-            f"--docker-server={testbed.registry_tls}",
-            f"--docker-username={testbed.env['KB_REGISTRY_USER']}",
-            f"--docker-password={password or testbed.env['KB_REGISTRY_PASSWORD']}")
-
-
 def test_push_with_builder_named_secret_and_explicit_secret(cluster_env: dict[str, str],
                                                             namespace: str, tmp_path: Path) -> None:
     testbed = load_testbed()
-    _push_builder(cluster_env, namespace)
-    _registry_secret(cluster_env, namespace, "buildkit")
+    pushing_builder(cluster_env, namespace)
+    registry_secret(cluster_env, namespace, "buildkit")
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(f"FROM busybox\nRUN echo {namespace} > /stamp\n")
@@ -166,7 +78,7 @@ def test_push_with_builder_named_secret_and_explicit_secret(cluster_env: dict[st
     assert manifest.digest == run.stdout.strip()
     # the same through an explicitly named secret (and no builder-named one)
     kubectl(cluster_env, "-n", namespace, "delete", "secret", "buildkit")
-    _registry_secret(cluster_env, namespace, "other-creds")
+    registry_secret(cluster_env, namespace, "other-creds")
     tag2 = f"{testbed.registry_tls}/cluster/{namespace}:two"
     run = build(cluster_env, namespace, str(ctx), "-t", tag2, "--push",
                 "--registry-secret", "other-creds")
@@ -177,8 +89,8 @@ def test_push_with_builder_named_secret_and_explicit_secret(cluster_env: dict[st
 def test_wrong_password_names_registry_and_secret(cluster_env: dict[str, str], namespace: str,
                                                   tmp_path: Path) -> None:
     testbed = load_testbed()
-    _push_builder(cluster_env, namespace)
-    _registry_secret(cluster_env, namespace, "buildkit", password="not-the-password")
+    pushing_builder(cluster_env, namespace)
+    registry_secret(cluster_env, namespace, "buildkit", password="not-the-password")
     ctx = static_busybox_context(tmp_path, "x")
     run = build(cluster_env, namespace, str(ctx), "-t",
                 f"{testbed.registry_tls}/cluster/{namespace}:denied", "--push")
@@ -213,7 +125,7 @@ def test_builder_pod_deleted_mid_build(cluster_env: dict[str, str], namespace: s
     deadline = time.monotonic() + 300
     while b"sleep 300" not in seen and time.monotonic() < deadline:
         seen += proc.stderr.read1(4096)  # type: ignore[attr-defined]
-    time.sleep(2)
+    assert b"sleep 300" in seen, seen.decode(errors="replace")[-3000:]
     kubectl(cluster_env, "-n", namespace, "delete", "pod", "-l",
             "kubectl-build.dev/builder=buildkit", "--wait=false")
     started = time.monotonic()
@@ -301,7 +213,7 @@ def test_user_without_create_rights_uses_existing_builder(cluster_env: dict[str,
 
 
 def test_secret_never_in_pod_spec(cluster_env: dict[str, str], namespace: str) -> None:
-    _push_builder(cluster_env, namespace)
+    pushing_builder(cluster_env, namespace)
     raw = kubectl(cluster_env, "-n", namespace, "get", "deployment", "buildkit", "-o", "json").stdout
     password = load_testbed().env["KB_REGISTRY_PASSWORD"]
     assert password not in raw and base64.b64encode(password.encode()).decode() not in raw
@@ -313,16 +225,16 @@ def test_remembered_pod_gone_falls_back_to_the_lookup(cluster_env: dict[str, str
     failure is noticed (not waited out) and the build goes to the new pod."""
     ctx = static_busybox_context(tmp_path, "warm")
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
-    first = build(cluster_env, namespace, str(ctx), "-o", "type=cacheonly", env=env)
+    first = build(cluster_env, namespace, str(ctx), "-o", "type=cacheonly", extra_env=env)
     assert first.code == 0, first.stderr[-4000:]
     kubectl(cluster_env, "-n", namespace, "delete", "pods", "-l",
             "kubectl-build.dev/builder=buildkit", "--wait=true", timeout=180)
     kubectl(cluster_env, "-n", namespace, "rollout", "status", "deployment/buildkit",
             "--timeout=180s", timeout=200)
-    again = build(cluster_env, namespace, str(ctx), "-o", "type=cacheonly", "--debug", env=env)
+    again = build(cluster_env, namespace, str(ctx), "-o", "type=cacheonly", "--debug", extra_env=env)
     assert again.code == 0, again.stderr[-4000:]
     assert "is gone; looking it up" in again.stderr
-    third = build(cluster_env, namespace, str(ctx), "-o", "type=cacheonly", "--debug", env=env)
+    third = build(cluster_env, namespace, str(ctx), "-o", "type=cacheonly", "--debug", extra_env=env)
     assert third.code == 0 and "is gone" not in third.stderr, third.stderr[-4000:]
 
 
@@ -339,7 +251,7 @@ def test_create_remembers_the_pod_for_the_first_build(cluster_env: dict[str, str
                   "jsonpath={.items[0].metadata.name}").stdout
     ctx = static_busybox_context(tmp_path, "created")
     run = build(cluster_env, namespace, str(ctx), "-o", "type=cacheonly", "--debug",
-                "--platform", "linux/amd64,linux/arm64", env=env)
+                "--platform", "linux/amd64,linux/arm64", extra_env=env)
     assert run.code == 0, run.stderr[-4000:]
     assert f"dialled remembered builder pod {pod}" in run.stderr, run.stderr[-4000:]
     assert "nodes as listed recently (no API call)" in run.stderr

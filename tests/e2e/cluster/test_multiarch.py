@@ -37,97 +37,49 @@ from kubectl_build.run import cluster
 from kubectl_build.run.jobs import JobCancelledError
 from kubectl_build.run.model import BuildInputs, SolveJob
 from kubectl_build.run.solve import SolveWatch, run_solves, session_services, solve_on
-from tests.e2e.cluster.test_kubectl_build import _env_file, deployments, kubectl
+from tests.e2e.cluster import support
+from tests.e2e.cluster.support import (
+    UNAME,
+    build,
+    deployments,
+    images_by_platform,
+    kubectl,
+    plan_lines,
+    pushing_builder,
+    registry_secret,
+)
 from tests.e2e.helpers import REPO, STATE, Run, load_testbed, run_cli
 from tests.e2e.registry_helpers import platforms_of, read_file_from_image, tls_registry
 
 pytestmark = pytest.mark.cluster
 
 SIX = "linux/386,linux/amd64,linux/arm/v6,linux/arm/v7,linux/arm64,windows/amd64"
-UNAME = "FROM busybox\nRUN uname -m > /arch\n"
-
-
-@pytest.fixture(scope="module")
-def cluster_env() -> dict[str, str]:
-    return _env_file(STATE / "cluster" / "env")
 
 
 @pytest.fixture(scope="module")
 def namespace(cluster_env: dict[str, str]) -> Iterator[str]:
     """One namespace with a pushing builder and its registry Secret, shared by the module."""
-    name = f"kb-ma-{uuid.uuid4().hex[:8]}"
-    kubectl(cluster_env, "create", "namespace", name)
-    try:
-        _builder(cluster_env, name, "buildkit")
-        _secret(cluster_env, name)
+    with support.namespace(cluster_env, "kb-ma", wait=False) as name:
+        pushing_builder(cluster_env, name, "buildkit")
+        registry_secret(cluster_env, name)
         yield name
-    finally:
-        kubectl(cluster_env, "delete", "namespace", name, "--wait=false", check=False)
-
-
-def _builder(cluster_env: dict[str, str], namespace: str, name: str) -> None:
-    """A builder that reaches the node-local registries (host network), Docker Hub and MCR
-    names through the local mirror, and trusts the TLS registry's CA."""
-    testbed = load_testbed()
-    config = Path(STATE) / "cluster" / f"buildkitd-{namespace}.toml"
-    config.write_text(
-        f'[registry."docker.io"]\n  mirrors = ["{testbed.registry}"]\n'
-        f'[registry."mcr.microsoft.com"]\n  mirrors = ["{testbed.registry}"]\n'
-        f'[registry."{testbed.registry}"]\n  http = true\n'
-        f'[registry."{testbed.registry_tls}"]\n  http = false\n  ca = ["/etc/buildkit/certs/ca.pem"]\n')
-    run = run_cli("create", name, "-n", namespace, "--worker", "runc", "--host-network",
-                  "--config", str(config), "--custom-ca", testbed.env["KB_REGISTRY_CA"],
-                  "--timeout", "240", program="kubectl-buildkit",
-                  env={"KUBECONFIG": cluster_env["KUBECONFIG"]})
-    assert run.code == 0, run.stderr[-3000:]
-
-
-def _secret(cluster_env: dict[str, str], namespace: str) -> None:
-    testbed = load_testbed()
-    kubectl(cluster_env, "-n", namespace, "create", "secret", "docker-registry", "buildkit",
-            f"--docker-server={testbed.registry_tls}",
-            f"--docker-username={testbed.env['KB_REGISTRY_USER']}",
-            f"--docker-password={testbed.env['KB_REGISTRY_PASSWORD']}")
-
-
-def _build(cluster_env: dict[str, str], namespace: str, *args: str, timeout: float = 900) -> Run:
-    return run_cli(*args, "-n", namespace, "--progress", "plain", timeout=timeout,
-                   env={"KUBECONFIG": cluster_env["KUBECONFIG"]})
-
-
-def _plan(stderr: str) -> dict[str, str]:
-    """Plan lines by platform: ``{"linux/arm64": "cross on kb-node (...)"}``."""
-    lines = [ln.removeprefix("plan: ") for ln in stderr.splitlines() if ln.startswith("plan: ")]
-    return dict(ln.split(": ", 1) for ln in lines)
-
-
-def _images(index: dict[str, object]) -> dict[str, str]:
-    """Platform → manifest digest of the images (attestations left out)."""
-    found = {}
-    for entry in index["manifests"]:  # type: ignore[attr-defined]
-        plat = entry["platform"]
-        if plat["os"] == "unknown":
-            continue
-        key = "/".join(p for p in (plat["os"], plat["architecture"], plat.get("variant", "")) if p)
-        found[key] = entry["digest"]
-    return found
 
 
 def test_cross_example_six_platforms_one_index(cluster_env: dict[str, str], namespace: str) -> None:
     testbed = load_testbed()
     repo = f"cluster/{namespace}-cross"
-    run = _build(cluster_env, namespace, str(REPO / "examples"), "-f",
+    run = build(cluster_env, namespace, str(REPO / "examples"), "-f",
                  str(REPO / "examples" / "Dockerfile.cross"), "--platform", SIX, "--push",
                  "-t", f"{testbed.registry_tls}/{repo}:cross")
     assert run.code == 0, run.stderr[-4000:]
-    plan = _plan(run.stderr)
+    plan = plan_lines(run.stderr)
     assert list(plan) == SIX.split(","), run.stderr[:3000]
     for platform in ("linux/arm/v6", "linux/arm/v7", "linux/arm64", "windows/amd64"):
         assert plan[platform].startswith("cross on "), plan
     assert plan["linux/amd64"].startswith("native on "), plan
     index = tls_registry(testbed).manifest(repo, "cross")
     assert index.digest == run.stdout.strip()
-    assert set(_images(index.json())) == set(SIX.split(","))
+    assert set(images_by_platform(index.json())) == set(SIX.split(","))
     assert platforms_of({"manifests": [m for m in index.json()["manifests"]
                                        if m["platform"]["os"] != "unknown"]}) == set(SIX.split(","))
 
@@ -137,16 +89,16 @@ def test_qemu_for_run_on_target_and_the_arch_baked_in(cluster_env: dict[str, str
     testbed = load_testbed()
     (tmp_path / "Dockerfile").write_text(UNAME)
     repo = f"cluster/{namespace}-qemu"
-    run = _build(cluster_env, namespace, str(tmp_path), "--platform", "linux/arm64,linux/arm/v7",
+    run = build(cluster_env, namespace, str(tmp_path), "--platform", "linux/arm64,linux/arm/v7",
                  "--push", "-t", f"{testbed.registry_tls}/{repo}:qemu")
     assert run.code == 0, run.stderr[-4000:]
-    plan = _plan(run.stderr)
+    plan = plan_lines(run.stderr)
     assert plan["linux/arm64"].startswith("qemu on "), plan
     assert plan["linux/arm/v7"].startswith("qemu on "), plan
     assert "Dockerfile runs RUN on the target platform" in plan["linux/arm64"]
     client = tls_registry(testbed)
     index = client.manifest(repo, "qemu")
-    images = _images(index.json())
+    images = images_by_platform(index.json())
     assert set(images) == {"linux/arm64", "linux/arm/v7"}
     assert read_file_from_image(client, repo, images["linux/arm64"], "/arch") == b"aarch64\n"
     assert read_file_from_image(client, repo, images["linux/arm/v7"], "/arch") == b"armv7l\n"
@@ -158,7 +110,7 @@ def test_mode_cross_with_run_on_target_is_a_usage_error(cluster_env: dict[str, s
     (tmp_path / "Dockerfile").write_text(UNAME)
     before = deployments(cluster_env, namespace)
     repo = f"cluster/{namespace}-refused"
-    run = _build(cluster_env, namespace, str(tmp_path), "--platform", "linux/arm64,linux/arm/v7",
+    run = build(cluster_env, namespace, str(tmp_path), "--platform", "linux/arm64,linux/arm/v7",
                  "--mode", "cross", "--push", "-t", f"{testbed.registry_tls}/{repo}:no")
     assert run.code == ExitCode.USAGE, run.stderr
     lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
@@ -183,7 +135,7 @@ def test_warm_plan_uses_remembered_nodes_and_lists_them_when_they_matter(
                        "--platform", "linux/amd64,linux/arm64", "-o", "type=cacheonly",
                        timeout=900, env=env)
         assert done.code == 0, done.stderr[-4000:]
-        return done, _plan(done.stderr)
+        return done, plan_lines(done.stderr)
 
     first, plan = run()
     assert "no API call" not in first.stderr
@@ -218,9 +170,7 @@ def test_a_refused_plan_creates_no_builder_in_a_fresh_namespace(cluster_env: dic
     """The plan is made from the nodes' platform before the default builder would be
     created: refusals (--mode cross with RUN on the target, RUN in a Windows stage) leave
     nothing behind, and a valid build afterwards creates the builder as usual."""
-    name = f"kb-ahead-{uuid.uuid4().hex[:8]}"
-    kubectl(cluster_env, "create", "namespace", name)
-    try:
+    with support.namespace(cluster_env, "kb-ahead", wait=False) as name:
         (tmp_path / "run").mkdir()
         (tmp_path / "run" / "Dockerfile").write_text(UNAME)
         (tmp_path / "win").mkdir()
@@ -233,7 +183,7 @@ def test_a_refused_plan_creates_no_builder_in_a_fresh_namespace(cluster_env: dic
              "error: cannot build windows/amd64: stage"),
         ]
         for ctx, flags, start in refusals:
-            run = _build(cluster_env, name, str(ctx), *flags, timeout=120)
+            run = build(cluster_env, name, str(ctx), *flags, timeout=120)
             assert run.code == ExitCode.USAGE, run.stderr
             lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
             assert len(lines) == 1 and lines[0].startswith(start), lines
@@ -243,18 +193,16 @@ def test_a_refused_plan_creates_no_builder_in_a_fresh_namespace(cluster_env: dic
         (tmp_path / "copy" / "msg").write_text(name)
         (tmp_path / "copy" / "Dockerfile").write_text("FROM scratch\nCOPY msg /msg\n")
         out = tmp_path / "out"
-        run = _build(cluster_env, name, str(tmp_path / "copy"), "--platform", "linux/arm64",
+        run = build(cluster_env, name, str(tmp_path / "copy"), "--platform", "linux/arm64",
                      "--mode", "cross", "--output", f"type=local,dest={out}", "--debug",
                      timeout=600)
         assert run.code == 0, run.stderr[-4000:]
-        plan = _plan(run.stderr)
+        plan = plan_lines(run.stderr)
         assert plan["linux/arm64"].startswith(f"cross on {cluster_env['KB_CLUSTER_NODE']} "), plan
         # copies only, on the node's own platform: what the new builder reports cannot change that
         assert "ListWorkers not asked" in run.stderr, run.stderr[-4000:]
         assert (out / "msg").read_text() == name
         assert "deployment.apps/buildkit" in _ours(cluster_env, name)
-    finally:
-        kubectl(cluster_env, "delete", "namespace", name, "--wait=false", check=False)
 
 
 # ---------------------------------------------------------------------------- the merge
@@ -264,7 +212,7 @@ def test_a_refused_plan_creates_no_builder_in_a_fresh_namespace(cluster_env: dic
 def two_builders(cluster_env: dict[str, str], namespace: str,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     """Clients of two real builders (the default one and a second one) for the internal API."""
-    _builder(cluster_env, namespace, "second")
+    pushing_builder(cluster_env, namespace, "second")
     kube = connect(KubeOptions(kubeconfig=cluster_env["KUBECONFIG"], namespace=namespace))
     ctx = tmp_path_factory.mktemp("ctx")
     (ctx / "Dockerfile").write_text(UNAME)
@@ -327,7 +275,7 @@ def test_two_builders_push_by_digest_and_the_client_merges(two_builders: dict[st
         assert client.manifest(repo, tag).digest == index.digest
     doc = client.manifest(repo, "one").json()
     assert index.media_type == OCI_INDEX == doc["mediaType"]
-    images = _images(doc)
+    images = images_by_platform(doc)
     assert set(images) == {"linux/amd64", "linux/arm64", "linux/arm/v7"}
     expect = {"linux/amd64": b"x86_64\n", "linux/arm64": b"aarch64\n", "linux/arm/v7": b"armv7l\n"}
     for platform, digest in images.items():
@@ -367,24 +315,28 @@ def test_cancelled_group_stops_its_solve_in_the_daemon(two_builders: dict[str, o
     plan = prepare_solve(runs[0].options, local, {})
     cancel = threading.Event()
     outcome: list[BaseException] = []
+    progress = io.StringIO()  # the running step shows here: the moment to cancel
 
     def run() -> None:
         from kubectl_build.buildkit.session.session import Session
         from kubectl_build.progress.display import select_display
 
-        console = Console(stdout=io.StringIO(), stderr=io.StringIO())
+        console = Console(stdout=io.StringIO(), stderr=progress)
         with ExitStack() as stack:
             inputs = BuildInputs(local, {}, _credentials())
             services, _ = session_services(runs[0].options, inputs, plan, stack)
             try:
                 solve_on(runs[0].clients[0], Session(services, "x"), plan,  # type: ignore[arg-type]
-                         SolveWatch(select_display("quiet", console), console), cancel=cancel)
+                         SolveWatch(select_display("plain", console), console), cancel=cancel)
             except BaseException as err:  # noqa: BLE001 - inspected below
                 outcome.append(err)
 
     thread = threading.Thread(target=run)
     thread.start()
-    time.sleep(8)
+    deadline = time.monotonic() + 180
+    while "sleep 300" not in progress.getvalue() and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "sleep 300" in progress.getvalue(), (outcome, progress.getvalue()[-3000:])
     cancel.set()
     thread.join(60)
     assert not thread.is_alive()
@@ -404,11 +356,9 @@ def test_native_on_both_nodes_merged_into_one_index(cluster_env: dict[str, str],
         "second node not enabled: KB_CLUSTER_ARM64_NODE=1 hack/testbed up cluster"
     testbed = load_testbed()
     arm_node = cluster_env["KB_CLUSTER_ARM64_NODE"]
-    name = f"kb-ma-{uuid.uuid4().hex[:8]}"
-    kubectl(cluster_env, "create", "namespace", name)
-    try:
-        _builder(cluster_env, name, "buildkit")
-        _secret(cluster_env, name)
+    with support.namespace(cluster_env, "kb-ma", wait=False) as name:
+        pushing_builder(cluster_env, name, "buildkit")
+        registry_secret(cluster_env, name)
         (tmp_path / "ctx").mkdir()
         (tmp_path / "ctx" / "Dockerfile").write_text(UNAME)
         docker = tmp_path / "docker"
@@ -422,7 +372,7 @@ def test_native_on_both_nodes_merged_into_one_index(cluster_env: dict[str, str],
                                         "DOCKER_CONFIG": str(docker),
                                         "PATH": os.environ.get("PATH", "")})
         assert run.code == 0, run.stderr[-4000:]
-        plan = _plan(run.stderr)
+        plan = plan_lines(run.stderr)
         assert plan["linux/amd64"].startswith(f"native on {cluster_env['KB_CLUSTER_NODE']}"), plan
         assert plan["linux/arm64"].startswith(f"native on {arm_node}"), plan
         assert "deployment.apps/buildkit-arm64" in deployments(cluster_env, name)
@@ -432,12 +382,10 @@ def test_native_on_both_nodes_merged_into_one_index(cluster_env: dict[str, str],
         client = tls_registry(testbed)
         index = client.manifest(repo, "n")
         assert index.digest == run.stdout.strip()
-        images = _images(index.json())
+        images = images_by_platform(index.json())
         assert set(images) == {"linux/amd64", "linux/arm64"}
         assert read_file_from_image(client, repo, images["linux/arm64"], "/arch") == b"aarch64\n"
         assert read_file_from_image(client, repo, images["linux/amd64"], "/arch") == b"x86_64\n"
-    finally:
-        kubectl(cluster_env, "delete", "namespace", name, "--wait=false", check=False)
 
 
 @pytest.mark.arm64node
@@ -448,9 +396,7 @@ def test_without_push_each_node_loads_its_own_variant(cluster_env: dict[str, str
     assert "KB_CLUSTER_ARM64_NODE" in cluster_env, \
         "second node not enabled: KB_CLUSTER_ARM64_NODE=1 hack/testbed up cluster"
     testbed = load_testbed()
-    name = f"kb-ml-{uuid.uuid4().hex[:8]}"
-    kubectl(cluster_env, "create", "namespace", name)
-    try:
+    with support.namespace(cluster_env, "kb-ml", wait=False) as name:
         config = Path(STATE) / "cluster" / f"buildkitd-{name}.toml"
         config.write_text(f'[registry."docker.io"]\n  mirrors = ["{testbed.registry}"]\n'
                           f'[registry."{testbed.registry}"]\n  http = true\n')
@@ -465,7 +411,7 @@ def test_without_push_each_node_loads_its_own_variant(cluster_env: dict[str, str
                       "linux/amd64,linux/arm64", "-t", tag, timeout=900,
                       env={"KUBECONFIG": cluster_env["KUBECONFIG"]})
         assert run.code == 0, run.stderr[-4000:]
-        plan = _plan(run.stderr)
+        plan = plan_lines(run.stderr)
         assert plan["linux/arm64"].startswith(f"native on {cluster_env['KB_CLUSTER_ARM64_NODE']}"), plan
         # What a user does next: a pod with imagePullPolicy Never on each node runs the
         # variant that node loaded (the arm64 node's runtime is amd64: binfmt runs arm64).
@@ -479,5 +425,3 @@ def test_without_push_each_node_loads_its_own_variant(cluster_env: dict[str, str
             kubectl(cluster_env, "-n", name, "wait", f"pod/{pod}", "--timeout=120s",
                     "--for=jsonpath={.status.phase}=Succeeded")
             assert kubectl(cluster_env, "-n", name, "logs", pod).stdout == f"{want}\n"
-    finally:
-        kubectl(cluster_env, "delete", "namespace", name, "--wait=false", check=False)
