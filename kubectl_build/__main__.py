@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 # `kubectl build --help` as click renders it (fixed 80 columns, see cli.CONTEXT_SETTINGS).
 # Answering a bare --help from this copy skips importing click, which alone costs
-# several times a bare interpreter start. tests/unit/test_cli.py fails when it drifts;
+# several times a bare interpreter start. tests/unit/cli/test_commands.py fails when it drifts;
 # regenerate with: python -c "from kubectl_build.cli.commands import render_build_help as r; print(r())"
 BUILD_HELP = """Usage: kubectl build [OPTIONS] PATH | URL | -
 

@@ -40,7 +40,6 @@ class Job(Generic[T]):
     """Does the work; must return soon after the event is set (raising JobCancelledError)."""
 
 
-
 def run_jobs(jobs: Sequence[Job[T]], *, grace: float = CANCEL_GRACE) -> list[T]:
     """Run the jobs; their results in job order.
 
@@ -53,15 +52,18 @@ def run_jobs(jobs: Sequence[Job[T]], *, grace: float = CANCEL_GRACE) -> list[T]:
         return [_run_here(jobs[0], cancel)]
     finished: queue.Queue[tuple[int, T | None, BaseException | None]] = queue.Queue()
     results: dict[int, T] = {}
-    started = 0
+    threads = [threading.Thread(target=_worker, args=(index, job, cancel, finished),
+                                name=f"kb-job-{index}", daemon=True)
+               for index, job in enumerate(jobs)]
     try:
-        for index, job in enumerate(jobs):
-            threading.Thread(target=_worker, args=(index, job, cancel, finished),
-                             name=f"kb-job-{index}", daemon=True).start()
-            started += 1
+        for thread in threads:
+            thread.start()
         failure = _collect(jobs, finished, results)
     except KeyboardInterrupt:
         cancel.set()
+        # Counted from the threads, not from the loop: Ctrl-C may land between a start()
+        # and the line after it, and that job must be waited for too.
+        started = sum(thread.ident is not None for thread in threads)
         _drain(finished, started - len(results), grace)
         raise BuildInterruptedError("build cancelled", "every builder stopped its build") from None
     if failure is not None:

@@ -181,11 +181,11 @@ def test_the_walk_waits_while_too_many_entries_are_unsent(
         (tmp_path / f"f{i:03d}").write_bytes(b"")
     listing = filesync.Listing(str(tmp_path), WalkFilter(), limit=10)
     deadline = time.monotonic() + 5
-    while listing.waiting < 10:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    time.sleep(0.1)
-    assert 10 <= listing.waiting <= 12
+    with listing.cond:
+        assert listing.cond.wait_for(lambda: listing.waiting >= 10, timeout=5)
+        # The walk checks for room before each slice, under this lock: nothing taken, it
+        # cannot add more than the slice that crossed the limit, however long we wait.
+        assert 10 <= listing.waiting <= 12
     taken = 0
     while taken < 100:
         assert time.monotonic() < deadline

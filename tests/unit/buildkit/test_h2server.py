@@ -119,11 +119,25 @@ class _Client:
         return None
 
     def wait(self, done: Callable[[], bool]) -> None:
+        """Take what the server sends until done() holds; fails after 10 s without."""
         deadline = time.monotonic() + 10
-        while not done():
-            assert time.monotonic() < deadline, "timed out"
+        outbox = self.server.outbox
+        while True:
             self.receive()
-            time.sleep(0.005)
+            if done():
+                return
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, "timed out"
+            with outbox.cond:
+                outbox.cond.wait_for(lambda: bool(outbox.chunks_), timeout=remaining)
+
+
+def _wait_finished(server: H2Server, stream_id: int) -> None:
+    """Wait until the server sent the stream's trailers (it forgets the stream, then flushes)."""
+    with server.outbox.cond:
+        assert server.outbox.cond.wait_for(lambda: stream_id not in server.streams, timeout=5)
+    with server.lock:  # held from forgetting the stream to queueing its trailers
+        pass
 
 
 def _handler(responses: Callable[[], Iterator[Any]]) -> grpc.RpcMethodHandler[Any, Any]:
@@ -136,10 +150,12 @@ def test_large_response_waits_for_window_and_arrives_intact() -> None:
     server = H2Server({"/s/Big": _handler(lambda: iter([Framed((frame(payload),))]))})
     client = _Client(server)
     stream_id = client.call("/s/Big")
-    client.wait(lambda: len(client.data.get(stream_id, b"")) >= 65535 - 5)
-    time.sleep(0.05)
+    client.wait(lambda: len(client.data.get(stream_id, b"")) >= 65535)
+    # Only the initial window went out: the stream's window is spent, so h2 would refuse
+    # another byte until a WINDOW_UPDATE, and none has been sent.
+    with server.lock:
+        assert server.conn.local_flow_control_window(stream_id) == 0
     client.receive()
-    # Only the initial window went out: the rest waits for WINDOW_UPDATE.
     assert len(client.data[stream_id]) == 65535
     assert all(len(e.data) <= 16384 for e in client.events
                if isinstance(e, h2.events.DataReceived))
@@ -239,7 +255,7 @@ def test_outgoing_messages_are_bounded_bytes_messages(monkeypatch: pytest.Monkey
                             (":authority", "x")], end_stream=True)
     server.feed(client.data_to_send())
     assert finished.wait(5)
-    time.sleep(0.05)  # the trailers follow the last item
+    _wait_finished(server, 1)  # the trailers follow the last item
     server.close()
     messages = list(server.requests())
     raw = [decode_bytes_message(m) for m in messages]

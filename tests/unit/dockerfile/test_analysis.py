@@ -17,7 +17,7 @@ from kubectl_build.dockerfile.words import expand, split_words
 from kubectl_build.errors import ContextError, UsageError
 from kubectl_build.options.build import Platform, parse_platform
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 AMD64 = parse_platform("linux/amd64")
 
 

@@ -23,7 +23,7 @@ from kubectl_build.planning.planner import (
     plan_build,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SIX = "linux/386,linux/amd64,linux/arm/v6,linux/arm/v7,linux/arm64,windows/amd64"
 
 

@@ -29,7 +29,7 @@ from kubectl_build.registry.index import (
     push_targets,
 )
 
-GOLDEN = Path(__file__).parent / "golden" / "imageindex"
+GOLDEN = Path(__file__).parent / "golden"
 ATTESTATION = {"vnd.docker.reference.type": "attestation-manifest"}
 UNKNOWN = {"architecture": "unknown", "os": "unknown"}
 
