@@ -13,7 +13,7 @@ CACHE="${KB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-build}"
 log() { printf '[install-deps] %s\n' "$*" >&2; }
 
 PKGS=(docker-registry runc qemu-user-static binfmt-support apache2-utils busybox-static
-      openssl jq curl iproute2 ca-certificates util-linux procps python3 dpkg)
+      openssl jq curl iproute2 ca-certificates util-linux procps python3 dpkg openssh-client)
 # Debian architectures of the busybox image (amd64, 386, arm/v6, arm/v7, arm64, ppc64le, s390x).
 BUSYBOX_ARCHES=(amd64 i386 armel armhf arm64 ppc64el s390x)
 
