@@ -309,6 +309,10 @@ def build_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _delegated_or_here(args: list[str]) -> int:
+    from kubectl_build.host.facts import agent_blocker
+
+    if agent_blocker() is not None:  # the agent's modules need what this OS lacks
+        return _build(args)
     from kubectl_build.agent import client as agent
 
     code = agent.delegate(args)

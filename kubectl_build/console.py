@@ -12,22 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
-
-def process_start(pid: int | None = None) -> float:
-    """Monotonic time at which this process (or ``pid``) started.
-
-    From /proc (Linux): the --debug timings, which the overhead benchmark reads, count
-    the interpreter's start-up too. Where /proc cannot tell, now.
-    """
-    try:
-        with open(f"/proc/{pid or 'self'}/stat", encoding="ascii") as fh:
-            ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/uptime", encoding="ascii") as fh:
-            uptime = float(fh.read().split()[0])
-        age = max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError, AttributeError):
-        age = 0.0
-    return time.monotonic() - age
+from kubectl_build.host.process import process_start
 
 
 @dataclass

@@ -24,6 +24,7 @@ from kubectl_build.agent import wire
 CONNECT_TIMEOUT = 2.0
 """Seconds to wait for the agent's answer before running the build here instead."""
 
+# Imported only where host.facts.agent_blocker() allows the agent (Linux): SIGHUP exists.
 _FORWARDED = {signal.SIGINT: wire.INTERRUPT, signal.SIGTERM: wire.TERMINATE,
               signal.SIGHUP: wire.HANGUP}
 

@@ -24,8 +24,9 @@ from typing import NoReturn
 
 from kubectl_build.agent import wire
 from kubectl_build.agent.warm_exec import Spare, WarmStart
-from kubectl_build.console import Console, process_start
+from kubectl_build.console import Console
 from kubectl_build.errors import ExitCode
+from kubectl_build.host.process import process_start
 
 RunBuild = Callable[[list[str], float, WarmStart], int]
 """Runs one ``kubectl build`` in this process: its arguments, the monotonic time its

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kubectl_build.agent import wire
+from kubectl_build.host import facts
 from kubectl_build.kube import warm
 from kubectl_build.kube.pod_exec import ChildProcess, PodTarget
 
@@ -167,6 +168,8 @@ class WarmStart:
         else:
             if spare is not None:
                 spare.sock.close()
+            if not facts.sockets_as_stdio():
+                return  # a socketpair cannot be its stdio (Windows): it starts on dial
             started = spawn_exec(exec_command(kubectl, *key))
             if started is None:
                 return
@@ -268,7 +271,8 @@ def _read_secret(kubectl: str, entry: warm.WarmEntry, name: str) -> EarlySecret 
         reader = subprocess.Popen(
             [kubectl, *entry.kubectl_args, "-n", entry.namespace, "get", "secret", name,
              "-o", "json"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, close_fds=True, preexec_fn=_lower_priority)
+            stderr=subprocess.PIPE, close_fds=True,
+            preexec_fn=_lower_priority if facts.lower_priority_supported() else None)
     except OSError:
         return None
     return EarlySecret((entry.namespace, name, entry.kubectl_args), reader)
@@ -277,8 +281,7 @@ def _read_secret(kubectl: str, entry: warm.WarmEntry, name: str) -> EarlySecret 
 def _lower_priority() -> None:
     # The Secret is needed only once the daemon asks for credentials, after Solve; the
     # exec and this process's imports come first (2-core machines feel the difference).
-    if hasattr(os, "nice"):
-        os.nice(10)
+    os.nice(10)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

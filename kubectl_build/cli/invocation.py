@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kubectl_build.agent.warm_exec import WarmStart
-from kubectl_build.console import Console, process_start
+from kubectl_build.console import Console
+from kubectl_build.host.process import process_start
 
 if TYPE_CHECKING:
     from kubectl_build.options.build import BuildOptions

@@ -1,7 +1,7 @@
 """Reach buildkitd inside a builder pod: `buildctl dial-stdio` over an exec stream.
 
-grpcio dials a private unix socket; every connection it opens is bridged to a
-fresh exec of `buildctl dial-stdio` in the pod. Two bridges exist:
+grpcio dials a private unix socket (a loopback port on Windows); every connection it
+opens is bridged to a fresh exec of `buildctl dial-stdio` in the pod. Two bridges exist:
 
 - `kubectl` (default): the accepted socket becomes the stdin and stdout of a
   `kubectl exec -i` child, so Python never copies a byte (an adopted early exec is
@@ -42,12 +42,13 @@ import socket
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
 from kubectl_build.buildkit.client import BuildKitClient, Endpoint
 from kubectl_build.errors import ClusterError, UsageError
+from kubectl_build.host import facts
 from kubectl_build.kube.config import Kube
 from kubectl_build.kube.pod_exec import ChildProcess, EarlyExecs, PodTarget
 
@@ -68,11 +69,9 @@ class _Bridge:
         self.kubectl_args = list(kubectl_args)
         self._dir = tempfile.mkdtemp(prefix="kb-pod-")
         os.chmod(self._dir, 0o700)
-        self.path = os.path.join(self._dir, "bk.sock")
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(self.path)
-        self._listener.listen(8)
+        self._listener, self.grpc_target = _listen(self._dir)
         self._children: list[ChildProcess] = []
+        self._conns: list[socket.socket] = []
         self._closed = threading.Event()
         self._kubectl = shutil.which("kubectl") if transport == "kubectl" else None
         if transport == "kubectl" and self._kubectl is None:
@@ -100,26 +99,43 @@ class _Bridge:
                 "-i", self.target.pod, "-c", self.target.container, "--", *DIAL]
 
     def _adopt_early(self, conn: socket.socket) -> bool:
-        if not hasattr(os, "splice"):  # Linux only; elsewhere the exec starts on accept
-            return False
         early = None if self.early is None else self.early.take(self.target, self.kubectl_args)
         if early is None:
             return False
         process, sock = early
         self._children.append(process)
+        self._conns.append(sock)
+        # In the kernel where it can (Linux); copied by two threads elsewhere (macOS).
+        move = splice_until_eof if facts.kernel_splice() else copy_until_eof
         for src, dst in ((conn, sock), (sock, conn)):
-            threading.Thread(target=splice_until_eof, args=(src, dst), name="kb-splice",
-                             daemon=True).start()
+            threading.Thread(target=move, args=(src, dst), name="kb-splice", daemon=True).start()
         return True
 
     def _spawn_kubectl(self, conn: socket.socket) -> None:
         if self._adopt_early(conn):
+            return
+        if not facts.sockets_as_stdio():
+            self._spawn_piped(conn)
             return
         # The socket itself is the child's stdin and stdout: no Python in the data path.
         child = subprocess.Popen(self.kubectl_command(), stdin=conn.fileno(), stdout=conn.fileno(),
                                  stderr=subprocess.DEVNULL, close_fds=True)
         conn.close()
         self._children.append(child)
+
+    def _spawn_piped(self, conn: socket.socket) -> None:
+        """Windows: a socket cannot be a child's stdio, so two threads copy through pipes."""
+        child = subprocess.Popen(self.kubectl_command(), stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0)
+        self._children.append(child)
+        self._conns.append(conn)
+        assert child.stdin is not None and child.stdout is not None
+        stdin, stdout = child.stdin, child.stdout
+        pumps = ((conn.recv, lambda chunk: _write_all(stdin, chunk), stdin.close),
+                 (stdout.read, conn.sendall, lambda: conn.shutdown(socket.SHUT_WR)))
+        for read, write, done in pumps:
+            threading.Thread(target=_pump, args=(read, write, done), name="kb-pipe",
+                             daemon=True).start()
 
     def close(self) -> None:
         self._closed.set()
@@ -132,7 +148,52 @@ class _Bridge:
                 child.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 child.kill()
+        for conn in self._conns:
+            conn.close()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _listen(folder: str) -> tuple[socket.socket, str]:
+    """The bridge's listener and the grpc target dialling it.
+
+    A unix socket in a private folder where the OS has them. CPython on Windows has no
+    AF_UNIX: there it is a loopback TCP port, reachable by other local users for the
+    build's duration, as `kubectl port-forward`'s are.
+    """
+    if facts.unix_sockets():
+        path = os.path.join(folder, "bk.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        target = f"unix:{path}"
+    else:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        target = f"127.0.0.1:{listener.getsockname()[1]}"
+    listener.listen(8)
+    return listener, target
+
+
+def _write_all(pipe: Any, chunk: bytes) -> None:
+    view = memoryview(chunk)
+    while view:
+        view = view[pipe.write(view):]
+
+
+def _pump(read: Callable[[int], bytes], write: Callable[[bytes], object],
+          done: Callable[[], object]) -> None:
+    try:
+        while chunk := read(1 << 16):
+            write(chunk)
+    except (OSError, ValueError):
+        pass
+    finally:
+        with suppress(OSError, ValueError):
+            done()
+
+
+def copy_until_eof(src: socket.socket, dst: socket.socket) -> None:
+    """Copy src → dst until EOF, then end dst's writing side (where splice is missing)."""
+    _pump(src.recv, dst.sendall, lambda: dst.shutdown(socket.SHUT_WR))
 
 
 def splice_until_eof(src: socket.socket, dst: socket.socket) -> None:
@@ -217,7 +278,7 @@ def open_client(target: PodTarget, transport: str = "kubectl", *,
         _check_early(early, target, kubectl_args)
     bridge = _Bridge(target, transport, kubectl_args, kube, early)
     address = f"kube-pod://{target.namespace}/{target.pod}"
-    client = BuildKitClient(Endpoint(address, f"unix:{bridge.path}", False))
+    client = BuildKitClient(Endpoint(address, bridge.grpc_target, False))
     try:
         yield client
     finally:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from kubectl_build.errors import UsageError
+from kubectl_build.host import facts
 from kubectl_build.platforms.platform import comma_items as _comma_items
 
 _KEYWORDS = frozenset({"type", "id", "src", "source", "env", "dest", "name", "push", "ref", "mode"})
@@ -121,6 +122,10 @@ def parse_ssh(value: str, environ: Mapping[str, str]) -> SSHSpec:
     ssh_id = ssh_id.strip()
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", ssh_id):
         raise UsageError(f'invalid --ssh "{value}": bad id "{ssh_id}"', _SSH_FORMS)
+    if not facts.unix_sockets():
+        # Windows' OpenSSH agent is a named pipe, which the forwarder does not speak.
+        raise UsageError(f"--ssh {ssh_id}: SSH agent forwarding needs unix sockets, which this "
+                         "Windows client lacks", "build from WSL, or pass the key with --secret")
     paths = _comma_items([rest])
     if not paths:
         sock = environ.get("SSH_AUTH_SOCK", "")
