@@ -365,7 +365,9 @@ def _build(args: list[str], invocation: Invocation | None = None) -> int:
         return _version(args)
     if invocation is None:
         from kubectl_build.cli.invocation import Invocation
+        from kubectl_build.host.signals import interrupt_on_ctrl_break
 
+        interrupt_on_ctrl_break()
         invocation = Invocation()  # this process's start, no spare exec
     return run("build", args, invocation)
 

@@ -8,14 +8,14 @@
 # only the processes whose pid files and command lines say they are ours.
 #
 # Contract: `up` writes $KB_STATE/env (`export K=V` lines) and $KB_STATE/env.json with
-#   BUILDKIT_HOST (unix://...), KB_BUILDCTL, KB_BUILDKITD, KB_BUILDKIT_VERSION,
+#   BUILDKIT_HOST (unix://...), KB_BUILDKIT_TCP (the same daemon on tcp://127.0.0.1:PORT), KB_BUILDCTL, KB_BUILDKITD, KB_BUILDKIT_VERSION,
 #   KB_REGISTRY (plain HTTP, 127.0.0.1:5000), KB_REGISTRY_TLS (127.0.0.1:5443, TLS + basic
 #   auth), KB_REGISTRY_USER, KB_REGISTRY_PASSWORD, KB_REGISTRY_CA (CA of the TLS registry),
 #   KB_DOCKER_CONFIG (dir with a config.json holding the TLS registry's auth), KB_STATE,
 #   BUILDKIT_HOST_OLD, KB_BUILDCTL_OLD, KB_BUILDKITD_OLD, KB_BUILDKIT_OLD_VERSION (the old
 #   daemon: own socket and root, same registries and mirrors).
 # buildkitd resolves docker.io/* and mcr.microsoft.com/* against KB_REGISTRY (mirrors).
-# Ports: KB_REGISTRY_PORT, KB_REGISTRY_TLS_PORT. binfmt registrations stay after `down`
+# Ports: KB_REGISTRY_PORT, KB_REGISTRY_TLS_PORT, KB_BUILDKIT_TCP_PORT (1234). binfmt registrations stay after `down`
 # (host-wide, always with the P flag); KB_BINFMT_RESET=1 makes `down` undo them.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,6 +33,7 @@ REG_PORT="${KB_REGISTRY_PORT:-5000}"
 REG_TLS_PORT="${KB_REGISTRY_TLS_PORT:-5443}"
 REG="127.0.0.1:$REG_PORT"
 REG_TLS="127.0.0.1:$REG_TLS_PORT"
+BK_TCP="127.0.0.1:${KB_BUILDKIT_TCP_PORT:-1234}"
 REG_USER="testuser"
 # Emulated architectures (binfmt names of Debian's qemu-user-static); i386 is added
 # only when the host cannot run i386 binaries natively.
@@ -290,7 +291,7 @@ root = "$1/root"
 insecure-entitlements = ["network.host", "security.insecure"]
 
 [grpc]
-  address = ["unix://$1/buildkitd.sock"]
+  address = ["unix://$1/buildkitd.sock"${3:+, \"$3\"}]
 
 [worker.oci]
   enabled = true
@@ -324,7 +325,9 @@ EOF
 
 buildkit_config() {
   mkdir -p "$BK/root"
-  buildkit_toml "$BK" 'maxUsedSpace = "20GB"' >"$BK/buildkitd.toml.tmp"
+  # Also on loopback TCP: the clients that have no unix sockets (tests/portability's
+  # Windows) reach it there.
+  buildkit_toml "$BK" 'maxUsedSpace = "20GB"' "tcp://$BK_TCP" >"$BK/buildkitd.toml.tmp"
   install_config "$BK/buildkitd.toml" buildkitd kill_containers
 }
 
@@ -398,6 +401,7 @@ start_buildkitd_old() {
 write_env() {
   local vars=(
     "BUILDKIT_HOST=unix://$SOCK"
+    "KB_BUILDKIT_TCP=tcp://$BK_TCP"
     "KB_BUILDCTL=$BUILDCTL"
     "KB_BUILDKITD=$BUILDKITD"
     "KB_BUILDKIT_VERSION=$BUILDKIT_VERSION"

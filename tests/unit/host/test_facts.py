@@ -35,3 +35,18 @@ def test_windows_has_no_socket_stdio_and_no_priority_hook(monkeypatch: pytest.Mo
     assert not facts.lower_priority_supported()
     monkeypatch.delattr(socket, "AF_UNIX")
     assert not facts.unix_sockets()
+
+
+def test_ctrl_break_becomes_a_keyboard_interrupt_where_it_exists(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+
+    from kubectl_build.host.signals import interrupt_on_ctrl_break
+
+    installed: dict[int, object] = {}
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: installed.setdefault(signum, handler))
+    interrupt_on_ctrl_break()
+    assert installed == {}  # Linux has no SIGBREAK
+    monkeypatch.setattr(signal, "SIGBREAK", 21, raising=False)
+    interrupt_on_ctrl_break()
+    assert installed == {21: signal.default_int_handler}
