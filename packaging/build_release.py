@@ -16,6 +16,7 @@ import argparse
 import gzip
 import hashlib
 import io
+import json
 import os
 import platform as host
 import re
@@ -34,6 +35,7 @@ sys.path.insert(0, str(HERE))
 
 from krew_manifest import HOMEPAGE, Platform, find_artifacts, render  # noqa: E402
 
+LOCK = HERE / "release.lock"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kubectl-build"
 DEFAULT_BASE_URL = f"{HOMEPAGE}/releases/download"
 # Program names served by the one executable through small wrappers: krew unpacks
@@ -71,26 +73,51 @@ def this_platform() -> Platform:
 
 
 def build_python() -> Path:
-    """A virtualenv with PyInstaller and the dependencies, cached by their inputs."""
-    inputs = (REPO / "setup.cfg").read_bytes() + (HERE / "requirements-release.txt").read_bytes()
-    key = hashlib.sha256(inputs + sys.version.encode()).hexdigest()[:12]
+    """A virtualenv with PyInstaller and the dependencies from the hashed lock, cached by it.
+
+    Every archive of a release installs the same files (packaging/release.lock, made by
+    lock_release.py): pip refuses any whose sha256 the lock does not list.
+    """
+    if subprocess.run([sys.executable, str(HERE / "lock_release.py"), "--check"]).returncode:
+        sys.exit("packaging/release.lock does not match setup.cfg and requirements-release.txt")
+    key = hashlib.sha256(LOCK.read_bytes() + sys.version.encode()).hexdigest()[:12]
     venv = CACHE / f"release-venv-{key}"
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     if not (venv / ".complete").exists():
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-        subprocess.run([*pip, "-r", str(HERE / "requirements-release.txt"), str(REPO)], check=True)
+        for attempt in (1, 2, 3):  # the index is the network: bounded retries
+            if subprocess.run([*pip, "--require-hashes", "--only-binary=:all:", "-r",
+                               str(LOCK)]).returncode == 0:
+                break
+            if attempt == 3:
+                sys.exit("installing packaging/release.lock failed")
         (venv / ".complete").touch()
     return python
+
+
+def release_versions(python: Path, into: Path) -> Path:
+    """What the executable is frozen with (its --version shows it), as JSON."""
+    listed = subprocess.run([str(python), "-m", "pip", "list", "--format", "json",
+                             "--disable-pip-version-check"], check=True, capture_output=True,
+                            text=True).stdout
+    versions = {item["name"].lower(): item["version"] for item in json.loads(listed)}
+    versions["python"] = subprocess.run(
+        [str(python), "-c", "import platform; print(platform.python_version())"], check=True,
+        capture_output=True, text=True).stdout.strip()
+    path = into / "release-versions.json"
+    path.write_text(json.dumps(dict(sorted(versions.items())), indent=1) + "\n")
+    return path
 
 
 def freeze(python: Path, work: Path, mode: str) -> Path:
     """Run PyInstaller on the spec; return the one-dir folder (or the one-file executable)."""
     pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    # The source tree changes between builds; the dependencies do not.
+    # The source tree changes between builds; the dependencies (the lock) do not.
     subprocess.run([*pip, "--no-deps", "--force-reinstall", str(REPO)], check=True)
-    env = {**os.environ, "KB_FREEZE_MODE": mode}
+    env = {**os.environ, "KB_FREEZE_MODE": mode,
+           "KB_RELEASE_VERSIONS": str(release_versions(python, work))}
     subprocess.run(
         [str(python), "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
          "--distpath", str(work / "dist"), "--workpath", str(work / "build"),

@@ -6,6 +6,9 @@ when an address is given (``--buildkit-host`` or ``BUILDKIT_HOST``); grpc is imp
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from collections.abc import Mapping, Sequence
 
 from kubectl_build import __version__
@@ -15,9 +18,31 @@ from kubectl_build.errors import ExitCode
 CONNECT_TIMEOUT = 5.0
 
 
+RELEASE_VERSIONS = "release-versions.json"
+"""Beside the release executable's modules: what packaging/build_release.py froze in."""
+SHOWN = ("click", "grpcio", "h2", "kubernetes", "protobuf", "rich")
+
+
 def client_line() -> str:
-    """``kubectl-build <version>``."""
-    return f"kubectl-build {__version__}"
+    """``kubectl-build <version>``; the release executable adds what it was built with."""
+    frozen = _frozen_versions()
+    if not frozen:
+        return f"kubectl-build {__version__}"
+    parts = [f"python {frozen.get('python', '?')}"] + [
+        f"{name} {frozen[name]}" for name in SHOWN if name in frozen]
+    return f"kubectl-build {__version__} ({', '.join(parts)})"
+
+
+def _frozen_versions() -> dict[str, str]:
+    bundle = getattr(sys, "_MEIPASS", None)
+    if not getattr(sys, "frozen", False) or not bundle:
+        return {}
+    try:
+        with open(os.path.join(bundle, RELEASE_VERSIONS), encoding="utf-8") as fh:
+            found = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
 
 
 def builder_line(address: str, timeout: float | None = None) -> str:

@@ -7,11 +7,16 @@ dist/release, rebuilt when the sources are newer) and krew from its Go module (u
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,7 +110,7 @@ def test_krew_install_build_uninstall(release: Release, krew_env: KrewEnv, testb
     assert help_.startswith("Usage: kubectl build [OPTIONS] PATH | URL | -\n")
     host = testbed.buildkit_host
     versions = k.run("kubectl", "buildkit", "version", "--buildkit-host", host).stdout.splitlines()
-    assert versions[0] == f"kubectl-build {build_release.version()}"
+    assert versions[0].startswith(f"kubectl-build {build_release.version()} (python 3.")  # frozen deps
     assert versions[1].startswith(f"buildkitd {host}: BuildKit v")
 
     context = tmp_path / "ctx"
@@ -128,3 +133,61 @@ def test_krew_install_build_uninstall(release: Release, krew_env: KrewEnv, testb
     for state in ("bin", "store", "receipts"):
         assert not any((k.root / state).iterdir()), f"{state}/ not empty after uninstall"
     assert "kubectl-build" not in k.run("kubectl", "plugin", "list", check=False).stdout
+
+
+@contextmanager
+def _serving(folder: Path) -> Iterator[str]:
+    """``folder`` over HTTP on a loopback port, for the manifests' download URLs."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_install_by_name_from_the_custom_index(release: Release, krew_env: KrewEnv,
+                                               testbed: Testbed, tmp_path: Path) -> None:
+    k = krew_env
+    (k.root / "index" / "default" / ".git").mkdir(parents=True)  # no central index here
+    downloads = tmp_path / "downloads"
+    (downloads / f"v{build_release.version()}").mkdir(parents=True)
+    shutil.copy(release.archive, downloads / f"v{build_release.version()}" / release.archive.name)
+    index = tmp_path / "index-repo"
+    with _serving(downloads) as base_url:
+        subprocess.run([sys.executable, str(REPO / "packaging" / "krew_index.py"), "--release",
+                        str(release.archive.parent), "--base-url", base_url, "--out", str(index),
+                        "--commit"], check=True, timeout=120)  # fmt: skip
+        k.run("kubectl", "krew", "index", "add", "kubectl-build", str(index))
+        assert "kubectl-build" in k.run("kubectl", "krew", "index", "list").stdout
+        found = k.run("kubectl", "krew", "search", "build").stdout
+        assert "kubectl-build/build" in found and "kubectl-build/buildkit" in found
+        k.run("kubectl", "krew", "install", "kubectl-build/build", "kubectl-build/buildkit")
+    assert k.run("kubectl", "build", "--help").stdout.startswith("Usage: kubectl build")
+    out = tmp_path / "out"
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY a /a\n")
+    (context / "a").write_text("installed from the kubectl-build index\n")
+    k.run("kubectl", "build", str(context), "--buildkit-host", testbed.buildkit_host,
+          "--progress", "plain", "-o", f"type=local,dest={out}", timeout=600)
+    assert (out / "a").read_text() == "installed from the kubectl-build index\n"
+    assert "kubectl-build/build" in k.run("kubectl", "krew", "list").stdout
+    k.run("kubectl", "krew", "uninstall", "build", "buildkit")
+    assert "kubectl-build" not in k.run("kubectl", "plugin", "list", check=False).stdout
+
+
+def test_the_release_archive_passes_the_workflows_smoke_test(release: Release,
+                                                             testbed: Testbed) -> None:
+    done = subprocess.run([sys.executable, str(REPO / "packaging" / "smoke.py"), str(release.archive),
+                           "--buildkit-host", testbed.buildkit_host], capture_output=True,
+                          text=True, timeout=900, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"smoke: kubectl-build {build_release.version()} (python 3.")
+    assert "grpcio " in lines[0] and "kubernetes " in lines[0]
+    assert lines[-1] == f"smoke: build against {testbed.buildkit_host}: ok"

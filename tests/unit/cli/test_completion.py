@@ -16,6 +16,7 @@ import pytest
 
 from kubectl_build import __main__ as entry
 from kubectl_build.cli import commands, completion
+from kubectl_build.errors import ExitCode
 
 BIN = Path(sys.executable).parent
 PROGRAMS = commands.programs()
@@ -118,10 +119,13 @@ def test_hook_executables_through_kubectl() -> None:
     assert out.splitlines()[0].startswith("version\t")
 
 
-def test_completion_word_is_still_a_context_directory() -> None:
+def test_completion_word_is_still_a_context_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     # `kubectl build completion` (one word) stays a build of ./completion; only the
     # two-word form, never a valid build, prints a script.
-    assert entry._completion("kubectl-build", ["completion"]) is None
+    monkeypatch.chdir(tmp_path)
+    assert entry.build_main(["completion"]) == ExitCode.CONTEXT
+    assert 'build context "completion" not found' in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

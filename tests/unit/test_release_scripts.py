@@ -1,0 +1,73 @@
+"""The release workflow is a thin matrix over scripts: each exists, and the pure ones work."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "packaging"))
+import checksums  # noqa: E402
+import client_checks  # noqa: E402
+import lock_release  # noqa: E402
+
+WORKFLOW = REPO / ".github" / "workflows" / "clients.yml"
+
+
+def _run_lines() -> list[str]:
+    doc = yaml.safe_load(WORKFLOW.read_text())
+    return [line for job in doc["jobs"].values() for step in job["steps"] if "run" in step
+            for line in step["run"].splitlines()]
+
+
+def test_every_script_the_workflow_runs_is_in_the_repo() -> None:
+    scripts = {m for line in _run_lines() for m in re.findall(r"(?:hack|packaging)/[\w./-]+", line)}
+    assert {"packaging/build_release.py", "packaging/smoke.py", "packaging/checksums.py",
+            "packaging/client_checks.py", "hack/testbed"} <= scripts
+    assert [s for s in sorted(scripts) if not (REPO / s).is_file()] == []
+
+
+def test_the_matrix_covers_the_five_release_platforms() -> None:
+    doc = yaml.safe_load(WORKFLOW.read_text())
+    platforms = {entry["platform"] for entry in doc["jobs"]["client"]["strategy"]["matrix"]["include"]}
+    assert platforms == set(lock_release.PLATFORMS)
+
+
+def test_client_checks_name_existing_suites() -> None:
+    assert [s for s in client_checks.SUITES if not (REPO / s).exists()] == []
+
+
+def test_checksums_are_what_sha256sum_checks(tmp_path: Path) -> None:
+    (tmp_path / "kubectl-build_1.0.0_linux_amd64.tar.gz").write_bytes(b"linux")
+    (tmp_path / "kubectl-build_1.0.0_windows_amd64.zip").write_bytes(b"windows")
+    (tmp_path / "notes.txt").write_text("not an archive")
+    text = checksums.sums(tmp_path)
+    assert text == (f"{hashlib.sha256(b'linux').hexdigest()}  kubectl-build_1.0.0_linux_amd64.tar.gz\n"
+                    f"{hashlib.sha256(b'windows').hexdigest()}  kubectl-build_1.0.0_windows_amd64.zip\n")
+    (tmp_path / "SHA256SUMS").write_text(text)
+    done = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_lock_markers_name_only_the_platforms_needing_a_package() -> None:
+    assert lock_release.marker(set(lock_release.PLATFORMS)) is None
+    assert lock_release.marker({"windows/amd64"}) == 'sys_platform == "win32"'
+    assert lock_release.marker({"darwin/amd64", "darwin/arm64"}) == 'sys_platform == "darwin"'
+    assert lock_release.marker({"linux/arm64"}) == (
+        '(sys_platform == "linux" and platform_machine == "aarch64")')
+
+
+def test_the_lock_is_current_and_fully_hashed() -> None:
+    assert lock_release.check() == 0
+    entries = [e for e in lock_release.LOCK.read_text().split("\n") if re.match(r"^[a-z0-9]", e)]
+    assert len(entries) > 20
+    text = lock_release.LOCK.read_text()
+    for name in ("grpcio", "protobuf", "kubernetes", "click", "rich", "h2", "pyinstaller"):
+        block = re.search(rf"^{name}==\S+.*?(?=^\S|\Z)", text, re.M | re.S)
+        assert block and "--hash=sha256:" in block.group(0), name
