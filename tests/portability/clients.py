@@ -38,9 +38,13 @@ def pretend_env(client_os: str, base: dict[str, str] | None = None) -> dict[str,
 
 def run_as(client_os: str, program: str, *args: str, env: dict[str, str] | None = None,
            cwd: Path | None = None, timeout: float = 300) -> Run:
-    """``program args`` in an interpreter that looks like ``client_os``."""
+    """``program args`` in an interpreter that looks like ``client_os``; ``env`` overrides.
+
+    The rest of this environment stays (HOME above all: a client OS always has a home).
+    """
     code = f"import sys; {ENTRY[program]}; sys.argv[0] = {program!r}; sys.exit(main())"
-    done = subprocess.run([sys.executable, "-c", code, *args], env=pretend_env(client_os, env),
+    merged = {**os.environ, **(env or {})}
+    done = subprocess.run([sys.executable, "-c", code, *args], env=pretend_env(client_os, merged),
                           capture_output=True, text=True, timeout=timeout, cwd=cwd,
                           stdin=subprocess.DEVNULL, check=False)
     return Run(done.returncode, done.stdout, done.stderr)

@@ -84,7 +84,7 @@ def test_no_cluster_is_a_cluster_error_and_no_agent_is_left(client_os: str, tmp_
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     agents = tmp_path / "agents"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "none"),
-           "KUBECTL_BUILD_AGENT_DIR": str(agents)}
+           "KUBECTL_BUILD_AGENT_DIR": str(agents), "BUILDKIT_HOST": ""}
     run = run_as(client_os, "kubectl-build", str(tmp_path), env=env)
     assert run.code == ExitCode.CLUSTER, run.stderr
     _one_clear_line(run)
