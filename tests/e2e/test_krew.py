@@ -153,7 +153,13 @@ def _serving(folder: Path) -> Iterator[str]:
 def test_install_by_name_from_the_custom_index(release: Release, krew_env: KrewEnv,
                                                testbed: Testbed, tmp_path: Path) -> None:
     k = krew_env
-    (k.root / "index" / "default" / ".git").mkdir(parents=True)  # no central index here
+    # The central index as `krew update` leaves it, but empty (no network here): krew asks
+    # every index's git remote when it lists them.
+    default = k.root / "index" / "default"
+    (default / "plugins").mkdir(parents=True)
+    for git in (["init", "-q"], ["remote", "add", "origin",
+                                 "https://github.com/kubernetes-sigs/krew-index.git"]):
+        subprocess.run(["git", "-C", str(default), *git], check=True, timeout=60)
     downloads = tmp_path / "downloads"
     (downloads / f"v{build_release.version()}").mkdir(parents=True)
     shutil.copy(release.archive, downloads / f"v{build_release.version()}" / release.archive.name)

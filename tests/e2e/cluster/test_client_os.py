@@ -7,6 +7,8 @@ copying. Neither starts the local agent.
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,14 @@ def test_push_then_warm_rebuild(client_os: str, cluster_env: dict[str, str], nam
     agents = tmp_path / "agents"
     client = {"KB_PRETEND_OS": client_os, "PYTHONPATH": str(SHIM),
               "KUBECTL_BUILD_AGENT_DIR": str(agents), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    if client_os == "win32":
+        # Windows finds programs by PATHEXT: kubectl is kubectl.exe there.
+        windows_bin = tmp_path / "bin"
+        windows_bin.mkdir()
+        kubectl = shutil.which("kubectl")
+        assert kubectl, "kubectl must be on PATH"
+        (windows_bin / "kubectl.exe").symlink_to(kubectl)
+        client["PATH"] = os.pathsep.join([str(windows_bin), "/usr/bin", "/bin"])
     repo = f"cluster/{namespace}-{client_os}"
     for round_ in ("cold", "warm"):
         (ctx / "stamp").write_text(f"{client_os} {round_}\n")
