@@ -153,13 +153,20 @@ def _serving(folder: Path) -> Iterator[str]:
 def test_install_by_name_from_the_custom_index(release: Release, krew_env: KrewEnv,
                                                testbed: Testbed, tmp_path: Path) -> None:
     k = krew_env
-    # The central index as `krew update` leaves it, but empty (no network here): krew asks
-    # every index's git remote when it lists them.
-    default = k.root / "index" / "default"
-    (default / "plugins").mkdir(parents=True)
-    for git in (["init", "-q"], ["remote", "add", "origin",
-                                 "https://github.com/kubernetes-sigs/krew-index.git"]):
-        subprocess.run(["git", "-C", str(default), *git], check=True, timeout=60)
+    # The central index as `krew update` leaves it, cloned from an empty stand-in (no
+    # network here): krew lists every index's remote and updates them all on install.
+    central = tmp_path / "central-index"
+    (central / "plugins").mkdir(parents=True)
+    (central / "plugins" / ".keep").write_text("")
+    subprocess.run([sys.executable, str(REPO / "packaging" / "krew_index.py"), "--help"],
+                   check=True, capture_output=True, timeout=60)
+    git_env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost",
+               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@localhost"}
+    for git in (["init", "-q", "-b", "master"], ["add", "plugins"], ["commit", "-q", "-m", "empty"]):
+        subprocess.run(["git", "-C", str(central), *git], check=True, timeout=60, env=git_env)
+    (k.root / "index").mkdir(parents=True)
+    subprocess.run(["git", "clone", "-q", str(central), str(k.root / "index" / "default")],
+                   check=True, timeout=60)
     downloads = tmp_path / "downloads"
     (downloads / f"v{build_release.version()}").mkdir(parents=True)
     shutil.copy(release.archive, downloads / f"v{build_release.version()}" / release.archive.name)
