@@ -40,7 +40,8 @@ def test_push_then_warm_rebuild(client_os: str, cluster_env: dict[str, str], nam
         assert kubectl, "kubectl must be on PATH"
         (windows_bin / "kubectl.exe").symlink_to(kubectl)
         client["PATH"] = os.pathsep.join([str(windows_bin), "/usr/bin", "/bin"])
-        client["PATHEXT"] = ".EXE"  # set on every Windows; shutil.which needs it there
+        # set on every Windows (upper case there, but its file names ignore case; not here)
+        client["PATHEXT"] = ".exe"
     repo = f"cluster/{namespace}-{client_os}"
     for round_ in ("cold", "warm"):
         (ctx / "stamp").write_text(f"{client_os} {round_}\n")
