@@ -33,9 +33,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import lock_release  # noqa: E402
 from krew_manifest import HOMEPAGE, Platform, find_artifacts, render  # noqa: E402
 
-LOCK = HERE / "release.lock"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kubectl-build"
 DEFAULT_BASE_URL = f"{HOMEPAGE}/releases/download"
 # Program names served by the one executable through small wrappers: krew unpacks
@@ -78,9 +78,9 @@ def build_python() -> Path:
     Every archive of a release installs the same files (packaging/release.lock, made by
     lock_release.py): pip refuses any whose sha256 the lock does not list.
     """
-    if subprocess.run([sys.executable, str(HERE / "lock_release.py"), "--check"]).returncode:
+    if lock_release.check():
         sys.exit("packaging/release.lock does not match setup.cfg and requirements-release.txt")
-    key = hashlib.sha256(LOCK.read_bytes() + sys.version.encode()).hexdigest()[:12]
+    key = hashlib.sha256(lock_release.LOCK.read_bytes() + sys.version.encode()).hexdigest()[:12]
     venv = CACHE / f"release-venv-{key}"
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     if not (venv / ".complete").exists():
@@ -89,7 +89,7 @@ def build_python() -> Path:
         pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         for attempt in (1, 2, 3):  # the index is the network: bounded retries
             if subprocess.run([*pip, "--require-hashes", "--only-binary=:all:", "-r",
-                               str(LOCK)]).returncode == 0:
+                               str(lock_release.LOCK)]).returncode == 0:
                 break
             if attempt == 3:
                 sys.exit("installing packaging/release.lock failed")

@@ -6,12 +6,14 @@ to look like the client OS (shim/sitecustomize.py).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from kubectl_build.errors import ExitCode
-from tests.portability.clients import CLIENT_OSES, Run, run_as
+from tests.portability.clients import CLIENT_OSES, Run, pretend_env, run_as
 
 pytestmark = pytest.mark.parametrize("client_os", CLIENT_OSES)
 
@@ -26,13 +28,6 @@ def _one_clear_line(run: Run) -> str:
 def test_the_interpreter_really_looks_like_the_client(client_os: str) -> None:
     code = ("import sys, os, socket; print(sys.platform, hasattr(socket, 'SO_PEERCRED'), "
             "hasattr(os, 'splice'), os.path.isdir('/proc/self/fd'))")
-    run = run_as(client_os, "kubectl-build", "--version")  # the shim loads without error
-    assert run.code == 0, run.stderr
-    import subprocess
-    import sys
-
-    from tests.portability.clients import pretend_env
-
     seen = subprocess.run([sys.executable, "-c", code], env=pretend_env(client_os),
                           capture_output=True, text=True, check=True, timeout=60).stdout.split()
     assert seen == [client_os, "False", "False", "False"]
