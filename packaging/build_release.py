@@ -3,11 +3,15 @@
 
     python packaging/build_release.py [--out dist/release] [--manifest plugin.yaml]
     python packaging/build_release.py --manifest-only --out DIR   # all platforms' archives
+    python packaging/build_release.py --sysroot DIR --out DIR     # linux/arm64 under qemu-user
 
 The executable is frozen with PyInstaller (one-dir mode; packaging/README.md says why)
 in a build virtualenv cached under ~/.cache/kubectl-build. PyInstaller cannot cross-build:
 each platform's archive is made on a runner of that platform, and the manifest is then
-generated from every archive gathered in one directory (--manifest-only).
+generated from every archive gathered in one directory (--manifest-only). On a linux/amd64
+machine without an arm64 runner, --sysroot freezes linux/arm64 anyway: PyInstaller runs on
+an arm64 Debian Python emulated by qemu-user (emulation.py), which is the same build an
+arm64 runner does, only slower.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import lock_release  # noqa: E402
+from emulation import Emulation, toolchain  # noqa: E402
 from krew_manifest import HOMEPAGE, Platform, find_artifacts, render  # noqa: E402
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kubectl-build"
@@ -72,7 +77,7 @@ def this_platform() -> Platform:
     return Platform(sys.platform.replace("win32", "windows"), arch)
 
 
-def build_python() -> Path:
+def build_python(emulation: Emulation | None) -> Path:
     """A virtualenv with PyInstaller and the dependencies from the hashed lock, cached by it.
 
     Every archive of a release installs the same files (packaging/release.lock, made by
@@ -80,15 +85,18 @@ def build_python() -> Path:
     """
     if lock_release.check():
         sys.exit("packaging/release.lock does not match setup.cfg and requirements-release.txt")
-    key = hashlib.sha256(lock_release.LOCK.read_bytes() + sys.version.encode()).hexdigest()[:12]
+    interpreter = emulation.python if emulation else Path(sys.executable)
+    tools = toolchain(interpreter, emulation)
+    key = hashlib.sha256(lock_release.LOCK.read_bytes() + tools.version.encode()).hexdigest()[:12]
     venv = CACHE / f"release-venv-{key}"
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     if not (venv / ".complete").exists():
         shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        subprocess.run([str(interpreter), "-m", "venv", *tools.venv_args, str(venv)], check=True,
+                       env=tools.env)
+        tools = toolchain(python, emulation)
         for attempt in (1, 2, 3):  # the index is the network: bounded retries
-            if subprocess.run([*pip, "--require-hashes", "--only-binary=:all:", "-r",
+            if subprocess.run([*tools.pip_install, "--require-hashes", "--only-binary=:all:", "-r",
                                str(lock_release.LOCK)]).returncode == 0:
                 break
             if attempt == 3:
@@ -97,27 +105,28 @@ def build_python() -> Path:
     return python
 
 
-def release_versions(python: Path, into: Path) -> Path:
+def release_versions(python: Path, emulation: Emulation | None, into: Path) -> Path:
     """What the executable is frozen with (its --version shows it), as JSON."""
-    listed = subprocess.run([str(python), "-m", "pip", "list", "--format", "json",
-                             "--disable-pip-version-check"], check=True, capture_output=True,
-                            text=True).stdout
+    tools = toolchain(python, emulation)
+    listed = subprocess.run([*tools.pip_list, "--format", "json", "--disable-pip-version-check"],
+                            check=True, capture_output=True, text=True).stdout
     versions = {item["name"].lower(): item["version"] for item in json.loads(listed)}
     versions["python"] = subprocess.run(
         [str(python), "-c", "import platform; print(platform.python_version())"], check=True,
-        capture_output=True, text=True).stdout.strip()
+        capture_output=True, text=True, env=tools.env).stdout.strip()
     path = into / "release-versions.json"
     path.write_text(json.dumps(dict(sorted(versions.items())), indent=1) + "\n")
     return path
 
 
-def freeze(python: Path, work: Path, mode: str) -> Path:
+def freeze(python: Path, emulation: Emulation | None, work: Path, mode: str) -> Path:
     """Run PyInstaller on the spec; return the one-dir folder (or the one-file executable)."""
-    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    tools = toolchain(python, emulation)
     # The source tree changes between builds; the dependencies (the lock) do not.
-    subprocess.run([*pip, "--no-deps", "--force-reinstall", str(REPO)], check=True)
-    env = {**os.environ, "KB_FREEZE_MODE": mode,
-           "KB_RELEASE_VERSIONS": str(release_versions(python, work))}
+    subprocess.run([*tools.pip_install, "--no-deps", "--upgrade", "--force-reinstall", str(REPO)],
+                   check=True)
+    env = {**tools.env, "KB_FREEZE_MODE": mode,
+           "KB_RELEASE_VERSIONS": str(release_versions(python, emulation, work))}
     subprocess.run(
         [str(python), "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
          "--distpath", str(work / "dist"), "--workpath", str(work / "build"),
@@ -189,14 +198,14 @@ def write_manifests(out: Path, manifest: Path, base_url: str) -> None:
     print(f"wrote {manifest} and {out / 'buildkit.yaml'}: {', '.join(a.platform.key for a in artifacts)}")
 
 
-def build(out: Path, mode: str) -> Path:
-    """Freeze, stage and archive for this machine's platform; return the archive."""
-    target = this_platform()
+def build(out: Path, mode: str, emulation: Emulation | None = None) -> Path:
+    """Freeze, stage and archive for this machine's platform (or the emulated one)."""
+    target = emulation.target if emulation else this_platform()
     out.mkdir(parents=True, exist_ok=True)
     archive = out / target.archive_name(version())
     with tempfile.TemporaryDirectory(prefix="kubectl-build-release-") as tmp:
         work = Path(tmp)
-        frozen = freeze(build_python(), work, mode)
+        frozen = freeze(build_python(emulation), emulation, work, mode)
         stage(frozen, target, work / "stage")
         write_archive(work / "stage", archive)
     print(f"built {archive} ({archive.stat().st_size / 1e6:.1f} MB)")
@@ -211,9 +220,11 @@ def main() -> None:
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help="release download URL prefix")
     parser.add_argument("--mode", choices=("onedir", "onefile"), default="onedir")
     parser.add_argument("--manifest-only", action="store_true", help="only regenerate the manifests")
+    parser.add_argument("--sysroot", type=Path,
+                        help="freeze for this Debian arm64 sysroot's platform under qemu-user")
     args = parser.parse_args()
     if not args.manifest_only:
-        build(args.out, args.mode)
+        build(args.out, args.mode, Emulation.of(args.sysroot) if args.sysroot else None)
     write_manifests(args.out, args.manifest, args.base_url.rstrip("/"))
 
 

@@ -16,6 +16,9 @@ sys.path.insert(0, str(REPO / "packaging"))
 import build_release
 
 RELEASE = REPO / "dist" / "release"
+# Apart from RELEASE, so the amd64 manifest never lists an arm64 archive of older sources.
+ARM64_RELEASE = REPO / "dist" / "release-arm64"
+SYSROOT = build_release.CACHE / "sysroot" / "arm64"  # hack/install-deps.sh fetches it
 SOURCES = [REPO / "kubectl_build", REPO / "packaging", REPO / "setup.cfg", REPO / "README.md"]
 
 
@@ -46,3 +49,14 @@ def built_release() -> Release:
     return Release(archive, manifest, RELEASE / "buildkit.yaml")
 
 
+
+def built_arm64_release() -> Path:
+    """The linux/arm64 archive frozen under qemu-user, rebuilt when the sources are newer."""
+    if platform.machine() != "x86_64" or sys.platform != "linux":
+        pytest.fail("the arm64 archive is frozen under emulation on linux/amd64: run it there")
+    archive = ARM64_RELEASE / f"kubectl-build_{build_release.version()}_linux_arm64.tar.gz"
+    if not archive.exists() or archive.stat().st_mtime < _newest_source():
+        subprocess.run([sys.executable, str(REPO / "packaging" / "build_release.py"), "--sysroot",
+                        str(SYSROOT), "--out", str(ARM64_RELEASE), "--manifest",
+                        str(ARM64_RELEASE / "plugin.yaml")], check=True, timeout=2400)  # fmt: skip
+    return archive

@@ -8,12 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "packaging"))
 import checksums  # noqa: E402
 import client_checks  # noqa: E402
+import emulation  # noqa: E402
 import lock_release  # noqa: E402
 
 WORKFLOW = REPO / ".github" / "workflows" / "clients.yml"
@@ -71,3 +73,18 @@ def test_the_lock_is_current_and_fully_hashed() -> None:
     for name in ("grpcio", "protobuf", "kubernetes", "click", "rich", "h2", "pyinstaller"):
         block = re.search(rf"^{name}==\S+.*?(?=^\S|\Z)", text, re.M | re.S)
         assert block and "--hash=sha256:" in block.group(0), name
+
+
+def test_emulated_wheels_are_those_an_arm64_glibc_takes() -> None:
+    tags = emulation.wheel_platforms((2, 36))
+    assert tags[0] == "manylinux_2_36_aarch64" and "manylinux_2_17_aarch64" in tags
+    assert "manylinux_2_16_aarch64" not in tags and tags[-2:] == ["manylinux2014_aarch64", "linux_aarch64"]
+
+
+def test_emulation_names_everything_a_sysroot_lacks(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as failed:
+        emulation.Emulation.of(tmp_path)
+    message = str(failed.value)
+    assert message.startswith("cannot freeze for linux/arm64 under emulation; missing:")
+    assert "an arm64 python3 under" in message and "hack/install-deps.sh" in message
+    assert "ld-linux-aarch64.so.1" in message and "\n" not in message
