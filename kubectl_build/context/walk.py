@@ -18,6 +18,8 @@ from types import MappingProxyType
 
 from kubectl_build.context._filter import AncestorHits, ContextFilter, Verdict, fs_str
 from kubectl_build.errors import ContextError
+from kubectl_build.host import xattrs
+from kubectl_build.host.facts import windows_permissions
 
 __all__ = [
     "MODE_CHAR_DEVICE",
@@ -261,13 +263,13 @@ class _Walker:
             raise _VanishedError from err
         except OSError as err:
             raise _stat_error(rel, err) from err
-        mode = _go_mode(st.st_mode)
+        mode = _go_mode(st.st_mode, windows_permissions())
         is_dir = bool(mode & MODE_DIR)
         if not linkname and not is_dir and st.st_nlink > 1:
             linkname = self._hardlink(rel, st.st_ino)
         major = minor = 0
         if not is_dir and st.st_mode & (stat.S_IFBLK | stat.S_IFCHR):
-            major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+            major, minor = _go_device_numbers(st.st_rdev)
         return FileStat(
             path=rel,
             mode=mode,
@@ -294,9 +296,16 @@ class _Walker:
         return path
 
 
-def _go_mode(st_mode: int) -> int:
-    """Unix st_mode -> Go FileMode, with the socket bit cleared like fsutil does."""
-    mode = (st_mode & 0o777) | _TYPE_BITS.get(stat.S_IFMT(st_mode), 0)
+def _go_mode(st_mode: int, windows: bool = False) -> int:
+    """Unix st_mode -> Go FileMode, with the socket bit cleared like fsutil does.
+
+    From Windows, Go's sender makes every entry executable and drops group/other write
+    (its os.FileMode there is only 0666 or 0444): the same files give the same layer.
+    """
+    perm = st_mode & 0o777
+    if windows:
+        perm = (perm | 0o111) & 0o755
+    mode = perm | _TYPE_BITS.get(stat.S_IFMT(st_mode), 0)
     if st_mode & stat.S_ISUID:
         mode |= MODE_SETUID
     if st_mode & stat.S_ISGID:
@@ -306,9 +315,17 @@ def _go_mode(st_mode: int) -> int:
     return mode
 
 
+def _go_device_numbers(rdev: int) -> tuple[int, int]:
+    """Major and minor as Go's sender splits st_rdev (Linux's encoding on every OS)."""
+    return (rdev >> 8) & 0xFFF, (rdev & 0xFF) | ((rdev >> 12) & 0xFFF00)
+
+
+_XATTRS = xattrs.reader()
+
+
 def _read_xattrs(path: bytes, rel: bytes) -> Mapping[str, bytes]:
     try:
-        names = os.listxattr(path, follow_symlinks=False)
+        names = _XATTRS.names(path)
     except OSError as err:
         if err.errno in _NO_XATTRS:
             return _EMPTY
@@ -320,7 +337,7 @@ def _read_xattrs(path: bytes, rel: bytes) -> Mapping[str, bytes]:
         if name.startswith("com.apple."):
             continue
         try:
-            values[name] = os.getxattr(path, name, follow_symlinks=False)
+            values[name] = _XATTRS.value(path, name)
         except OSError:
             continue  # Go skips attributes it cannot read
     return MappingProxyType(values) if values else _EMPTY

@@ -34,6 +34,16 @@ def lower_priority_supported() -> bool:
     return sockets_as_stdio() and hasattr(os, "nice")
 
 
+def windows_permissions() -> bool:
+    """Whether file modes are Windows' (read-only or not), not POSIX permission bits."""
+    return sys.platform == "win32"
+
+
+# os.open flags for reading a file's bytes: Windows opens in text mode without O_BINARY
+# (and has no O_CLOEXEC; Python makes descriptors non-inheritable anyway).
+READ_BINARY = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+
+
 def agent_blocker() -> str | None:
     """Why the local agent cannot run here, or None when it can.
 

@@ -6,6 +6,8 @@ the registry and the bytes on the wire are real.
 
 from __future__ import annotations
 
+import os
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,21 @@ def test_a_push_with_docker_config_credentials_over_tcp(client_os: str, tmp_path
     assert run.code == 0, run.stderr[-3000:]
     assert tls_registry(testbed).manifest(repo, "1").digest == run.stdout.strip()
     assert testbed.env["KB_REGISTRY_PASSWORD"] not in run.stdout + run.stderr
+
+
+def test_modes_and_xattrs_are_what_gos_client_sends_from_that_os(client_os: str, tmp_path: Path) -> None:
+    testbed = load_testbed()
+    ctx = _context(tmp_path, client_os)
+    tagged = ctx / "sub" / "a.txt"
+    tagged.chmod(0o644)
+    os.setxattr(tagged, "user.kb", b"tagged")  # read through libc's macOS calls on darwin
+    out = tmp_path / "out.tar"
+    run = run_as(client_os, "kubectl-build", str(ctx), "--buildkit-host", testbed.env["KB_BUILDKIT_TCP"],
+                 "--progress", "quiet", "-o", f"type=tar,dest={out}")
+    assert run.code == 0, run.stderr[-3000:]
+    with tarfile.open(out) as archive:
+        member = archive.getmember("sub/a.txt")
+    if client_os == "win32":  # Go's sender there: no xattrs, every entry 0755 (0555 read-only)
+        assert (oct(member.mode), member.pax_headers) == ("0o755", {})
+    else:
+        assert (oct(member.mode), member.pax_headers) == ("0o644", {"SCHILY.xattr.user.kb": "tagged"})

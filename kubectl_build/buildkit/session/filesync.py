@@ -23,6 +23,7 @@ from kubectl_build.buildkit.session.h2stream import Framed, InlineMethod, frame
 from kubectl_build.buildkit.session.service import metadata_values
 from kubectl_build.buildkit.wire import Buffer, encode_stat_packet, framed_data_header
 from kubectl_build.context.walk import FileStat, WalkFilter, walk
+from kubectl_build.host.facts import READ_BINARY
 
 # DATA packet size. 32 KiB (Go's size) costs a third of the throughput in Python;
 # much larger delays the daemon, which only writes a packet once it has all of it.
@@ -243,7 +244,7 @@ class _Transfer:
         sent = 0
         if source:
             try:
-                fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+                fd = os.open(source, READ_BINARY)
             except OSError:
                 fd = -1  # like Go's sender: an unreadable file arrives empty
             try:

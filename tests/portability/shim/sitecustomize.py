@@ -29,13 +29,21 @@ _PRELOAD = ("asyncio", "concurrent.futures", "ctypes", "ctypes.util", "getpass",
 # modules call (subprocess's os.waitpid/WNOHANG, ...) stay: they are this machine's.
 _MISSING: dict[str, dict[str, tuple[str, ...]]] = {
     "darwin": {
-        "os": ("splice", "pipe2", "sched_getaffinity", "memfd_create"),
+        # CPython's xattr functions are Linux-only (macOS has the calls, not the functions)
+        "os": ("splice", "pipe2", "sched_getaffinity", "memfd_create", "listxattr", "getxattr",
+               "setxattr", "removexattr", "posix_fadvise", "posix_fallocate", "fdatasync",
+               "copy_file_range", "eventfd", "pidfd_open", "getrandom"),
         "socket": ("SO_PEERCRED",),
     },
     "win32": {
         "os": ("fork", "getuid", "geteuid", "getgid", "getegid", "setsid", "killpg", "getpgid",
                "nice", "splice", "sysconf", "pipe2", "sched_getaffinity", "memfd_create",
-               "forkpty", "sync"),
+               "forkpty", "sync", "listxattr", "getxattr", "setxattr", "removexattr",
+               "O_CLOEXEC", "O_NOFOLLOW", "O_NONBLOCK", "major", "minor", "makedev", "mknod",
+               "mkfifo", "set_blocking", "get_blocking", "chown", "lchown", "fchown", "statvfs",
+               "getpgrp", "getsid", "getgroups", "ttyname", "openpty", "wait3", "posix_fadvise",
+               "posix_fallocate", "fdatasync", "copy_file_range", "eventfd", "pidfd_open",
+               "getrandom", "sendfile", "uname", "getloadavg"),
         "socket": ("AF_UNIX", "SO_PEERCRED", "send_fds", "recv_fds", "sethostname"),
         "signal": ("SIGHUP", "SIGCHLD", "SIGKILL", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGPIPE",
                    "SIGALRM", "SIGTSTP", "SIGCONT", "SIGWINCH", "pthread_kill", "setitimer",

@@ -120,13 +120,14 @@ except ContextError as err:
 
 
 def _nobody_copy() -> Path:
-    """The context package (stdlib-only) copied where uid 65534 can read it."""
+    """The context package and the host layer under it (stdlib-only), where uid 65534 reads them."""
     source = Path(__file__).resolve().parents[3] / "kubectl_build"
     target = Path(tempfile.mkdtemp())
     target.chmod(0o755)
     package = target / "kubectl_build"
-    shutil.copytree(source / "context", package / "context",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    for subpackage in ("context", "host"):
+        shutil.copytree(source / subpackage, package / subpackage,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("__init__.py", "errors.py"):
         shutil.copy(source / name, package / name)
     for path in [target, *target.rglob("*")]:

@@ -297,3 +297,17 @@ def test_deep_tree_needs_no_recursion(tmp_path: Path) -> None:
             level.rmdir()  # shutil.rmtree would recurse this deep
     assert len(entries) == 601
     assert entries[-1].path == b"/".join([b"d"] * 600) + b"/f"
+
+
+def test_modes_from_windows_are_what_gos_sender_makes_them(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    build_tree(tmp_path, ["d/", "f", "ro", "l -> f"])
+    os.chmod(tmp_path / "d", 0o777)
+    os.chmod(tmp_path / "f", 0o666)
+    os.chmod(tmp_path / "ro", 0o444)
+    monkeypatch.setattr(sys, "platform", "win32")
+
+    modes = {k: v.mode for k, v in _by_path(tmp_path).items()}
+
+    # Windows gives 0666 or 0444 (0777 for directories); Go adds x and drops group/other write
+    assert modes == {b"d": MODE_DIR | 0o755, b"f": 0o755, b"l": MODE_SYMLINK | 0o755, b"ro": 0o555}
