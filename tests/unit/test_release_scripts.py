@@ -16,6 +16,8 @@ sys.path.insert(0, str(REPO / "packaging"))
 import checksums  # noqa: E402
 import client_checks  # noqa: E402
 import emulation  # noqa: E402
+import homebrew  # noqa: E402
+import krew_manifest  # noqa: E402
 import lock_release  # noqa: E402
 
 WORKFLOW = REPO / ".github" / "workflows" / "clients.yml"
@@ -88,3 +90,15 @@ def test_emulation_names_everything_a_sysroot_lacks(tmp_path: Path) -> None:
     assert message.startswith("cannot freeze for linux/arm64 under emulation; missing:")
     assert "an arm64 python3 under" in message and "hack/install-deps.sh" in message
     assert "ld-linux-aarch64.so.1" in message and "\n" not in message
+
+
+def test_the_homebrew_formula_has_a_block_per_archive_and_a_comment_per_gap() -> None:
+    linux = krew_manifest.Artifact(krew_manifest.Platform("linux", "amd64"), "k_linux_amd64.tar.gz", "a" * 64)
+    mac = krew_manifest.Artifact(krew_manifest.Platform("darwin", "arm64"), "k_darwin_arm64.tar.gz", "b" * 64)
+    formula = homebrew.render("1.2.3", [linux, mac], "https://dl/v1.2.3")
+    assert formula.count(" do\n") == 5  # on_macos, on_linux, one per archive, test
+    mac_block = '    on_arm do\n      url "https://dl/v1.2.3/k_darwin_arm64.tar.gz"\n      sha256 "'
+    assert mac_block + "b" * 64 in formula
+    assert "# darwin/amd64: no archive in this release" in formula
+    assert "# linux/arm64: no archive in this release" in formula
+    assert 'version "1.2.3"' in formula and "bin.install_symlink libexec/name" in formula
