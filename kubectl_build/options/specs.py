@@ -143,6 +143,7 @@ def parse_ssh(value: str, environ: Mapping[str, str]) -> SSHSpec:
 
 _OUTPUT_FORMS = (
     "use type=local,dest=DIR, type=tar|oci|docker,dest=FILE (or dest=- for stdout), "
+    "type=oci|docker,tar=false,dest=DIR, "
     "type=image,name=NAME[,push=true], type=registry, or a directory"
 )
 _OUTPUT_TYPES = frozenset({"local", "tar", "oci", "docker", "image", "cacheonly"})
@@ -162,6 +163,11 @@ class OutputSpec:
     """A directory for local, a file or ``-`` (stdout) for tar/oci/docker, else None."""
 
     @property
+    def layout_dir(self) -> bool:
+        """Whether an oci/docker output goes into an OCI layout directory (``tar=false``)."""
+        return self.type in ("oci", "docker") and self.attrs.get("tar", "true") in _GO_FALSE
+
+    @property
     def pushes(self) -> bool:
         """Whether this output pushes to a registry."""
         return self.type == "image" and _is_true(self.attrs.get("push", "false"))
@@ -169,6 +175,15 @@ class OutputSpec:
 
 def _is_true(value: str) -> bool:
     return value.strip().lower() in ("1", "t", "true", "yes", "on")
+
+
+# strconv.ParseBool's spellings: the daemon parses these attributes with it.
+_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def _is_bool(value: str) -> bool:
+    return value in _GO_TRUE or value in _GO_FALSE
 
 
 def parse_output(value: str) -> OutputSpec:
@@ -194,6 +209,11 @@ def parse_output(value: str) -> OutputSpec:
         raise UsageError(f'invalid --output "{value}": {why}', _OUTPUT_FORMS)
     if kind == "local" and dest in (None, "", "-"):
         raise UsageError(f'invalid --output "{value}": type=local needs dest=DIR', _OUTPUT_FORMS)
+    if "tar" in attrs and (kind not in ("oci", "docker") or not _is_bool(attrs["tar"])):
+        why = "tar= must be true or false" if kind in ("oci", "docker") else f"type={kind} takes no tar="
+        raise UsageError(f'invalid --output "{value}": {why}', _OUTPUT_FORMS)
+    if kind in ("oci", "docker") and attrs.get("tar", "true") in _GO_FALSE and dest in (None, "", "-"):
+        raise UsageError(f'invalid --output "{value}": type={kind},tar=false needs dest=DIR', _OUTPUT_FORMS)
     if kind in _FILE_OUTPUTS and not dest:
         raise UsageError(f'invalid --output "{value}": type={kind} needs dest=FILE or dest=-', _OUTPUT_FORMS)
     if kind in ("image", "cacheonly") and dest is not None:

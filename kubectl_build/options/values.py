@@ -120,6 +120,10 @@ def _merge_push(outputs: Sequence[OutputSpec], push: bool, tags: Sequence[str]) 
             )
     if sum(out.dest == "-" for out in merged) > 1:
         raise UsageError("only one --output can write to stdout (dest=-)", None)
+    if sum(out.layout_dir for out in merged) > 1:
+        # The daemon knows a single client-side image store per build ("export").
+        raise UsageError("only one --output can be an OCI layout directory (tar=false)",
+                         "write the others as tar files, or build once per layout")
     # The same pushing output given twice (--push plus type=registry) must not push twice.
     return tuple(dict.fromkeys(merged))
 

@@ -15,14 +15,50 @@ from kubectl_build.buildkit.solve import (
 from kubectl_build.context.sources import LocalSources
 from kubectl_build.options.build import BuildOptions, OutputSpec
 
+# The session content store the daemon writes an oci/docker layout output into.
+EXPORT_STORE = "export"
+
+
+@dataclass(frozen=True)
+class LayoutUse:
+    """An OCI layout directory the daemon reads or writes through the session's content store."""
+
+    store_id: str
+    """The id the daemon asks for: ``local:<dir as given>`` for a cache, ``export`` for an output."""
+    root: str
+    records: str = ""
+    """What the client records in its index.json after the solve: ``cache``, ``image`` or nothing."""
+    tag: str = "latest"
+    """The name a cache manifest gets in index.json."""
+
 
 @dataclass(frozen=True)
 class PreparedSolve:
-    """The solve to send, plus where FileSend streams of each exporter go."""
+    """The solve to send, plus where FileSend streams and layout stores of its exporters go."""
 
     spec: SolveSpec
     file_targets: Mapping[int, tuple[str, str]]  # exporter index → ("file"|"dir", dest)
     image_names: tuple[str, ...]
+    layouts: tuple[LayoutUse, ...] = ()
+
+
+def layout_uses(options: BuildOptions) -> tuple[LayoutUse, ...]:
+    """The layout directories of local caches and tar=false outputs, one per store id.
+
+    A directory that is both imported and exported is one store, recorded as the export.
+    """
+    uses: dict[str, LayoutUse] = {}
+    for cache in options.cache_from:
+        if cache.type == "local":
+            uses[f"local:{cache.attrs['src']}"] = LayoutUse(f"local:{cache.attrs['src']}", cache.attrs["src"])
+    for cache in options.cache_to:
+        if cache.type == "local":
+            store = f"local:{cache.attrs['dest']}"
+            uses[store] = LayoutUse(store, cache.attrs["dest"], "cache", cache.attrs.get("tag", "latest"))
+    for out in _default_outputs(options):
+        if out.layout_dir and out.dest:
+            uses[EXPORT_STORE] = LayoutUse(EXPORT_STORE, out.dest, "image")
+    return tuple(uses.values())
 
 
 def _exporter(out: OutputSpec) -> ExporterSpec:
@@ -72,11 +108,12 @@ def prepare_solve(options: BuildOptions, sources: LocalSources,
         cache_imports=imports,
     )
     # cacheonly is a client-side notion (buildx's too): build, keep the cache, export nothing.
-    exporters = [_exporter(out) for out in _default_outputs(options) if out.type != "cacheonly"]
+    outputs = [out for out in _default_outputs(options) if out.type != "cacheonly"]
+    exporters = [_exporter(out) for out in outputs]
     targets = {
-        index: ("dir" if exp.type == "local" else "file", exp.dest)
-        for index, exp in enumerate(exporters)
-        if exp.dest is not None
+        index: ("dir" if out.type == "local" else "file", out.dest)
+        for index, out in enumerate(outputs)
+        if out.dest is not None and not out.layout_dir
     }
     names = tuple(n for e in exporters for n in e.attrs.get("name", "").split(",") if n)
     entitlements = list(dict.fromkeys(options.allow))
@@ -90,4 +127,4 @@ def prepare_solve(options: BuildOptions, sources: LocalSources,
         cache_exports=tuple(CacheEntry(c.type, dict(c.attrs)) for c in options.cache_to),
         entitlements=entitlements,
     )
-    return PreparedSolve(spec, targets, names)
+    return PreparedSolve(spec, targets, names, layout_uses(options))

@@ -15,10 +15,12 @@ import uuid
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 from kubectl_build._proto.control_pb2 import SolveResponse
 from kubectl_build.buildkit.client import BuildKitClient, SolveCall
 from kubectl_build.buildkit.session.auth import AuthService
+from kubectl_build.buildkit.session.content import ContentService
 from kubectl_build.buildkit.session.filesend import ExportTarget, FileSendService
 from kubectl_build.buildkit.session.filesync import FileSyncService, SyncedDir
 from kubectl_build.buildkit.session.secrets import SecretSource, SecretsService
@@ -37,10 +39,12 @@ from kubectl_build.errors import (
     KubectlBuildError,
     OutputError,
 )
+from kubectl_build.ocilayout.store import LayoutStore
 from kubectl_build.options.build import BuildOptions
 from kubectl_build.planning.solve import PreparedSolve, prepare_solve
 from kubectl_build.progress.display import Display, select_display
 from kubectl_build.run.jobs import Job, JobCancelledError, run_jobs
+from kubectl_build.run.layouts import prepare_dirs, record_results, resolve_cache_imports
 from kubectl_build.run.model import BuildInputs, SolveJob
 
 STATUS_DRAIN_TIMEOUT = 10.0
@@ -84,6 +88,9 @@ def session_services(options: BuildOptions, inputs: BuildInputs, prepared: Prepa
     if prepared.file_targets:
         services.append(FileSendService(
             {i: ExportTarget(kind, dest) for i, (kind, dest) in prepared.file_targets.items()}))
+    if prepared.layouts:
+        services.append(ContentService({use.store_id: LayoutStore(Path(use.root))
+                                        for use in prepared.layouts}))
     if options.secrets:
         services.append(SecretsService(
             {s.id: SecretSource(file=s.src, env=s.env) for s in options.secrets}))
@@ -137,14 +144,17 @@ def run_solves(jobs: Sequence[SolveJob], inputs: BuildInputs, console: Console,
 
 def _run_job(job: SolveJob, inputs: BuildInputs, display: Display, console: Console,
              cancel: threading.Event) -> dict[str, str]:
-    prepared = prepare_solve(job.options, inputs.local, inputs.environ)
+    options = resolve_cache_imports(job.options, console)
+    prepared = prepare_solve(options, inputs.local, inputs.environ)
+    prepare_dirs(prepared)
     response: dict[str, str] = {}
     with ExitStack() as stack:
         for client in job.clients:
-            services, filesync = session_services(job.options, inputs, prepared, stack)
+            services, filesync = session_services(options, inputs, prepared, stack)
             session = Session(services, shared_key(inputs.local.context_dir))
             response = solve_on(client, session, prepared,
                                 SolveWatch(display, console, job.label), cancel=cancel)
+            record_results(prepared, response)
             console.trace(f"{job.label or job.builder}: context transfer: {filesync.stats}")
     return response
 

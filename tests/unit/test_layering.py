@@ -115,7 +115,7 @@ def test_kube_never_imports_agent_planning_or_run() -> None:
 # ARCHITECTURE.md's layers, lowest first: a module may import its own layer and lower ones.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("host",),
-    ("options", "platforms", "context", "progress", "errors", "console", "_proto"),
+    ("options", "platforms", "context", "ocilayout", "progress", "errors", "console", "_proto"),
     ("buildkit", "kube", "registry"),
     ("planning", "dockerfile"),
     ("run",),

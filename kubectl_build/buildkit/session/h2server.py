@@ -258,6 +258,11 @@ class H2Server:
                 assert handler.stream_stream is not None
                 for item in handler.stream_stream(requests, context):
                     started = self._send_item(stream, item, serialize, started)
+            elif handler.response_streaming:
+                assert handler.unary_stream is not None
+                request = next(iter(requests), None)
+                for item in handler.unary_stream(request, context):
+                    started = self._send_item(stream, item, serialize, started)
             else:
                 assert handler.unary_unary is not None
                 request = next(iter(requests), None)

@@ -259,6 +259,8 @@ def test_parse_ssh_rejects(value: str, environ: dict[str, str], line: str) -> No
         ("type=oci,dest=o.tar,compression=zstd",
          OutputSpec("oci", {"compression": "zstd"}, "o.tar")),
         ("type=cacheonly", OutputSpec("cacheonly", {}, None)),
+        ("type=oci,tar=false,dest=layout", OutputSpec("oci", {"tar": "false"}, "layout")),
+        ("type=docker,tar=False,dest=layout", OutputSpec("docker", {"tar": "False"}, "layout")),
         ("Type=OCI,Dest=o.tar,annotation.org.Example=x",
          OutputSpec("oci", {"annotation.org.Example": "x"}, "o.tar")),
     ],
@@ -276,6 +278,7 @@ def test_output_pushes() -> None:
 
 OUTPUT_HINT = (
     "use type=local,dest=DIR, type=tar|oci|docker,dest=FILE (or dest=- for stdout), "
+    "type=oci|docker,tar=false,dest=DIR, "
     "type=image,name=NAME[,push=true], type=registry, or a directory"
 )
 
@@ -292,6 +295,10 @@ OUTPUT_HINT = (
         ("type=tar,dest=", "type=tar needs dest=FILE or dest=-"),
         ("type=image,dest=x", "type=image takes no dest"),
         ("type=oci,dest", 'expected KEY=VALUE, got "dest"'),
+        ("type=oci,tar=false", "type=oci,tar=false needs dest=DIR"),
+        ("type=docker,tar=0,dest=-", "type=docker,tar=false needs dest=DIR"),
+        ("type=oci,tar=no,dest=x", "tar= must be true or false"),
+        ("type=local,tar=false,dest=x", "type=local takes no tar="),
     ],
 )
 def test_parse_output_rejects(value: str, why: str) -> None:
@@ -553,6 +560,14 @@ def test_push_needs_a_name(context: Path, flags: dict[str, object]) -> None:
 def test_one_stdout_output_only(context: Path) -> None:
     with pytest.raises(UsageError, match=r"only one --output can write to stdout"):
         options(output=("-", "type=oci,dest=-"))
+
+
+def test_layout_outputs_know_they_are_directories(context: Path) -> None:
+    assert parse_output("type=oci,tar=false,dest=d").layout_dir
+    assert not parse_output("type=oci,tar=true,dest=d").layout_dir
+    assert not parse_output("type=oci,dest=d").layout_dir
+    with pytest.raises(UsageError, match=r"only one --output can be an OCI layout directory"):
+        options(output=("type=oci,tar=false,dest=a", "type=docker,tar=false,dest=b"))
 
 
 def test_quiet_conflicts_with_stdout_output(context: Path) -> None:

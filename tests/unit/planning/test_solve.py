@@ -51,3 +51,19 @@ def test_push_and_cache_and_network(tmp_path) -> None:  # type: ignore[no-untype
 def test_cacheonly_sends_no_exporter(tmp_path) -> None:  # type: ignore[no-untyped-def]
     plan = _plan(tmp_path, tag=("example.com/a:1",), output=("type=cacheonly",))
     assert plan.spec.exporters == [] and plan.file_targets == {}
+
+
+def test_layout_directories_become_session_stores(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    plan = _plan(tmp_path, tag=("example.com/a:1",), output=("type=oci,tar=false,dest=layout",),
+                 cache_from=("type=local,src=shared", "type=local,src=old"),
+                 cache_to=("type=local,dest=shared,mode=max,tag=v2",))
+    assert plan.file_targets == {}  # the daemon writes the layout through the content store
+    assert dict(plan.spec.exporters[0].attrs) == {"tar": "false", "name": "example.com/a:1",
+                                                  "oci-mediatypes": "true"}
+    assert [(u.store_id, u.root, u.records, u.tag) for u in plan.layouts] == [
+        ("local:shared", "shared", "cache", "v2"),  # imported and exported: one store, recorded
+        ("local:old", "old", "", "latest"),
+        ("export", "layout", "image", "latest"),
+    ]
+    exported = [dict(c.attrs) for c in plan.spec.cache_exports]
+    assert exported == [{"dest": "shared", "mode": "max", "tag": "v2"}]

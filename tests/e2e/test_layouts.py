@@ -1,0 +1,120 @@
+"""OCI layout directories on the client, written and read by the real daemon over the session.
+
+Local cache export and import (``--cache-to/--cache-from type=local``) and image outputs
+into a layout directory (``-o type=oci|docker,tar=false``), checked against what BuildKit's
+own Go client (buildctl) writes and reads on the same daemon.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import Testbed, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def _ctx(tmp_path: Path, dockerfile: str) -> Path:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(dockerfile)
+    (ctx / "a").write_text("layout\n")
+    return ctx
+
+
+def _buildctl(testbed: Testbed, ctx: Path, *args: str) -> str:
+    done = subprocess.run([testbed.buildctl, "--addr", testbed.buildkit_host, "build", "--progress", "plain",
+                           "--frontend", "dockerfile.v0", "--local", f"context={ctx}",
+                           "--local", f"dockerfile={ctx}", *args],
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stderr
+
+
+def _forget(testbed: Testbed, marker: str) -> None:
+    """Drop the daemon's own cache of the step that echoes ``marker``: a hit must come from DIR."""
+    subprocess.run([testbed.buildctl, "--addr", testbed.buildkit_host, "prune", "--filter",
+                    f"description~={marker}"], capture_output=True, timeout=120, check=True)
+
+
+def _step_ends(log: str, marker: str, end: str) -> bool:
+    """Whether the step echoing ``marker`` ends ``end`` (DONE or CACHED) in a plain log."""
+    return re.search(rf"RUN echo {marker}[^\n]*(\n#\d+ [^\n]*)*?\n#\d+ {end}\b", log) is not None
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("kind", ["oci", "docker"])
+def test_a_layout_output_is_byte_for_byte_what_buildctl_writes(kind: str, testbed: Testbed,
+                                                               tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, "FROM scratch\nCOPY a /a\n")
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    run = run_cli(str(ctx), "--buildkit-host", testbed.buildkit_host, "--progress", "quiet",
+                  "--build-arg", "SOURCE_DATE_EPOCH=0", "-t", "reg.example.com/ns/app:1.2",
+                  "-o", f"type={kind},tar=false,dest={ours}")
+    assert run.code == 0, run.stderr[-3000:]
+    media = "oci-mediatypes=true" if kind == "oci" else "oci-mediatypes=false"
+    _buildctl(testbed, ctx, "--opt", "build-arg:SOURCE_DATE_EPOCH=0", "--output",
+              f"type={kind},tar=false,dest={theirs},name=reg.example.com/ns/app:1.2,{media}")
+    assert (ours / "index.json").read_bytes() == (theirs / "index.json").read_bytes()
+    assert (ours / "oci-layout").read_bytes() == (theirs / "oci-layout").read_bytes()
+    assert [f for f in _files(ours) if f.startswith("blobs/")] == \
+        [f for f in _files(theirs) if f.startswith("blobs/")]
+    assert '"org.opencontainers.image.ref.name":"1.2"' in (ours / "index.json").read_text()
+
+
+def test_a_local_cache_is_exported_then_imported(testbed: Testbed, tmp_path: Path) -> None:
+    marker = f"kb-layout-{uuid.uuid4().hex}"
+    ctx = _ctx(tmp_path, f"FROM busybox\nRUN echo {marker} > /stamp\n")
+    cache = tmp_path / "cache"
+    first = run_cli(str(ctx), "--buildkit-host", testbed.buildkit_host, "--progress", "plain",
+                    "--cache-to", f"type=local,dest={cache},mode=max")
+    assert first.code == 0, first.stderr[-3000:]
+    assert _step_ends(first.stderr, marker, "DONE"), "the step must run the first time"
+    index = (cache / "index.json").read_text()
+    assert '"org.opencontainers.image.ref.name":"latest"' in index
+    _forget(testbed, marker)
+    second = run_cli(str(ctx), "--buildkit-host", testbed.buildkit_host, "--progress", "plain",
+                     "--cache-from", f"type=local,src={cache}")
+    assert second.code == 0, second.stderr[-3000:]
+    assert "importing cache manifest from local:" in second.stderr
+    extracted = set(re.findall(r"extracting (sha256:[0-9a-f]{64})", second.stderr))
+    blobs = {f"sha256:{p.name}" for p in (cache / "blobs" / "sha256").iterdir()}
+    assert extracted and extracted <= blobs, (extracted, blobs)  # the layer came from our DIR
+    assert _step_ends(second.stderr, marker, "CACHED")
+
+
+def test_caches_cross_between_us_and_buildctl(testbed: Testbed, tmp_path: Path) -> None:
+    marker = f"kb-layout-{uuid.uuid4().hex}"
+    ctx = _ctx(tmp_path, f"FROM busybox\nRUN echo {marker} > /stamp\n")
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    run = run_cli(str(ctx), "--buildkit-host", testbed.buildkit_host, "--progress", "quiet",
+                  "--cache-to", f"type=local,dest={ours},mode=max")
+    assert run.code == 0, run.stderr[-3000:]
+    _forget(testbed, marker)
+    log = _buildctl(testbed, ctx, "--import-cache", f"type=local,src={ours}",
+                    "--export-cache", f"type=local,dest={theirs},mode=max")
+    assert _step_ends(log, marker, "CACHED"), "buildctl must read our cache"
+    _forget(testbed, marker)
+    run = run_cli(str(ctx), "--buildkit-host", testbed.buildkit_host, "--progress", "plain",
+                  "--cache-from", f"type=local,src={theirs}")
+    assert run.code == 0, run.stderr[-3000:]
+    assert _step_ends(run.stderr, marker, "CACHED"), "we must read buildctl's cache"
+
+
+def test_a_missing_local_cache_is_a_warning_and_the_build_goes_on(testbed: Testbed, tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, "FROM scratch\nCOPY a /a\n")
+    never, out = tmp_path / "never", tmp_path / "out"
+    run = run_cli(str(ctx), "--buildkit-host", testbed.buildkit_host, "--progress", "quiet",
+                  "--cache-from", f"type=local,src={never}", "-o", f"type=local,dest={out}")
+    assert run.code == 0, run.stderr[-3000:]
+    assert run.stderr.strip() == (f"warning: --cache-from type=local,src={never}: no index.json there "
+                                  "(nothing was exported to it yet); building without this cache")
+    assert (out / "a").read_text() == "layout\n"
