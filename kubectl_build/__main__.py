@@ -53,6 +53,9 @@ Options:
                                   Secret for RUN --mount=type=secret.
   --ssh default|ID[=SOCKET|KEY,...]
                                   SSH agent or keys for RUN --mount=type=ssh.
+  --build-context NAME=VALUE      Extra named context: a directory, docker-
+                                  image://REF, oci-layout://DIR[:TAG][@DIGEST]
+                                  or a URL.
   --cache-from REF|type=...       Cache source, e.g. type=registry,ref=REF.
   --cache-to type=...             Cache destination, e.g.
                                   type=registry,ref=REF,mode=max or type=inline.

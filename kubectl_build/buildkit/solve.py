@@ -68,6 +68,8 @@ class FrontendInputs:
     remote_context: str | None = None
     cache_imports: Sequence[CacheEntry] = ()
     multi_platform: bool = False
+    named_contexts: Mapping[str, str] = field(default_factory=dict)
+    """NAME → what the frontend reads it from (``local:DIR``, ``oci-layout://...``, a ref)."""
 
 
 def frontend_attrs(inputs: FrontendInputs) -> dict[str, str]:
@@ -95,6 +97,11 @@ def frontend_attrs(inputs: FrontendInputs) -> dict[str, str]:
         attrs["add-hosts"] = ",".join(f"{host}={ip}" for host, ip in inputs.add_hosts)
     if inputs.network in ("host", "none"):
         attrs["force-network-mode"] = inputs.network
+    for name, source in inputs.named_contexts.items():
+        attrs[f"context:{name}"] = source
+    if inputs.named_contexts:
+        # what buildx announces with named contexts: the frontend may forward them
+        attrs["frontend.caps"] = "moby.buildkit.frontend.contexts+forward"
     if inputs.cache_imports:
         attrs["cache-imports"] = json.dumps(
             [{"Type": c.type, "Attrs": dict(c.attrs)} for c in inputs.cache_imports]

@@ -59,6 +59,12 @@ _BUILD_OPTIONS = [
         metavar="default|ID[=SOCKET|KEY,...]",
         help="SSH agent or keys for RUN --mount=type=ssh.",
     ),
+    _multi(
+        "--build-context",
+        metavar="NAME=VALUE",
+        help="Extra named context: a directory, docker-image://REF, "
+        "oci-layout://DIR[:TAG][@DIGEST] or a URL.",
+    ),
     _multi("--cache-from", metavar="REF|type=...", help="Cache source, e.g. type=registry,ref=REF."),
     _multi(
         "--cache-to",

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
+from kubectl_build.options.contexts import NamedContext, parse_build_context, unique_names
 from kubectl_build.options.flags import BuildFlags, _no_mapping
 from kubectl_build.options.specs import (
     CacheSpec,
@@ -107,6 +108,8 @@ class BuildOptions:
     """Secrets served to the build, one per id (the last flag wins, as in docker)."""
     ssh: tuple[SSHSpec, ...] = ()
     """SSH agents or keys served to the build, one per id."""
+    build_contexts: tuple[NamedContext, ...] = ()
+    """``--build-context`` values, one per name (the last wins), oci-layout ones unresolved."""
     cache_from: tuple[CacheSpec, ...] = ()
     """Cache sources to import."""
     cache_to: tuple[CacheSpec, ...] = ()
@@ -213,6 +216,7 @@ def _with_solve_fields(options: BuildOptions, flags: BuildFlags,
         pull=flags.pull,
         secrets=last_per_id(parse_secret(v, environ) for v in flags.secret),
         ssh=last_per_id(parse_ssh(v, environ) for v in flags.ssh),
+        build_contexts=unique_names(tuple(parse_build_context(v) for v in flags.build_context)),
         cache_from=tuple(parse_cache(v, export=False) for v in flags.cache_from),
         cache_to=cache_to(flags.cache_to, options.build_args),
         outputs=outputs(flags, options.tags),

@@ -33,6 +33,7 @@ class BuildFlags:
     pull: bool = False
     secret: tuple[str, ...] = ()
     ssh: tuple[str, ...] = ()
+    build_context: tuple[str, ...] = ()
     cache_from: tuple[str, ...] = ()
     cache_to: tuple[str, ...] = ()
     output: tuple[str, ...] = ()

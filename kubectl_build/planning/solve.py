@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kubectl_build.buildkit.solve import (
     CacheEntry,
@@ -40,6 +40,21 @@ class PreparedSolve:
     file_targets: Mapping[int, tuple[str, str]]  # exporter index → ("file"|"dir", dest)
     image_names: tuple[str, ...]
     layouts: tuple[LayoutUse, ...] = ()
+    named_dirs: Mapping[str, str] = field(default_factory=dict)
+    """FileSync dir name → local directory, for the named contexts that are directories."""
+
+
+def named_sources(options: BuildOptions) -> dict[str, str]:
+    """Each named context's source as the frontend reads it (oci-layouts already resolved)."""
+    sources = {}
+    for ctx in options.build_contexts:
+        if ctx.kind == "local":
+            sources[ctx.name] = f"local:{ctx.local_name}"
+        elif ctx.kind == "oci-layout":
+            sources[ctx.name] = f"oci-layout://{ctx.store}:{ctx.tag}@{ctx.digest}"
+        else:
+            sources[ctx.name] = ctx.value
+    return sources
 
 
 def layout_uses(options: BuildOptions) -> tuple[LayoutUse, ...]:
@@ -58,6 +73,9 @@ def layout_uses(options: BuildOptions) -> tuple[LayoutUse, ...]:
     for out in _default_outputs(options):
         if out.layout_dir and out.dest:
             uses[EXPORT_STORE] = LayoutUse(EXPORT_STORE, out.dest, "image")
+    for ctx in options.build_contexts:
+        if ctx.kind == "oci-layout":
+            uses[f"oci:{ctx.store}"] = LayoutUse(f"oci:{ctx.store}", ctx.value)
     return tuple(uses.values())
 
 
@@ -106,6 +124,7 @@ def prepare_solve(options: BuildOptions, sources: LocalSources,
         network=options.network,
         remote_context=sources.remote_context,
         cache_imports=imports,
+        named_contexts=named_sources(options),
     )
     # cacheonly is a client-side notion (buildx's too): build, keep the cache, export nothing.
     outputs = [out for out in _default_outputs(options) if out.type != "cacheonly"]
@@ -127,4 +146,5 @@ def prepare_solve(options: BuildOptions, sources: LocalSources,
         cache_exports=tuple(CacheEntry(c.type, dict(c.attrs)) for c in options.cache_to),
         entitlements=entitlements,
     )
-    return PreparedSolve(spec, targets, names, layout_uses(options))
+    named_dirs = {c.local_name: c.value for c in options.build_contexts if c.kind == "local"}
+    return PreparedSolve(spec, targets, names, layout_uses(options), named_dirs)

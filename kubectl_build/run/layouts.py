@@ -19,8 +19,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from kubectl_build.buildkit.session.session import new_id
 from kubectl_build.console import Console
-from kubectl_build.errors import OutputError
+from kubectl_build.errors import ContextError, OutputError
 from kubectl_build.ocilayout import index
 from kubectl_build.ocilayout.store import ContentError, LayoutStore
 from kubectl_build.options.build import BuildOptions, CacheSpec
@@ -45,6 +46,41 @@ def resolve_cache_imports(options: BuildOptions, console: Console) -> BuildOptio
             continue
         kept.append(CacheSpec("local", MappingProxyType({**cache.attrs, "digest": digest})))
     return replace(options, cache_from=tuple(kept))
+
+
+def resolve_named_contexts(options: BuildOptions) -> BuildOptions:
+    """Each oci-layout named context with its digest (by tag, else the single entry) and store.
+
+    Raises:
+        ContextError: the layout has no index.json or no descriptor by that tag.
+    """
+    resolved = []
+    for ctx in options.build_contexts:
+        if ctx.kind == "oci-layout":
+            digest = ctx.digest or _layout_digest(ctx.value, ctx.tag, ctx.name)
+            ctx = replace(ctx, digest=digest, store=new_id())
+        resolved.append(ctx)
+    return replace(options, build_contexts=tuple(resolved))
+
+
+def _layout_digest(root: str, tag: str, name: str) -> str:
+    where = f"build context {name!r}: oci-layout {root}"
+    hint = "point oci-layout:// at a directory written with -o type=oci,tar=false"
+    if not (Path(root) / "index.json").is_file():
+        raise ContextError(f"{where} has no index.json", hint)
+    try:
+        found = index.lookup(Path(root), tag) or _single(Path(root))
+    except (OSError, ValueError) as err:
+        raise ContextError(f"{where}: cannot read its index.json ({_why(err)})", hint) from None
+    if found is None or not isinstance(found.get("digest"), str):
+        raise ContextError(f"{where}: no image tagged {tag!r} and not exactly one image in index.json",
+                           "name one with oci-layout://DIR:TAG or oci-layout://DIR@sha256:...")
+    return str(found["digest"])
+
+
+def _single(root: Path) -> dict[str, Any] | None:
+    manifests = index.read_index(root).get("manifests") or []
+    return dict(manifests[0]) if len(manifests) == 1 else None
 
 
 def _manifest_digest(cache: CacheSpec) -> tuple[str | None, str]:

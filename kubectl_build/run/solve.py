@@ -44,7 +44,12 @@ from kubectl_build.options.build import BuildOptions
 from kubectl_build.planning.solve import PreparedSolve, prepare_solve
 from kubectl_build.progress.display import Display, select_display
 from kubectl_build.run.jobs import Job, JobCancelledError, run_jobs
-from kubectl_build.run.layouts import prepare_dirs, record_results, resolve_cache_imports
+from kubectl_build.run.layouts import (
+    prepare_dirs,
+    record_results,
+    resolve_cache_imports,
+    resolve_named_contexts,
+)
 from kubectl_build.run.model import BuildInputs, SolveJob
 
 STATUS_DRAIN_TIMEOUT = 10.0
@@ -83,6 +88,8 @@ def session_services(options: BuildOptions, inputs: BuildInputs, prepared: Prepa
         dirs["context"] = SyncedDir(local.context_dir, predicted=predicted_filter(local))
     if local.dockerfile_dir is not None:
         dirs["dockerfile"] = SyncedDir(local.dockerfile_dir)
+    for name, path in prepared.named_dirs.items():
+        dirs[name] = SyncedDir(path)
     filesync = FileSyncService(dirs)
     services: list[SessionService] = [filesync, AuthService(inputs.credentials)]
     if prepared.file_targets:
@@ -144,7 +151,7 @@ def run_solves(jobs: Sequence[SolveJob], inputs: BuildInputs, console: Console,
 
 def _run_job(job: SolveJob, inputs: BuildInputs, display: Display, console: Console,
              cancel: threading.Event) -> dict[str, str]:
-    options = resolve_cache_imports(job.options, console)
+    options = resolve_named_contexts(resolve_cache_imports(job.options, console))
     prepared = prepare_solve(options, inputs.local, inputs.environ)
     prepare_dirs(prepared)
     response: dict[str, str] = {}

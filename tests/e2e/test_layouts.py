@@ -118,3 +118,41 @@ def test_a_missing_local_cache_is_a_warning_and_the_build_goes_on(testbed: Testb
     assert run.stderr.strip() == (f"warning: --cache-from type=local,src={never}: no index.json there "
                                   "(nothing was exported to it yet); building without this cache")
     assert (out / "a").read_text() == "layout\n"
+
+
+def test_named_contexts_from_a_layout_a_directory_and_an_image(testbed: Testbed, tmp_path: Path) -> None:
+    base_ctx = tmp_path / "base-ctx"
+    base_ctx.mkdir()
+    (base_ctx / "Dockerfile").write_text("FROM scratch\nCOPY a /from-layout\n")
+    (base_ctx / "a").write_text("from the layout\n")
+    layout = tmp_path / "layout"
+    run = run_cli(str(base_ctx), "--buildkit-host", testbed.buildkit_host, "--progress", "quiet",
+                  "-t", "example.com/base:v1", "-o", f"type=oci,tar=false,dest={layout}")
+    assert run.code == 0, run.stderr[-3000:]
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "hello").write_text("from a directory\n")
+    (extra / "secret.key").write_text("must not be sent\n")
+    (extra / ".dockerignore").write_text("*.key\n")  # the named context's own ignore file
+    ctx = _ctx(tmp_path, "FROM base\nCOPY --from=extra . /extra/\nCOPY --from=tools /bin/busybox /busybox\n")
+    out = tmp_path / "out"
+    run = run_cli(str(ctx), "--buildkit-host", testbed.buildkit_host, "--progress", "plain",
+                  "--build-context", f"base=oci-layout://{layout}:v1",
+                  "--build-context", f"extra={extra}",
+                  "--build-context", "docker.io/library/tools=docker-image://busybox",
+                  "-o", f"type=local,dest={out}")
+    assert run.code == 0, run.stderr[-3000:]
+    assert (out / "from-layout").read_text() == "from the layout\n"
+    assert (out / "extra" / "hello").read_text() == "from a directory\n"
+    assert not (out / "extra" / "secret.key").exists()
+    assert (out / "busybox").stat().st_size > 100_000
+
+
+def test_an_unresolvable_layout_context_is_a_context_error(testbed: Testbed, tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, "FROM base\n")
+    run = run_cli(str(ctx), "--buildkit-host", testbed.buildkit_host, "--build-context",
+                  f"base=oci-layout://{tmp_path / 'nowhere'}")
+    assert run.code == 3, run.stderr
+    assert run.stderr.strip().splitlines() == [
+        f"error: build context 'base': oci-layout {tmp_path / 'nowhere'} has no index.json; "
+        "point oci-layout:// at a directory written with -o type=oci,tar=false"]

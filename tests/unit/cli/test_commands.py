@@ -238,7 +238,8 @@ def test_fast_help_does_not_import_click() -> None:
         (("-o", "type=oci", "ctx"), ExitCode.USAGE,
          'error: invalid --output "type=oci": type=oci needs dest=FILE or dest=-; '
          "use type=local,dest=DIR, type=tar|oci|docker,dest=FILE (or dest=- for stdout), "
-         "type=image,name=NAME[,push=true], type=registry, or a directory"),
+         "type=oci|docker,tar=false,dest=DIR, type=image,name=NAME[,push=true], type=registry, "
+         "or a directory"),
         (("--build-arg", "=1", "ctx"), ExitCode.USAGE,
          'error: invalid --build-arg "=1": expected KEY=VALUE or KEY'),
         (("missing-dir",), ExitCode.CONTEXT,
