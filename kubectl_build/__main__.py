@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
-    import click
 
     from kubectl_build.agent.warm_exec import WarmStart
     from kubectl_build.cli.invocation import Invocation
@@ -68,8 +67,11 @@ Options:
                                   nodes.
   --network default|host|none     Network mode for RUN steps.
   --add-host HOST:IP              Add an /etc/hosts entry for RUN steps.
+  --shm-size SIZE                 Size of /dev/shm for RUN steps, e.g. 64m.
+  --ulimit NAME=SOFT[:HARD]       Resource limit for RUN steps, e.g.
+                                  nofile=1024.
   --allow ENTITLEMENT             Allow network.host or security.insecure.
-  --progress auto|tty|plain|quiet|rawjson
+  --progress auto|tty|plain|quiet|rawjson|none
                                   Progress output [env BUILDKIT_PROGRESS;
                                   default auto].
   -q, --quiet                     No progress; print only the image digest.
@@ -83,8 +85,8 @@ Options:
   --tlscert FILE                  Client certificate for a tcp:// buildkitd.
   --tlskey FILE                   Client key for a tcp:// buildkitd.
   --tlsservername NAME            Server name to verify for a tcp:// buildkitd.
-  --builder NAME                  Builder name [env BUILDKIT_BUILDER; default
-                                  buildkit].
+  --builder NAME                  Builder name [env BUILDKIT_BUILDER,
+                                  BUILDX_BUILDER; default buildkit].
   --registry-secret NAME          Kubernetes Secret with registry credentials
                                   (default: the builder's name).
   -n, --namespace NAME            Kubernetes namespace of the builder.
@@ -110,14 +112,6 @@ def _debug_requested(argv: Sequence[str]) -> bool:
     return "--debug" in options
 
 
-def _usage_line(err: click.UsageError, prog: str) -> str:
-    message = " ".join(err.format_message().split()).rstrip(".")
-    # click's spelling suggestion reads better as part of the hint.
-    message, _, suggestion = message.partition(". Did you mean ")
-    hint = f"did you mean {suggestion} " if suggestion else ""
-    return f"{message}; {hint}see '{prog} --help'"
-
-
 def _dispatch(command_name: str, argv: Sequence[str], console: Console,
               invocation: Invocation | None = None) -> int:
     """Run a click command; click's own errors become one line here."""
@@ -131,7 +125,9 @@ def _dispatch(command_name: str, argv: Sequence[str], console: Console,
     try:
         result = command.main(list(argv), prog_name=prog, standalone_mode=False, obj=invocation)
     except click.UsageError as err:
-        console.error(_usage_line(err, prog))
+        from kubectl_build.cli.usage import usage_line
+
+        console.error(usage_line(err, prog))
         return ExitCode.USAGE
     except click.Abort:
         # click turns Ctrl-C inside a command into Abort.

@@ -68,6 +68,8 @@ class FrontendInputs:
     remote_context: str | None = None
     cache_imports: Sequence[CacheEntry] = ()
     multi_platform: bool = False
+    shm_size: int = 0
+    ulimits: str = ""
     named_contexts: Mapping[str, str] = field(default_factory=dict)
     """NAME → what the frontend reads it from (``local:DIR``, ``oci-layout://...``, a ref)."""
 
@@ -97,6 +99,10 @@ def frontend_attrs(inputs: FrontendInputs) -> dict[str, str]:
         attrs["add-hosts"] = ",".join(f"{host}={ip}" for host, ip in inputs.add_hosts)
     if inputs.network in ("host", "none"):
         attrs["force-network-mode"] = inputs.network
+    if inputs.shm_size:
+        attrs["shm-size"] = str(inputs.shm_size)
+    if inputs.ulimits:
+        attrs["ulimit"] = inputs.ulimits
     for name, source in inputs.named_contexts.items():
         attrs[f"context:{name}"] = source
     if inputs.named_contexts:

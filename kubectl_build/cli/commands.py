@@ -86,10 +86,12 @@ _BUILD_OPTIONS = [
     click.option("--load", is_flag=True, help="Make the image available to the cluster's nodes."),
     click.option("--network", metavar="default|host|none", help="Network mode for RUN steps."),
     _multi("--add-host", metavar="HOST:IP", help="Add an /etc/hosts entry for RUN steps."),
+    click.option("--shm-size", metavar="SIZE", help="Size of /dev/shm for RUN steps, e.g. 64m."),
+    _multi("--ulimit", metavar="NAME=SOFT[:HARD]", help="Resource limit for RUN steps, e.g. nofile=1024."),
     _multi("--allow", metavar="ENTITLEMENT", help="Allow network.host or security.insecure."),
     click.option(
         "--progress",
-        metavar="auto|tty|plain|quiet|rawjson",
+        metavar="auto|tty|plain|quiet|rawjson|none",
         help="Progress output [env BUILDKIT_PROGRESS; default auto].",
     ),
     click.option("-q", "--quiet", is_flag=True, help="No progress; print only the image digest."),
@@ -106,7 +108,11 @@ _BUILD_OPTIONS = [
     click.option("--tlscert", metavar="FILE", help="Client certificate for a tcp:// buildkitd."),
     click.option("--tlskey", metavar="FILE", help="Client key for a tcp:// buildkitd."),
     click.option("--tlsservername", metavar="NAME", help="Server name to verify for a tcp:// buildkitd."),
-    click.option("--builder", metavar="NAME", help="Builder name [env BUILDKIT_BUILDER; default buildkit]."),
+    click.option(
+        "--builder",
+        metavar="NAME",
+        help="Builder name [env BUILDKIT_BUILDER, BUILDX_BUILDER; default buildkit].",
+    ),
     click.option(
         "--registry-secret",
         metavar="NAME",
@@ -250,7 +256,7 @@ def _seconds(flag: str, text: str) -> float:
 
 # The builder `kubectl build` uses by default, so both commands agree without flags.
 _NAME = click.argument("name", metavar="[NAME]", required=False, default="buildkit",
-                       envvar="BUILDKIT_BUILDER")
+                       envvar=["BUILDKIT_BUILDER", "BUILDX_BUILDER"])
 
 
 @buildkit.command(name="create", context_settings=CONTEXT_SETTINGS)

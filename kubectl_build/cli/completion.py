@@ -40,7 +40,7 @@ DIRECTIVE_DIRS = 16
 
 # Option values click cannot know (the options are plain strings in cli.py).
 CHOICES: dict[str, tuple[str, ...]] = {
-    "--progress": ("auto", "tty", "plain", "quiet", "rawjson"),
+    "--progress": ("auto", "tty", "plain", "quiet", "rawjson", "none"),
     "--network": ("default", "host", "none"),
     "--allow": ("network.host", "security.insecure"),
     "--platform": ("local", "linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v6", "linux/386",

@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from kubectl_build.options.contexts import NamedContext, parse_build_context, unique_names
 from kubectl_build.options.flags import BuildFlags, _no_mapping
+from kubectl_build.options.resources import parse_shm_size, ulimit_attr
 from kubectl_build.options.specs import (
     CacheSpec,
     OutputSpec,
@@ -126,6 +127,10 @@ class BuildOptions:
     """Network mode for RUN steps: ``default``, ``host`` or ``none``."""
     add_hosts: tuple[tuple[str, str], ...] = ()
     """Extra ``/etc/hosts`` entries for RUN steps, as (hostname, IP) pairs."""
+    shm_size: int = 0
+    """Bytes of /dev/shm for RUN steps; 0 leaves the daemon's default."""
+    ulimits: str = ""
+    """RUN steps' resource limits as the frontend reads them (``nofile=1024:2048,...``)."""
     allow: tuple[str, ...] = ()
     """Entitlements granted; ``network.host`` is added for ``--network host``."""
     progress: str = "auto"
@@ -224,6 +229,8 @@ def _with_solve_fields(options: BuildOptions, flags: BuildFlags,
         load=flags.load,
         network=mode,
         add_hosts=parse_add_hosts(flags.add_host),
+        shm_size=parse_shm_size(flags.shm_size) if flags.shm_size else 0,
+        ulimits=ulimit_attr(flags.ulimit),
         allow=allow,
         progress=progress(flags, environ),
         quiet=flags.quiet,
@@ -238,7 +245,9 @@ def _with_cluster_fields(options: BuildOptions, flags: BuildFlags,
     """Where in the cluster the build runs and how it reaches the builder."""
     return replace(
         options,
-        builder=flags.builder or environ.get("BUILDKIT_BUILDER") or DEFAULT_BUILDER,
+        # BUILDX_BUILDER too: CI files written for buildx name their builder with it
+        builder=flags.builder or environ.get("BUILDKIT_BUILDER") or environ.get("BUILDX_BUILDER")
+        or DEFAULT_BUILDER,
         registry_secret=flags.registry_secret,
         namespace=flags.namespace,
         kubeconfig=flags.kubeconfig,

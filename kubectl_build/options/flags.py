@@ -41,6 +41,8 @@ class BuildFlags:
     load: bool = False
     network: str | None = None
     add_host: tuple[str, ...] = ()
+    shm_size: str | None = None
+    ulimit: tuple[str, ...] = ()
     allow: tuple[str, ...] = ()
     progress: str | None = None
     quiet: bool = False

@@ -18,7 +18,7 @@ from kubectl_build.options.specs import (
     parse_output,
 )
 
-PROGRESS_MODES = ("auto", "tty", "plain", "quiet", "rawjson")
+PROGRESS_MODES = ("auto", "tty", "plain", "quiet", "rawjson", "none")
 """Accepted ``--progress`` values; ``auto`` means tty on a terminal, else plain."""
 NETWORK_MODES = ("default", "host", "none")
 """Accepted ``--network`` values for RUN steps."""
@@ -161,7 +161,7 @@ def cache_to(values: Iterable[str], build_args: Mapping[str, str]) -> tuple[Cach
 def progress(flags: BuildFlags, environ: Mapping[str, str]) -> str:
     """The progress mode: ``-q``, ``--progress`` or BUILDKIT_PROGRESS, else auto."""
     if flags.quiet:
-        if flags.progress not in (None, "auto", "quiet"):
+        if flags.progress not in (None, "auto", "quiet", "none"):
             raise UsageError(f"-q cannot be combined with --progress {flags.progress}", "drop one of them")
         return "quiet"
     value = flags.progress or environ.get("BUILDKIT_PROGRESS") or "auto"

@@ -124,6 +124,8 @@ def prepare_solve(options: BuildOptions, sources: LocalSources,
         network=options.network,
         remote_context=sources.remote_context,
         cache_imports=imports,
+        shm_size=options.shm_size,
+        ulimits=options.ulimits,
         named_contexts=named_sources(options),
     )
     # cacheonly is a client-side notion (buildx's too): build, keep the cache, export nothing.

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from kubectl_build._proto.control_pb2 import StatusResponse
     from kubectl_build.console import Console
 
-MODES = ("auto", "tty", "plain", "quiet", "rawjson")
+MODES = ("auto", "tty", "plain", "quiet", "rawjson", "none")
+"""``none`` is buildx's spelling of no progress at all: drawn like ``quiet``."""
 """Values accepted by ``--progress``."""
 
 

@@ -172,7 +172,7 @@ def make_plan_remembering(options: BuildOptions, local: LocalSources,
 
 def show_plan(plan: Plan, console: Console, progress: str) -> None:
     """Print the plan lines on stderr, except for machine-read progress (quiet, rawjson)."""
-    if progress in ("quiet", "rawjson"):
+    if progress in ("quiet", "rawjson", "none"):
         for line in plan_lines(plan):
             console.trace(line)
         return

@@ -241,3 +241,14 @@ def test_fifo_and_mode_bits_do_not_break_transfer(testbed: Testbed, tmp_path: Pa
                   "--buildkit-host", testbed.buildkit_host)
     assert run.code == 0, run.stderr
     assert stat.S_IMODE((out / "a").stat().st_mode) & 0o755 == 0o755
+
+
+def test_shm_size_and_ulimits_reach_run_steps(testbed: Testbed, tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, "FROM busybox\nRUN sh -c 'ulimit -Sn > /nofile; ulimit -Hn >> /nofile; "
+                         "df -k /dev/shm | tail -1 > /shm'\n")
+    out = tmp_path / "out"
+    run = run_cli(str(ctx), "--buildkit-host", testbed.buildkit_host, "--progress", "quiet", "--no-cache",
+                  "--shm-size", "96m", "--ulimit", "nofile=1000:2000", "-o", f"type=local,dest={out}")
+    assert run.code == 0, run.stderr[-3000:]
+    assert (out / "nofile").read_text().split() == ["1000", "2000"]
+    assert (out / "shm").read_text().split()[1] == str(96 * 1024)  # 1K-blocks of /dev/shm

@@ -252,7 +252,7 @@ def test_fast_help_does_not_import_click() -> None:
          "error: nothing to push: the image has no name; "
          "tag it with -t REGISTRY/NAME[:TAG] or pass --output type=image,name=..."),
         (("--progress", "fancy", "ctx"), ExitCode.USAGE,
-         'error: invalid --progress "fancy"; use one of auto, tty, plain, quiet, rawjson'),
+         'error: invalid --progress "fancy"; use one of auto, tty, plain, quiet, rawjson, none'),
         (("-t", "Bad:Tag", "ctx"), ExitCode.USAGE,
          'error: invalid tag "Bad:Tag": repository name must be lowercase; '
          "use [REGISTRY/]REPOSITORY[:TAG]"),
@@ -264,6 +264,10 @@ def test_fast_help_does_not_import_click() -> None:
          "did you mean '--no-cache-filter'? see 'kubectl build --help'"),
         (("--zzz", "ctx"), ExitCode.USAGE,
          "error: No such option '--zzz'; see 'kubectl build --help'"),
+        (("--r", "ctx"), ExitCode.USAGE,  # the hidden --rm is never offered
+         "error: No such option '--r'; see 'kubectl build --help'"),
+        (("--progres", "ctx"), ExitCode.USAGE,
+         "error: No such option '--progres'; did you mean '--progress'? see 'kubectl build --help'"),
         ((), ExitCode.USAGE,
          "error: Missing argument 'PATH | URL | -'; see 'kubectl build --help'"),
         (("ctx", "other"), ExitCode.USAGE,
@@ -282,7 +286,7 @@ def test_bad_environment_value(workdir: Path, fake_build: FakeBuild) -> None:
     outcome = build("ctx", env={"BUILDKIT_PROGRESS": "loud"})
     assert outcome.code == ExitCode.USAGE
     assert outcome.error_line == (
-        'error: invalid --progress "loud"; use one of auto, tty, plain, quiet, rawjson'
+        'error: invalid --progress "loud"; use one of auto, tty, plain, quiet, rawjson, none'
     )
 
 

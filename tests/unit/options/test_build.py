@@ -594,7 +594,7 @@ def test_progress_rejects(context: Path) -> None:
     with pytest.raises(UsageError) as info:
         options(progress="fancy")
     assert info.value.one_line() == (
-        'invalid --progress "fancy"; use one of auto, tty, plain, quiet, rawjson'
+        'invalid --progress "fancy"; use one of auto, tty, plain, quiet, rawjson, none'
     )
     with pytest.raises(UsageError) as info:
         options(progress="plain", quiet=True)

@@ -67,3 +67,15 @@ def test_layout_directories_become_session_stores(tmp_path) -> None:  # type: ig
     ]
     exported = [dict(c.attrs) for c in plan.spec.cache_exports]
     assert exported == [{"dest": "shared", "mode": "max", "tag": "v2"}]
+
+
+def test_run_resources_and_named_contexts_are_frontend_attrs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "src").mkdir()
+    plan = _plan(tmp_path, shm_size="1g", ulimit=("nofile=1024",),
+                 build_context=(f"src={tmp_path / 'src'}", "alpine=docker-image://alpine:3.20"))
+    attrs = plan.spec.frontend_attrs
+    assert (attrs["shm-size"], attrs["ulimit"]) == (str(1 << 30), "nofile=1024:1024")
+    assert (attrs["context:src"], attrs["context:alpine"]) == ("local:src", "docker-image://alpine:3.20")
+    assert attrs["frontend.caps"] == "moby.buildkit.frontend.contexts+forward"
+    assert plan.named_dirs == {"src": str(tmp_path / "src")}
+    assert "shm-size" not in _plan(tmp_path).spec.frontend_attrs

@@ -64,7 +64,7 @@ def test_explicit_modes(mode: str, kind: type) -> None:
 
 
 def test_every_mode_is_known() -> None:
-    assert set(MODES) == {"auto", "tty", "plain", "quiet", "rawjson"}
+    assert set(MODES) == {"auto", "tty", "plain", "quiet", "rawjson", "none"}
 
 
 def test_unknown_mode_is_a_usage_error() -> None:
