@@ -44,6 +44,10 @@ Options:
   --build-arg KEY[=VALUE]         Build-time variable; a bare KEY takes the
                                   environment's value.
   --label KEY=VALUE               Image label; repeatable.
+  --annotation [TYPE[PLATFORM]:]KEY=VALUE
+                                  OCI annotation; TYPE manifest (default),
+                                  index, manifest-descriptor or index-
+                                  descriptor.
   --target STAGE                  Build this stage instead of the last one.
   --no-cache                      Do not use the build cache.
   --no-cache-filter STAGE         Do not use the build cache for these stages.

@@ -49,6 +49,11 @@ _BUILD_OPTIONS = [
         help="Build-time variable; a bare KEY takes the environment's value.",
     ),
     _multi("--label", metavar="KEY=VALUE", help="Image label; repeatable."),
+    _multi(
+        "--annotation",
+        metavar="[TYPE[PLATFORM]:]KEY=VALUE",
+        help="OCI annotation; TYPE manifest (default), index, manifest-descriptor or index-descriptor.",
+    ),
     click.option("--target", metavar="STAGE", help="Build this stage instead of the last one."),
     click.option("--no-cache", is_flag=True, help="Do not use the build cache."),
     _multi("--no-cache-filter", metavar="STAGE", help="Do not use the build cache for these stages."),

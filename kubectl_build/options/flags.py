@@ -27,6 +27,7 @@ class BuildFlags:
     platform: tuple[str, ...] = ()
     build_arg: tuple[str, ...] = ()
     label: tuple[str, ...] = ()
+    annotation: tuple[str, ...] = ()
     target: str | None = None
     no_cache: bool = False
     no_cache_filter: tuple[str, ...] = ()

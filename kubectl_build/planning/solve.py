@@ -13,6 +13,7 @@ from kubectl_build.buildkit.solve import (
     frontend_attrs,
 )
 from kubectl_build.context.sources import LocalSources
+from kubectl_build.options.annotations import exporter_attrs
 from kubectl_build.options.build import BuildOptions, OutputSpec
 
 # The session content store the daemon writes an oci/docker layout output into.
@@ -79,8 +80,10 @@ def layout_uses(options: BuildOptions) -> tuple[LayoutUse, ...]:
     return tuple(uses.values())
 
 
-def _exporter(out: OutputSpec) -> ExporterSpec:
+def _exporter(out: OutputSpec, annotations: Mapping[str, str]) -> ExporterSpec:
     attrs = dict(out.attrs)
+    if out.type in ("image", "oci", "docker"):
+        attrs.update({k: v for k, v in annotations.items() if k not in attrs})
     if out.type in ("image", "oci"):
         # v0.31 flipped the default to OCI; say it so every daemon version agrees.
         attrs.setdefault("oci-mediatypes", "true")
@@ -130,7 +133,8 @@ def prepare_solve(options: BuildOptions, sources: LocalSources,
     )
     # cacheonly is a client-side notion (buildx's too): build, keep the cache, export nothing.
     outputs = [out for out in _default_outputs(options) if out.type != "cacheonly"]
-    exporters = [_exporter(out) for out in outputs]
+    annotations = exporter_attrs(options.annotations)
+    exporters = [_exporter(out, annotations) for out in outputs]
     targets = {
         index: ("dir" if out.type == "local" else "file", out.dest)
         for index, out in enumerate(outputs)

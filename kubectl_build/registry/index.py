@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubectl_build.errors import RegistryError
+from kubectl_build.options.annotations import IndexAnnotations
 from kubectl_build.platforms.matching import from_parts
 from kubectl_build.registry.client import (
     DOCKER_LIST,
@@ -109,12 +110,14 @@ def config_digest(manifest: Manifest) -> str | None:
     return digest
 
 
-def merge_index(pushed: Sequence[Manifest], configs: Mapping[str, bytes]) -> Manifest:
+def merge_index(pushed: Sequence[Manifest], configs: Mapping[str, bytes],
+                annotations: IndexAnnotations | None = None) -> Manifest:
     """One index holding every image and attestation of ``pushed``.
 
     Args:
         pushed: what each builder pushed, in plan order (indexes or image manifests).
         configs: config blobs by digest, for the image manifests in ``pushed``.
+        annotations: ``--annotation`` values of the index and of its image entries.
 
     Returns:
         The merged index with its exact bytes and their sha256 digest.
@@ -130,10 +133,21 @@ def merge_index(pushed: Sequence[Manifest], configs: Mapping[str, bytes]) -> Man
     _check_attestations(images, attestations)
     docker = all(d.get("mediaType") == DOCKER_MANIFEST for d in descriptors)
     media_type = DOCKER_LIST if docker else OCI_INDEX
+    if annotations is not None:
+        images = [_annotated(d, annotations.for_descriptor(d)) for d in images]
     entries = [_ordered(d, docker) for d in (*images, *attestations)]
-    body = json.dumps({"schemaVersion": 2, "mediaType": media_type, "manifests": entries},
-                      indent=2).encode()
+    document: dict[str, Any] = {"schemaVersion": 2, "mediaType": media_type, "manifests": entries}
+    if annotations is not None and annotations.index:
+        document["annotations"] = dict(sorted(annotations.index.items()))
+    body = json.dumps(document, indent=2).encode()
     return Manifest(media_type, body, "sha256:" + hashlib.sha256(body).hexdigest())
+
+
+def _annotated(descriptor: Descriptor, extra: Mapping[str, str]) -> Descriptor:
+    if not extra:
+        return descriptor
+    merged = {**(descriptor.get("annotations") or {}), **extra}
+    return {**descriptor, "annotations": dict(sorted(merged.items()))}
 
 
 def _descriptors(manifest: Manifest, configs: Mapping[str, bytes]) -> list[Descriptor]:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from kubectl_build.buildkit.session.auth import CredentialStore
 from kubectl_build.errors import RegistryAuthError, RegistryError
+from kubectl_build.options.annotations import IndexAnnotations
 from kubectl_build.registry.client import Manifest, RegistryClient, fetch_pushed, push_index
 from kubectl_build.registry.index import merge_index, push_targets
 
@@ -85,14 +86,15 @@ def registry_connector(credentials: CredentialStore) -> RegistryConnector:
     return connect
 
 
-def merge_and_push(digests: Sequence[str], names: Sequence[str],
-                   connect: RegistryConnector) -> Manifest:
+def merge_and_push(digests: Sequence[str], names: Sequence[str], connect: RegistryConnector,
+                   annotations: IndexAnnotations | None = None) -> Manifest:
     """Read back what every builder pushed, merge it, put the index under every tag.
 
     Args:
         digests: what each builder pushed by digest, in plan order.
         names: the image names (``-t``); every repository gets the index.
         connect: makes registry clients.
+        annotations: what ``--annotation`` puts on the index and its image entries.
 
     Returns:
         The merged index (the same bytes in every repository).
@@ -103,7 +105,7 @@ def merge_and_push(digests: Sequence[str], names: Sequence[str],
     index: Manifest | None = None
     for target in push_targets(names):
         client, (manifests, configs) = _fetch(connect, target.host, target.repository, digests)
-        merged = merge_index(manifests, configs)
+        merged = merge_index(manifests, configs, annotations)
         push_index(client, target.repository, target.tags, merged)
         index = merged
     if index is None:

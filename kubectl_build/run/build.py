@@ -22,6 +22,7 @@ from kubectl_build.console import Console
 from kubectl_build.context import sources
 from kubectl_build.errors import RegistryAuthError
 from kubectl_build.kube.pod_exec import WarmPath
+from kubectl_build.options.annotations import for_index
 from kubectl_build.options.build import BuildOptions
 from kubectl_build.planning.groups import BuilderGroup, group_description, group_label, group_options, pushes
 from kubectl_build.planning.solve import PreparedSolve, prepare_solve
@@ -190,7 +191,8 @@ def _merge(responses: Sequence[dict[str, str]], jobs: Sequence[SolveJob], reques
              for n in out.attrs.get("name", "").split(",") if n]
     digests = [merge.pushed_digest(response, job.description or job.builder)
                for response, job in zip(responses, jobs, strict=True)]
-    index = merge.merge_and_push(digests, names, merge.registry_connector(target.credentials))
+    index = merge.merge_and_push(digests, names, merge.registry_connector(target.credentials),
+                                 for_index(options.annotations))
     request.console.trace(f"merged {len(digests)} pushes into {index.media_type} {index.digest}")
     spec = prepare_solve(options, request.local, request.environ).spec
     results.report(merge.merged_response(index, names), PreparedSolve(spec, {}, tuple(names)),

@@ -7,10 +7,12 @@ own Go client (buildctl) writes and reads on the same daemon.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -156,3 +158,29 @@ def test_an_unresolvable_layout_context_is_a_context_error(testbed: Testbed, tmp
     assert run.stderr.strip().splitlines() == [
         f"error: build context 'base': oci-layout {tmp_path / 'nowhere'} has no index.json; "
         "point oci-layout:// at a directory written with -o type=oci,tar=false"]
+
+
+def test_annotations_land_on_each_level_of_a_multi_platform_image(testbed: Testbed, tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, "FROM scratch\nCOPY a /a\n")
+    layout = tmp_path / "layout"
+    run = run_cli(str(ctx), "--buildkit-host", testbed.buildkit_host, "--progress", "quiet",
+                  "--platform", "linux/amd64,linux/arm64", "-o", f"type=oci,tar=false,dest={layout}",
+                  "--annotation", "index:org.opencontainers.image.title=app",
+                  "--annotation", "manifest:team=core",
+                  "--annotation", "manifest[linux/arm64]:note=arm only",
+                  "--annotation", "manifest-descriptor:entry=yes",
+                  "--annotation", "index-descriptor:outer=1")
+    assert run.code == 0, run.stderr[-3000:]
+
+    def blob(digest: str) -> dict[str, Any]:
+        return json.loads((layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_text())
+
+    (outer,) = json.loads((layout / "index.json").read_text())["manifests"]
+    assert outer["annotations"]["outer"] == "1"
+    index = blob(outer["digest"])
+    assert index["annotations"]["org.opencontainers.image.title"] == "app"
+    images = [m for m in index["manifests"] if m["platform"]["os"] == "linux"]
+    assert [m["annotations"]["entry"] for m in images] == ["yes", "yes"]
+    notes = {m["platform"]["architecture"]: blob(m["digest"])["annotations"] for m in images}
+    assert notes["amd64"]["team"] == notes["arm64"]["team"] == "core"
+    assert "note" not in notes["amd64"] and notes["arm64"]["note"] == "arm only"

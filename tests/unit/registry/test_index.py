@@ -225,3 +225,19 @@ def test_by_digest_attrs_strip_tags_and_push_by_digest() -> None:
     assert by_digest_attrs(attrs) == {"name": "r.example.com/a,r.example.com/b",
                                       "oci-mediatypes": "true", "push-by-digest": "true",
                                       "push": "true"}
+
+
+def test_annotations_go_on_the_merged_index_and_its_image_entries() -> None:
+    from kubectl_build.options.annotations import for_index, parse_annotations
+
+    first, second = _attested_index([AMD64]), _attested_index([ARM64, ARMV7])
+    wanted = parse_annotations(["index:org.opencontainers.image.title=app", "manifest:ignored=here",
+                                "manifest-descriptor:team=core",
+                                "manifest-descriptor[linux/arm64]:arch.note=arm"])
+    doc = json.loads(merge_index([first, second], {}, for_index(wanted)).body)
+    assert doc["annotations"] == {"org.opencontainers.image.title": "app"}
+    entries = doc["manifests"]
+    assert [e.get("annotations") for e in entries[:3]] == [
+        {"team": "core"}, {"arch.note": "arm", "team": "core"}, {"team": "core"}]
+    assert all("team" not in e["annotations"] for e in entries[3:])  # attestations untouched
+    assert "annotations" not in json.loads(merge_index([first, second], {}).body)
