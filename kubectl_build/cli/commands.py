@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from kubectl_build import __version__
+from kubectl_build.cli.compat import COMPAT_OPTIONS
 from kubectl_build.console import Console
 
 # Fixed widths make the help text identical on every terminal, which lets
@@ -146,32 +147,8 @@ _BUILD_OPTIONS = [
 ]
 
 
-# docker build flags of the legacy builder that BuildKit has no use for. They are
-# accepted and ignored (hidden from --help), as BuildKit clients do, so existing
-# `docker build` command lines keep working.
-_IGNORED_FLAGS = ("--rm", "--force-rm", "--compress")
-_IGNORED_VALUE_OPTIONS = (
-    ("--isolation",),
-    ("--security-opt",),
-    ("-m", "--memory"),
-    ("--memory-swap",),
-    ("-c", "--cpu-shares"),
-    ("--cpu-period",),
-    ("--cpu-quota",),
-    ("--cpuset-cpus",),
-    ("--cpuset-mems",),
-)
-_COMPAT_OPTIONS = [
-    *(click.option(flag, is_flag=True, hidden=True, expose_value=False) for flag in _IGNORED_FLAGS),
-    *(
-        click.option(*names, multiple=True, hidden=True, expose_value=False)
-        for names in _IGNORED_VALUE_OPTIONS
-    ),
-]
-
-
 def _with_build_options(func: Any) -> Any:
-    for option in reversed([*_BUILD_OPTIONS, *_COMPAT_OPTIONS]):
+    for option in reversed([*_BUILD_OPTIONS, *COMPAT_OPTIONS]):
         func = option(func)
     return func
 
