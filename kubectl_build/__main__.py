@@ -59,6 +59,13 @@ Options:
   --build-context NAME=VALUE      Extra named context: a directory, docker-
                                   image://REF, oci-layout://DIR[:TAG][@DIGEST]
                                   or a URL.
+  --attest type=sbom|provenance,...
+                                  Attestation to add to the image.
+  --sbom true|false|KEY=VALUE     SBOM attestation (shorthand for --attest
+                                  type=sbom).
+  --provenance true|false|mode=min|max
+                                  Provenance attestation [default: mode=min
+                                  where the image is exported].
   --cache-from REF|type=...       Cache source, e.g. type=registry,ref=REF.
   --cache-to type=...             Cache destination, e.g.
                                   type=registry,ref=REF,mode=max or type=inline.

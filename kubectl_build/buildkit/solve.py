@@ -68,6 +68,8 @@ class FrontendInputs:
     remote_context: str | None = None
     cache_imports: Sequence[CacheEntry] = ()
     multi_platform: bool = False
+    attests: Mapping[str, str] = field(default_factory=dict)
+    """``attest:<type>`` attributes, already spelled."""
     shm_size: int = 0
     ulimits: str = ""
     named_contexts: Mapping[str, str] = field(default_factory=dict)
@@ -99,6 +101,7 @@ def frontend_attrs(inputs: FrontendInputs) -> dict[str, str]:
         attrs["add-hosts"] = ",".join(f"{host}={ip}" for host, ip in inputs.add_hosts)
     if inputs.network in ("host", "none"):
         attrs["force-network-mode"] = inputs.network
+    attrs.update(inputs.attests)
     if inputs.shm_size:
         attrs["shm-size"] = str(inputs.shm_size)
     if inputs.ulimits:

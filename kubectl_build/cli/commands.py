@@ -71,6 +71,11 @@ _BUILD_OPTIONS = [
         help="Extra named context: a directory, docker-image://REF, "
         "oci-layout://DIR[:TAG][@DIGEST] or a URL.",
     ),
+    _multi("--attest", metavar="type=sbom|provenance,...", help="Attestation to add to the image."),
+    click.option("--sbom", metavar="true|false|KEY=VALUE", is_flag=False, flag_value="true",
+                 help="SBOM attestation (shorthand for --attest type=sbom)."),
+    click.option("--provenance", metavar="true|false|mode=min|max", is_flag=False, flag_value="true",
+                 help="Provenance attestation [default: mode=min where the image is exported]."),
     _multi("--cache-from", metavar="REF|type=...", help="Cache source, e.g. type=registry,ref=REF."),
     _multi(
         "--cache-to",

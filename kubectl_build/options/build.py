@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from kubectl_build.options.annotations import Annotation, parse_annotations
+from kubectl_build.options.attests import Attest, parse_attests
 from kubectl_build.options.contexts import NamedContext, parse_build_context, unique_names
 from kubectl_build.options.flags import BuildFlags, _no_mapping
 from kubectl_build.options.resources import parse_shm_size, ulimit_attr
@@ -110,6 +111,8 @@ class BuildOptions:
     """Secrets served to the build, one per id (the last flag wins, as in docker)."""
     ssh: tuple[SSHSpec, ...] = ()
     """SSH agents or keys served to the build, one per id."""
+    attests: tuple[Attest, ...] = ()
+    """Attestations asked for (``--attest``, ``--sbom``, ``--provenance``), one per type."""
     annotations: tuple[Annotation, ...] = ()
     """``--annotation`` values, for image/oci/docker outputs and the client-merged index."""
     build_contexts: tuple[NamedContext, ...] = ()
@@ -224,6 +227,7 @@ def _with_solve_fields(options: BuildOptions, flags: BuildFlags,
         pull=flags.pull,
         secrets=last_per_id(parse_secret(v, environ) for v in flags.secret),
         ssh=last_per_id(parse_ssh(v, environ) for v in flags.ssh),
+        attests=parse_attests(flags.attest, flags.sbom, flags.provenance),
         annotations=parse_annotations(flags.annotation),
         build_contexts=unique_names(tuple(parse_build_context(v) for v in flags.build_context)),
         cache_from=tuple(parse_cache(v, export=False) for v in flags.cache_from),

@@ -28,6 +28,9 @@ class BuildFlags:
     build_arg: tuple[str, ...] = ()
     label: tuple[str, ...] = ()
     annotation: tuple[str, ...] = ()
+    attest: tuple[str, ...] = ()
+    sbom: str | None = None
+    provenance: str | None = None
     target: str | None = None
     no_cache: bool = False
     no_cache_filter: tuple[str, ...] = ()

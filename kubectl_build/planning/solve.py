@@ -14,6 +14,7 @@ from kubectl_build.buildkit.solve import (
 )
 from kubectl_build.context.sources import LocalSources
 from kubectl_build.options.annotations import exporter_attrs
+from kubectl_build.options.attests import frontend_attrs as attest_attrs
 from kubectl_build.options.build import BuildOptions, OutputSpec
 
 # The session content store the daemon writes an oci/docker layout output into.
@@ -102,6 +103,20 @@ def _default_outputs(options: BuildOptions) -> tuple[OutputSpec, ...]:
     return ()
 
 
+def _carries_attestations(options: BuildOptions) -> bool:
+    """Whether buildx's default provenance applies to these outputs.
+
+    Not for an image output without push (the cluster's image store, where buildx, loading
+    into docker, drops attestations too), nor with Docker media types, which cannot hold
+    attestation manifests (the daemon would refuse the whole export).
+    """
+    outputs = _default_outputs(options)
+    loads = any(out.type == "image" and not out.pushes for out in outputs)
+    docker_types = any(out.type == "docker" or out.attrs.get("oci-mediatypes") in ("false", "0")
+                       for out in outputs if out.type in ("image", "oci", "docker"))
+    return not loads and not docker_types
+
+
 def build_args(options: BuildOptions, environ: Mapping[str, str]) -> dict[str, str]:
     """Build args, plus SOURCE_DATE_EPOCH from the environment as buildx passes it."""
     args = dict(options.build_args)
@@ -127,6 +142,8 @@ def prepare_solve(options: BuildOptions, sources: LocalSources,
         network=options.network,
         remote_context=sources.remote_context,
         cache_imports=imports,
+        attests=attest_attrs(options.attests, default_provenance=_carries_attestations(options),
+                             environ=environ),
         shm_size=options.shm_size,
         ulimits=options.ulimits,
         named_contexts=named_sources(options),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
+from typing import Any
 
 from kubectl_build.buildkit.session.auth import Credential
 from kubectl_build.registry.client import RegistryClient
@@ -16,9 +17,23 @@ def tls_registry(testbed: Testbed) -> RegistryClient:
     return RegistryClient(testbed.registry_tls, cred, ca_file=testbed.env["KB_REGISTRY_CA"])
 
 
+def is_attestation(entry: dict[str, Any]) -> bool:
+    """An attestation manifest of an index (BuildKit's provenance or SBOM), not an image."""
+    return (entry.get("annotations") or {}).get("vnd.docker.reference.type") == "attestation-manifest"
+
+
+def attested_digests(index: dict[str, Any]) -> set[str]:
+    """The image digests the index's attestation manifests refer to."""
+    return {entry["annotations"]["vnd.docker.reference.digest"]
+            for entry in index["manifests"] if is_attestation(entry)}
+
+
 def platforms_of(index: dict[str, object]) -> set[str]:
+    """The platforms of the index's images (attestation manifests left out)."""
     result = set()
     for entry in index["manifests"]:  # type: ignore[attr-defined]
+        if is_attestation(entry):
+            continue
         plat = entry["platform"]
         result.add("/".join(p for p in (plat["os"], plat["architecture"],
                                          plat.get("variant", "")) if p))

@@ -15,7 +15,13 @@ import pytest
 
 from kubectl_build.errors import ExitCode
 from tests.e2e.helpers import REPO, Testbed, cli_path, run_cli
-from tests.e2e.registry_helpers import platforms_of, read_file_from_image, tls_registry
+from tests.e2e.registry_helpers import (
+    attested_digests,
+    is_attestation,
+    platforms_of,
+    read_file_from_image,
+    tls_registry,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -48,10 +54,13 @@ def test_cross_example_six_platforms_pushed(testbed: Testbed, tmp_path: Path) ->
     assert index.digest == digest
     doc = index.json()
     assert platforms_of(doc) == set(CROSS_PLATFORMS)
-    assert len(doc["manifests"]) == len(CROSS_PLATFORMS)
+    images = [m for m in doc["manifests"] if not is_attestation(m)]
+    assert len(images) == len(CROSS_PLATFORMS)
+    # buildx's default provenance (mode=min): one attestation manifest per image
+    assert attested_digests(doc) == {m["digest"] for m in images}
     by_platform = {"/".join(x for x in (m["platform"]["os"], m["platform"]["architecture"],
                                        m["platform"].get("variant", "")) if x): m["digest"]
-                   for m in doc["manifests"]}
+                   for m in images}
     for platform, expected in (("linux/arm64", "linux/arm64"), ("linux/arm/v7", "linux/armv7")):
         binary = tmp_path / platform.replace("/", "_")
         binary.write_bytes(read_file_from_image(client, "e2e/hello", by_platform[platform],

@@ -79,3 +79,16 @@ def test_run_resources_and_named_contexts_are_frontend_attrs(tmp_path) -> None: 
     assert attrs["frontend.caps"] == "moby.buildkit.frontend.contexts+forward"
     assert plan.named_dirs == {"src": str(tmp_path / "src")}
     assert "shm-size" not in _plan(tmp_path).spec.frontend_attrs
+
+
+def test_default_provenance_where_buildx_adds_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    def provenance(**flags):  # type: ignore[no-untyped-def]
+        return _plan(tmp_path, **flags).spec.frontend_attrs.get("attest:provenance")
+
+    assert provenance(tag=("r.example.com/a:1",), push=True) == "mode=min,inline-only=true"
+    assert provenance(output=(f"type=oci,dest={tmp_path}/o.tar",)) == "mode=min,inline-only=true"
+    assert provenance(tag=("r.example.com/a:1",)) is None  # loaded into the cluster's image store
+    assert provenance(output=(f"type=docker,dest={tmp_path}/d.tar",)) is None  # Docker media types
+    assert provenance(tag=("r.example.com/a:1",), push=True, provenance="mode=max") == \
+        "type=provenance,mode=max"
+    assert provenance(tag=("r.example.com/a:1",), push=True, provenance="false") is None
