@@ -15,6 +15,7 @@ import click
 
 from kubectl_build import __version__
 from kubectl_build.cli.compat import COMPAT_OPTIONS
+from kubectl_build.cli.imagetools import imagetools
 from kubectl_build.console import Console
 
 # Fixed widths make the help text identical on every terminal, which lets
@@ -378,6 +379,9 @@ def completion(shell: str) -> None:
     from kubectl_build.cli.completion import script
 
     Console().result(script(shell, programs()))
+
+
+buildkit.add_command(imagetools)
 
 
 def programs() -> dict[str, click.Command]:

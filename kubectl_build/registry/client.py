@@ -171,6 +171,26 @@ class RegistryClient:
         """GET a blob (configs are small; layers are not read this way)."""
         return self._request("GET", f"/v2/{repository}/blobs/{digest}")[2]
 
+    def mount_blob(self, repository: str, digest: str, source: str) -> None:
+        """Make a blob of ``source`` (a repository of this registry) exist in ``repository``.
+
+        Mounted without moving bytes where the registry allows it (201 Created); when it
+        opens an upload instead (202 Accepted), the bytes are read from ``source`` and put.
+        Layers are held in memory on that path.
+        """
+        query = urllib.parse.urlencode({"mount": digest, "from": source})
+        status, headers, _ = self._request("POST", f"/v2/{repository}/blobs/uploads/?{query}")
+        if status == 201:
+            return
+        location = urllib.parse.urlsplit(headers.get("Location", ""))
+        if not location.path:
+            raise RegistryError(f"registry {self.host} opened an upload without a Location",
+                                "check the registry; it does not follow the distribution API")
+        data = self.blob(source, digest)
+        query = f"{location.query}&" if location.query else ""
+        self._request("PUT", f"{location.path}?{query}digest={urllib.parse.quote(digest)}",
+                      headers={"Content-Type": "application/octet-stream"}, body=data)
+
     def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> str:
         """PUT a manifest under a tag (or digest); returns its digest."""
         self._request(

@@ -10,6 +10,8 @@ import base64
 import ipaddress
 import json
 import os
+import socket
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 
 from kubectl_build.buildkit.session.auth import CredentialStore
@@ -75,6 +77,21 @@ def is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
+        return False
+
+
+def speaks_tls(host: str, timeout: float = 5.0) -> bool:
+    """Whether ``host[:port]`` answers a TLS handshake (a loopback registry may be plain HTTP)."""
+    name, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
+    address = (name or host, int(port) if port.isdigit() else 443)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # only asking whether it speaks TLS at all
+    try:
+        with socket.create_connection(address, timeout=timeout) as raw, \
+                context.wrap_socket(raw, server_hostname=address[0]):
+            return True
+    except (ssl.SSLError, OSError):
         return False
 
 
