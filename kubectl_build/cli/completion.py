@@ -43,6 +43,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "--progress": ("auto", "tty", "plain", "quiet", "rawjson", "none"),
     "--network": ("default", "host", "none"),
     "--allow": ("network.host", "security.insecure"),
+    "--sbom": ("true", "false", "generator="),
+    "--provenance": ("true", "false", "mode=min", "mode=max"),
+    "--attest": ("type=sbom", "type=provenance", "type=provenance,mode=max"),
+    "--ulimit": tuple(f"{name}=" for name in ("core", "memlock", "nofile", "nproc", "stack")),
+    "--annotation": ("index:", "manifest:", "manifest-descriptor:", "index-descriptor:"),
     "--platform": ("local", "linux/amd64", "linux/arm64", "linux/arm/v7", "linux/arm/v6", "linux/386",
                    "linux/ppc64le", "linux/s390x", "linux/riscv64"),
 }  # fmt: skip

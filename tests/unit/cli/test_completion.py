@@ -152,3 +152,15 @@ def test_bash_completes_values_and_directories(bash_script: Path) -> None:
         env=_env(COMP_WORDS="kubectl-build ", COMP_CWORD="1", _KUBECTL_BUILD_COMPLETE="bash_complete"),
     )  # fmt: skip
     assert done.stdout.split() == ["dir,"]
+
+
+def test_the_buildx_surface_flags_complete_their_values() -> None:
+    def values(*args: str) -> list[str]:
+        return [v for v, _ in completion.answer("kubectl-build", list(args), PROGRAMS).candidates]
+
+    assert values("--provenance", "mode=") == ["mode=min", "mode=max"]
+    assert values("--annotation", "man") == ["manifest:", "manifest-descriptor:"]
+    assert values("--progress", "n") == ["none"]
+    assert "--build-context" in values("--build-c")
+    assert values("--imag") == []  # imagetools is kubectl buildkit's
+    assert values("--rm") == values("--force-r") == []  # hidden flags are never offered
