@@ -139,6 +139,10 @@ class PlainDisplay:
             if self._current is None:
                 self._header(step)
             return
+        if step.key in self._closed:
+            # The daemon repeats a finished step (a cached one once per layer it pulls):
+            # its block already ends with that state, unless lines were added since.
+            return
         if state is StepState.DONE and self._current is not step and step.key not in self._opened:
             # A step that starts and ends in one message without output is often run
             # again at once (the Dockerfile frontend loads its inputs twice); waiting one
@@ -174,6 +178,7 @@ class PlainDisplay:
         return transfer.timestamp - since >= self._interval
 
     def _line(self, step: Step, text: str) -> None:
+        self._closed.discard(step.key)  # a line after the close reopens the block
         self._header(step)
         self._write(f"#{step.number} {text}")
         self._block_lines += 1

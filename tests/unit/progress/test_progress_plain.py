@@ -140,3 +140,9 @@ def test_multi_line_names_and_errors_stay_on_one_line() -> None:
     assert "#1 [2/2] RUN <<EOF make make install EOF\n" in text
     assert "#1 ERROR: failed: exit code: 1\n" in text
     assert all(line.startswith(("#", "-", " >", "ERROR")) for line in text.splitlines() if line)
+
+
+def test_a_cached_step_sent_again_is_printed_once() -> None:
+    cached = vertex(D_MAKE, N_MAKE, started=0.1, completed=0.1, cached=True)
+    text = plain([resp([cached]), resp([cached]), resp([cached])])
+    assert text == f"#1 {N_MAKE}\n#1 CACHED\n"
