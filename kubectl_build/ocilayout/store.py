@@ -177,10 +177,15 @@ class Ingest:
         for chunk in iter(lambda: self._data.read(1 << 20), b""):
             self._hash.update(chunk)  # a resumed write: the digest so far
         self.offset = self._data.tell()
+        self._updated_ns = 0  # kept in memory: a file write per message costs as much as the data
 
     def status(self) -> WriteStatus:
         """Where this write stands."""
-        return _read_status(self.folder, self.ref, offset=self.offset)
+        status = _read_status(self.folder, self.ref, offset=self.offset)
+        if self._updated_ns:
+            status = WriteStatus(status.ref, status.offset, status.total, status.expected,
+                                 status.started_ns, self._updated_ns)
+        return status
 
     def digest(self) -> str:
         """The sha256 of what was written so far."""
@@ -191,7 +196,7 @@ class Ingest:
         self._data.write(data)
         self._hash.update(data)
         self.offset += len(data)
-        (self.folder / "updatedat").write_text(str(time.time_ns()))
+        self._updated_ns = time.time_ns()
 
     def truncate(self) -> None:
         """Start over from offset 0."""
@@ -226,6 +231,8 @@ class Ingest:
         """Let go of the ref (the bytes stay for a resumed write unless committed)."""
         if not self._data.closed:
             self._data.close()
+            if self._updated_ns and self.folder.exists():
+                (self.folder / "updatedat").write_text(str(self._updated_ns))
         self.store.release(self.ref)
 
 
