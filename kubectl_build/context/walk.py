@@ -186,6 +186,7 @@ class _Walker:
         self.root = root
         self.filter = ctx_filter
         self.reset_owner = reset_owner
+        self.windows_modes = windows_permissions()  # asked once per walk, not per file
         # fsutil keys hard links by st_ino alone; the first path sent owns the inode.
         self.inodes: dict[int, bytes] = {}
 
@@ -263,7 +264,7 @@ class _Walker:
             raise _VanishedError from err
         except OSError as err:
             raise _stat_error(rel, err) from err
-        mode = _go_mode(st.st_mode, windows_permissions())
+        mode = _go_mode(st.st_mode, self.windows_modes)
         is_dir = bool(mode & MODE_DIR)
         if not linkname and not is_dir and st.st_nlink > 1:
             linkname = self._hardlink(rel, st.st_ino)
