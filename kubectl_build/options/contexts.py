@@ -15,12 +15,12 @@ import re
 from dataclasses import dataclass
 
 from kubectl_build.errors import ContextError, UsageError
-from kubectl_build.options.validate import is_remote_context, validate_tag
+from kubectl_build.options.validate import DIGEST_PATTERN, TAG_PATTERN, is_remote_context, validate_tag
 
 OCI_LAYOUT = "oci-layout://"
 _PASSED_PREFIXES = ("docker-image://", "target:")
-_DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}")
-_TAG = re.compile(r"[\w][\w.-]{0,127}")
+_DIGEST = re.compile(DIGEST_PATTERN)
+_TAG = re.compile(TAG_PATTERN)
 _FORMS = "use NAME=DIR, NAME=docker-image://REF, NAME=oci-layout://DIR[:TAG][@DIGEST], NAME=URL"
 
 
