@@ -20,10 +20,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kubectl_build.errors import UsageError
+from kubectl_build.options.specs import GO_FALSE, GO_TRUE
 
 DEFAULT_PROVENANCE = "mode=min,inline-only=true"
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 _FORMS = "use type=sbom|provenance[,disabled=true][,KEY=VALUE...]"
 
 
@@ -39,8 +38,8 @@ class Attest:
 
 def canonical(kind: str, value: str) -> str:
     """``--sbom``/``--provenance`` VALUE as the ``--attest`` value buildx makes of it."""
-    if value in _TRUE or value in _FALSE:
-        return f"type={kind},disabled={'false' if value in _TRUE else 'true'}"
+    if value in GO_TRUE or value in GO_FALSE:
+        return f"type={kind},disabled={'false' if value in GO_TRUE else 'true'}"
     return f"type={kind},{value}"
 
 
@@ -59,9 +58,9 @@ def parse_attest(value: str, flag: str = "--attest") -> Attest:
         if name == "type":
             kind = text
         elif name == "disabled":
-            if text not in _TRUE and text not in _FALSE:
+            if text not in GO_TRUE and text not in GO_FALSE:
                 raise UsageError(f'invalid {flag} "{value}": disabled= must be true or false', _FORMS)
-            disabled = text in _TRUE
+            disabled = text in GO_TRUE
         else:
             rest[key] = text
     if not kind:

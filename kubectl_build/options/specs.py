@@ -165,7 +165,7 @@ class OutputSpec:
     @property
     def layout_dir(self) -> bool:
         """Whether an oci/docker output goes into an OCI layout directory (``tar=false``)."""
-        return self.type in ("oci", "docker") and self.attrs.get("tar", "true") in _GO_FALSE
+        return self.type in ("oci", "docker") and self.attrs.get("tar", "true") in GO_FALSE
 
     @property
     def pushes(self) -> bool:
@@ -178,12 +178,12 @@ def _is_true(value: str) -> bool:
 
 
 # strconv.ParseBool's spellings: the daemon parses these attributes with it.
-_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
 
 def _is_bool(value: str) -> bool:
-    return value in _GO_TRUE or value in _GO_FALSE
+    return value in GO_TRUE or value in GO_FALSE
 
 
 def parse_output(value: str) -> OutputSpec:
@@ -212,7 +212,7 @@ def parse_output(value: str) -> OutputSpec:
     if "tar" in attrs and (kind not in ("oci", "docker") or not _is_bool(attrs["tar"])):
         why = "tar= must be true or false" if kind in ("oci", "docker") else f"type={kind} takes no tar="
         raise UsageError(f'invalid --output "{value}": {why}', _OUTPUT_FORMS)
-    if kind in ("oci", "docker") and attrs.get("tar", "true") in _GO_FALSE and dest in (None, "", "-"):
+    if kind in ("oci", "docker") and attrs.get("tar", "true") in GO_FALSE and dest in (None, "", "-"):
         raise UsageError(f'invalid --output "{value}": type={kind},tar=false needs dest=DIR', _OUTPUT_FORMS)
     if kind in _FILE_OUTPUTS and not dest:
         raise UsageError(f'invalid --output "{value}": type={kind} needs dest=FILE or dest=-', _OUTPUT_FORMS)
