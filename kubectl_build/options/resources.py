@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from kubectl_build.errors import UsageError
 
-_SIZE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$")
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
                 "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
@@ -28,10 +28,7 @@ def parse_shm_size(value: str) -> int:
     match = _SIZE.match(value.strip())
     if not match:
         raise UsageError(f'invalid --shm-size "{value}": not a size', "use a size such as 64m or 2g")
-    number = float(match[1]) if match[1].count(".") <= 1 else None
-    if number is None:
-        raise UsageError(f'invalid --shm-size "{value}": not a size', "use a size such as 64m or 2g")
-    return int(number * _UNITS[(match[2] or "").lower()])  # 0: the daemon's default, as in docker
+    return int(float(match[1]) * _UNITS[(match[2] or "").lower()])  # 0: the daemon's default, as in docker
 
 
 def _limit(text: str, value: str) -> int:
