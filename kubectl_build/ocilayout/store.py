@@ -91,7 +91,8 @@ class LayoutStore:
             for blob in sorted((blobs / algorithm).iterdir()):
                 digest = f"{algorithm}:{blob.name}"
                 if _DIGEST.match(digest) and blob.is_file():
-                    yield BlobInfo(digest, blob.stat().st_size, blob.stat().st_mtime_ns)
+                    st = blob.stat()
+                    yield BlobInfo(digest, st.st_size, st.st_mtime_ns)
 
     def open_blob(self, digest: str) -> BinaryIO:
         """The blob's bytes; not_found when absent."""

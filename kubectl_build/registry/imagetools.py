@@ -66,8 +66,9 @@ def render_text(found: Inspected) -> str:
              f"Digest:    {found.manifest.digest}"]
     doc = found.manifest.json()
     if found.manifest.media_type in INDEXES:
-        base = found.name.split("@", 1)[0].rsplit(":", 1)[0] if ":" in found.name.rsplit("/", 1)[-1] \
-            else found.name.split("@", 1)[0]
+        base = found.name.split("@", 1)[0]
+        if ":" in base.rsplit("/", 1)[-1]:
+            base = base.rsplit(":", 1)[0]  # the repository: entries are named by digest
         lines += ["", "Manifests:"]
         for entry in doc.get("manifests") or []:
             lines += [f"  Name:        {base}@{entry['digest']}",
