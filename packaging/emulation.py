@@ -12,6 +12,7 @@ platform tags: it only chooses and unpacks wheels, and the hashed lock fixes whi
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -126,8 +127,13 @@ def wheel_platforms(glibc: tuple[int, int]) -> list[str]:
     return [*newest_first, "manylinux2014_aarch64", "linux_aarch64"]
 
 
+@functools.cache
 def toolchain(python: Path, emulation: Emulation | None) -> Toolchain:
-    """The native toolchain (the venv's own pip), or pip on the host for the emulated target."""
+    """The native toolchain (the venv's own pip), or pip on the host for the emulated target.
+
+    Cached: asking the interpreter its version costs a second or more under qemu, and one
+    release build asks for the same interpreter's toolchain several times.
+    """
     env = emulation.env() if emulation else dict(os.environ)
     version, (major, minor) = _interpreter(python, env)
     quiet = ("-q", "--disable-pip-version-check")
