@@ -1,5 +1,7 @@
 """``kubectl buildkit imagetools create|inspect``: buildx's imagetools on our registry code.
 
+The commands take ``kubectl buildkit``'s context settings (-h, fixed widths) from their parent.
+
 Credentials come from the docker config (``$DOCKER_CONFIG/config.json``, credential helpers
 included), a registry's CA from ``certs.d`` as for builds.
 """
@@ -11,9 +13,6 @@ from typing import Any
 import click
 
 from kubectl_build.console import Console
-
-_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "terminal_width": 80,
-                             "max_content_width": 80}
 
 
 def _connect() -> Any:
@@ -30,12 +29,12 @@ def _connect() -> Any:
     return connect
 
 
-@click.group(name="imagetools", context_settings=_SETTINGS)
+@click.group(name="imagetools")
 def imagetools() -> None:
     """Inspect images in a registry, and merge images into a new index."""
 
 
-@imagetools.command(name="inspect", context_settings=_SETTINGS)
+@imagetools.command(name="inspect")
 @click.argument("name", metavar="NAME[:TAG|@DIGEST]")
 @click.option("--raw", is_flag=True, help="Print the manifest or index exactly as stored.")
 @click.option("--format", "template", metavar="TEMPLATE",
@@ -58,7 +57,7 @@ def inspect_command(name: str, raw: bool, template: str | None) -> int:
     return 0
 
 
-@imagetools.command(name="create", context_settings=_SETTINGS)
+@imagetools.command(name="create")
 @click.argument("sources", nargs=-1, metavar="SOURCE...")
 @click.option("-t", "--tag", "tags", multiple=True, metavar="NAME:TAG",
               help="Name of the new index; repeatable.")
