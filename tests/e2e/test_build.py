@@ -261,3 +261,11 @@ def test_shm_size_and_ulimits_reach_run_steps(testbed: Testbed, tmp_path: Path) 
     assert run.code == 0, run.stderr[-3000:]
     assert (out / "nofile").read_text().split() == ["1000", "2000"]
     assert (out / "shm").read_text().split()[1] == str(96 * 1024)  # 1K-blocks of /dev/shm
+
+
+def test_progress_none_prints_no_progress(testbed: Testbed, tmp_path: Path) -> None:
+    ctx = _ctx(tmp_path, "FROM scratch\nCOPY Dockerfile /d\n")
+    run = run_cli(str(ctx), "--buildkit-host", testbed.buildkit_host, "--progress", "none",
+                  "-o", f"type=local,dest={tmp_path / 'out'}")
+    assert run.code == 0, run.stderr[-3000:]
+    assert run.stderr == "" and (tmp_path / "out" / "d").exists()

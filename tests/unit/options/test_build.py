@@ -707,6 +707,9 @@ def test_inline_cache_build_arg(context: Path) -> None:
 
 def test_builder_from_environment(context: Path) -> None:
     assert options(environ={"BUILDKIT_BUILDER": "shared"}).builder == "shared"
+    assert options(environ={"BUILDX_BUILDER": "from-ci"}).builder == "from-ci"
+    assert options(environ={"BUILDKIT_BUILDER": "ours", "BUILDX_BUILDER": "theirs"}).builder == "ours"
+    assert options(builder="flag", environ={"BUILDX_BUILDER": "theirs"}).builder == "flag"
 
 
 def test_options_are_frozen(context: Path) -> None:
