@@ -358,7 +358,11 @@ def serve_agent(path: str) -> int:
 def _preload() -> None:
     """What a build imports, for the agent to import once before it forks copies."""
     import kubectl_build.cli.commands
-    import kubectl_build.progress  # noqa: F401
+    import kubectl_build.cli.invocation
+    import kubectl_build.progress
+    import kubectl_build.run.build
+    import kubectl_build.run.cluster
+    import kubectl_build.run.solve  # noqa: F401  (grpc, the stubs, the session services)
     from kubectl_build.kube.config import import_client
 
     # The API client only serves cold paths (creating a builder, listing nodes), slow anyway.

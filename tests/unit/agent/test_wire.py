@@ -30,9 +30,9 @@ def test_switch(value: str, expected: bool) -> None:
     (["-h"], {}, False),
     (["completion", "bash"], {}, False),
     ([".", "--version"], {}, False),
-    ([".", "--buildkit-host", "unix:///run/b.sock"], {}, False),
-    ([".", "--buildkit-host=tcp://h:1"], {}, False),
-    (["."], {"BUILDKIT_HOST": "unix:///run/b.sock"}, False),
+    ([".", "--buildkit-host", "unix:///run/b.sock"], {}, True),
+    ([".", "--buildkit-host=tcp://h:1"], {}, True),
+    (["."], {"BUILDKIT_HOST": "unix:///run/b.sock"}, True),
     (["."], {"_KUBECTL_BUILD_COMPLETE": "bash_complete"}, False),
     (["."], {wire.SWITCH: "0"}, False),
     # After "--" nothing is an option of ours.
