@@ -7,15 +7,16 @@ progress an iterator of StatusResponse, and every failure a KubectlBuildError ma
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from kubectl_build._proto import control_pb2, control_pb2_grpc
+from kubectl_build._proto import control_pb2, control_pb2_grpc, gateway_pb2, gateway_pb2_grpc, rpcstatus_pb2
 from kubectl_build.buildkit.errors import is_unknown_job, translate, translate_solve
 from kubectl_build.buildkit.wire import identity
 from kubectl_build.errors import BuildInterruptedError, DaemonUnreachableError, UsageError
@@ -36,6 +37,8 @@ CHANNEL_OPTIONS: list[tuple[str, Any]] = [
 ]
 STATUS_RETRY_PAUSE = 0.5
 """Seconds before asking again for the status of a job the daemon did not know yet."""
+BUILD_ID_HEADER = "buildkit-controlapi-buildid"
+"""Names the build a frontend gateway call belongs to."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ class BuildKitClient:
         else:
             self._channel = grpc.insecure_channel(endpoint.target, options)
         self._stub = control_pb2_grpc.ControlStub(self._channel)
+        self._gateway = gateway_pb2_grpc.LLBBridgeStub(self._channel)
         self._session = self._channel.stream_stream(
             "/moby.buildkit.v1.Control/Session",
             request_serializer=identity,
@@ -177,6 +181,31 @@ class BuildKitClient:
                 if attempt or not is_unknown_job(err):
                     raise translate(err, self.endpoint.address, "status") from err
             time.sleep(STATUS_RETRY_PAUSE)
+
+    def frontend_call(self, ref: str, frontend: str, attrs: Mapping[str, str],
+                      timeout: float = 600) -> dict[str, bytes]:
+        """Run a frontend subrequest in the build ``ref``, then end that build.
+
+        A Solve without frontend holds the build open; the answer is result metadata.
+
+        Raises:
+            BuildFailedError etc.: the frontend failed (``errors.translate_solve``).
+        """
+        header = ((BUILD_ID_HEADER, ref),)
+        request = gateway_pb2.SolveRequest(frontend=frontend, frontend_opt=dict(attrs),
+                                           allow_result_return=True, allow_result_array_ref=True)
+        try:
+            response = self._gateway.Solve(request, metadata=header, timeout=timeout)
+        except grpc.RpcError as err:
+            with contextlib.suppress(grpc.RpcError):
+                failed = gateway_pb2.ReturnRequest(
+                    error=rpcstatus_pb2.Status(code=2, message="subrequest failed"))
+                self._gateway.Return(failed, metadata=header, timeout=30)
+            raise translate_solve(err, self.endpoint.address) from err
+        # An empty result: the answer is ours; the build exports nothing.
+        self._call("return", self._gateway.Return, gateway_pb2.ReturnRequest(result=gateway_pb2.Result()),
+                   metadata=header, timeout=30)
+        return dict(response.result.metadata)
 
     def open_session(self, requests: Iterator[bytes],
                      metadata: Sequence[tuple[str, str]]) -> Any:

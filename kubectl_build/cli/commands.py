@@ -101,6 +101,10 @@ _BUILD_OPTIONS = [
     click.option("--shm-size", metavar="SIZE", help="Size of /dev/shm for RUN steps, e.g. 64m."),
     _multi("--ulimit", metavar="NAME=SOFT[:HARD]", help="Resource limit for RUN steps, e.g. nofile=1024."),
     _multi("--allow", metavar="ENTITLEMENT", help="Allow network.host or security.insecure."),
+    click.option("--call", metavar="check|outline|targets[,format=json]",
+                 help="Ask the Dockerfile frontend instead of building: lint findings, build "
+                 "arguments and secrets, or targets."),
+    click.option("--check", is_flag=True, help="Lint the Dockerfile, build nothing (--call check)."),
     click.option(
         "--progress",
         metavar="auto|tty|plain|quiet|rawjson|none",

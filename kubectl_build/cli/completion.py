@@ -42,6 +42,8 @@ DIRECTIVE_DIRS = 16
 CHOICES: dict[str, tuple[str, ...]] = {
     "--progress": ("auto", "tty", "plain", "quiet", "rawjson", "none"),
     "--network": ("default", "host", "none"),
+    "--call": ("build", "check", "outline", "targets", "check,format=json", "outline,format=json",
+               "targets,format=json", "subrequests.describe"),
     "--allow": ("network.host", "security.insecure"),
     "--sbom": ("true", "false", "generator="),
     "--provenance": ("true", "false", "mode=min", "mode=max"),

@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from kubectl_build.options.annotations import Annotation, parse_annotations
 from kubectl_build.options.attests import Attest, parse_attests
+from kubectl_build.options.call import CallFunc, parse_call
 from kubectl_build.options.contexts import NamedContext, parse_build_context, unique_names
 from kubectl_build.options.flags import BuildFlags, _no_mapping
 from kubectl_build.options.resources import parse_shm_size, ulimit_attr
@@ -139,6 +140,8 @@ class BuildOptions:
     """RUN steps' resource limits as the frontend reads them (``nofile=1024:2048,...``)."""
     allow: tuple[str, ...] = ()
     """Entitlements granted; ``network.host`` is added for ``--network host``."""
+    call: CallFunc | None = None
+    """``--call``/``--check``: a frontend subrequest instead of the build."""
     progress: str = "auto"
     """Progress mode, one of ``PROGRESS_MODES``; ``quiet`` when ``-q`` was given."""
     quiet: bool = False
@@ -240,6 +243,7 @@ def _with_solve_fields(options: BuildOptions, flags: BuildFlags,
         shm_size=parse_shm_size(flags.shm_size) if flags.shm_size else 0,
         ulimits=ulimit_attr(flags.ulimit),
         allow=allow,
+        call=parse_call(flags.call, flags.check),
         progress=progress(flags, environ),
         quiet=flags.quiet,
         iidfile=flags.iidfile,

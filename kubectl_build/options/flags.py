@@ -48,6 +48,8 @@ class BuildFlags:
     shm_size: str | None = None
     ulimit: tuple[str, ...] = ()
     allow: tuple[str, ...] = ()
+    call: str | None = None
+    check: bool = False
     progress: str | None = None
     quiet: bool = False
     iidfile: str | None = None

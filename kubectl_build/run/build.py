@@ -28,6 +28,7 @@ from kubectl_build.planning.groups import BuilderGroup, group_description, group
 from kubectl_build.planning.solve import PreparedSolve, prepare_solve
 from kubectl_build.registry.credentials import docker_config_store
 from kubectl_build.run import results
+from kubectl_build.run.call import render_call
 from kubectl_build.run.emulation import ensure_group_emulators
 from kubectl_build.run.jobs import Job, run_jobs
 from kubectl_build.run.model import BuildInputs, BuildRequest, SolveJob, Target
@@ -74,14 +75,14 @@ def run_build(options: BuildOptions, console: Console, warm: WarmPath | None = N
         ahead = _plan_ahead(request)
         target = _open_target(request, ahead, warm, stack)
         try:
-            _run(request, target, ahead, stack)
+            code = _run(request, target, ahead, stack)
         except RegistryAuthError as err:
             if target.cluster is None:
                 raise
             raise _explain_auth(err, target.cluster) from err
         console.trace_time("reported")
     console.trace_time("cleaned up")
-    return 0
+    return code
 
 
 def _plan_ahead(request: BuildRequest) -> PlanAhead | None:
@@ -119,14 +120,19 @@ def _open_target(request: BuildRequest, ahead: PlanAhead | None, warm: WarmPath 
                   cluster.load_outputs(options, found.worker, found.builder), found)
 
 
-def _run(request: BuildRequest, target: Target, ahead: PlanAhead | None, stack: ExitStack) -> None:
-    """Plan, prepare and run the jobs, then the post-steps."""
+def _run(request: BuildRequest, target: Target, ahead: PlanAhead | None, stack: ExitStack) -> int:
+    """Plan, prepare and run the jobs, then the post-steps; the exit code."""
     plan = _plan(request, target, ahead)
     groups = plan.groups() if plan is not None else (_whole_build(request.options, target),)
     by_digest = len(groups) > 1 and pushes(request.options)
     jobs = _prepare_jobs(groups, request, target, by_digest, stack)
     inputs = BuildInputs(request.local, request.environ, target.credentials)
     responses = run_solves(jobs, inputs, request.console, request.options.progress)
+    if request.options.call is not None:
+        shown = os.path.normpath(request.options.dockerfile or "Dockerfile")
+        answer = render_call(request.options.call, responses[0], shown)
+        request.console.result(answer.text.removesuffix("\n"))  # result() ends the line
+        return answer.code
     if by_digest:
         _merge(responses, jobs, request, target)
     elif len(jobs) > 1:
@@ -136,6 +142,7 @@ def _run(request: BuildRequest, target: Target, ahead: PlanAhead | None, stack: 
     else:
         prepared = prepare_solve(jobs[0].options, request.local, request.environ)
         results.report(responses[0], prepared, request.options, request.console)
+    return 0
 
 
 def _whole_build(options: BuildOptions, target: Target) -> BuilderGroup:

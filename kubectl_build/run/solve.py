@@ -14,7 +14,7 @@ import threading
 import uuid
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kubectl_build._proto.control_pb2 import SolveResponse
@@ -27,7 +27,7 @@ from kubectl_build.buildkit.session.secrets import SecretSource, SecretsService
 from kubectl_build.buildkit.session.service import SessionService
 from kubectl_build.buildkit.session.session import Session
 from kubectl_build.buildkit.session.ssh import AgentPool, SSHService
-from kubectl_build.buildkit.solve import drops_exporters, solve_request
+from kubectl_build.buildkit.solve import FRONTEND, drops_exporters, solve_request
 from kubectl_build.console import Console
 from kubectl_build.context.cachedir import cache_dir
 from kubectl_build.context.dockerignore import read_ignore_file
@@ -41,6 +41,7 @@ from kubectl_build.errors import (
 )
 from kubectl_build.ocilayout.store import LayoutStore
 from kubectl_build.options.build import BuildOptions
+from kubectl_build.options.call import CallFunc
 from kubectl_build.planning.solve import PreparedSolve, prepare_solve
 from kubectl_build.progress.display import Display, select_display
 from kubectl_build.run.jobs import Job, JobCancelledError, run_jobs
@@ -159,8 +160,9 @@ def _run_job(job: SolveJob, inputs: BuildInputs, display: Display, console: Cons
         for client in job.clients:
             services, filesync = session_services(options, inputs, prepared, stack)
             session = Session(services, shared_key(inputs.local.context_dir))
-            response = solve_on(client, session, prepared,
-                                SolveWatch(display, console, job.label), cancel=cancel)
+            watch = SolveWatch(display, console, job.label)
+            response = solve_on(client, session, prepared, watch, cancel=cancel) \
+                if options.call is None else call_on(client, session, prepared, watch, options.call)
             record_results(prepared, response)
             console.trace(f"{job.label or job.builder}: context transfer: {filesync.stats}")
     return response
@@ -211,6 +213,31 @@ def solve_on(client: BuildKitClient, session: Session, prepared: PreparedSolve, 
             status.join(STATUS_DRAIN_TIMEOUT)
         console.trace_time("status drained")
         return dict(response.exporter_response)
+
+
+def call_on(client: BuildKitClient, session: Session, prepared: PreparedSolve, watch: SolveWatch,
+            call: CallFunc) -> dict[str, str]:
+    """Ask the frontend ``call`` instead of building: its answer, as result metadata.
+
+    A Solve without frontend holds the build (and its session) open while we, as the
+    build's frontend, send the Dockerfile frontend the subrequest through the gateway.
+    """
+    ref = uuid.uuid4().hex[:25]
+    request = solve_request(replace(prepared.spec, exporters=(), cache_exports=()), ref, session.id)
+    request.frontend = ""
+    attrs = {**prepared.spec.frontend_attrs, "requestid": call.request_id,
+             "frontend.caps": "moby.buildkit.frontend.subrequests+forward"}
+    with session.open(client):
+        solve = client.start_solve(request)
+        status = _follow_status(client, ref, watch.display, watch.prefix)
+        try:
+            answer = client.frontend_call(ref, FRONTEND, attrs)
+            _wait(solve)
+        except KubectlBuildError as err:
+            raise _auth_failure(session) or _failed(err, watch.display) from err
+        finally:
+            status.join(STATUS_DRAIN_TIMEOUT)
+    return {key: value.decode("utf-8", "replace") for key, value in answer.items()}
 
 
 def _auth_failure(session: Session) -> KubectlBuildError | None:

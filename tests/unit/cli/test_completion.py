@@ -161,6 +161,8 @@ def test_the_buildx_surface_flags_complete_their_values() -> None:
     assert values("--provenance", "mode=") == ["mode=min", "mode=max"]
     assert values("--annotation", "man") == ["manifest:", "manifest-descriptor:"]
     assert values("--progress", "n") == ["none"]
+    assert values("--call", "ch") == ["check", "check,format=json"]
+    assert "--check" in values("--che")
     assert "--build-context" in values("--build-c")
     assert values("--imag") == []  # imagetools is kubectl buildkit's
     assert values("--rm") == values("--force-r") == []  # hidden flags are never offered
