@@ -85,7 +85,9 @@ def frontend_attrs(inputs: FrontendInputs) -> dict[str, str]:
         attrs["target"] = inputs.target
     if inputs.platforms:
         attrs["platform"] = ",".join(inputs.platforms)
-    if len(inputs.platforms) > 1 or inputs.multi_platform:
+    if inputs.multi_platform and len(inputs.platforms) < 2:
+        # an index for one platform; with several the frontend makes one anyway (and
+        # buildx says nothing)
         attrs["multi-platform"] = "true"
     for key, value in inputs.build_args.items():
         attrs[f"build-arg:{key}"] = value
@@ -112,9 +114,9 @@ def frontend_attrs(inputs: FrontendInputs) -> dict[str, str]:
         # what buildx announces with named contexts: the frontend may forward them
         attrs["frontend.caps"] = "moby.buildkit.frontend.contexts+forward"
     if inputs.cache_imports:
-        attrs["cache-imports"] = json.dumps(
-            [{"Type": c.type, "Attrs": dict(c.attrs)} for c in inputs.cache_imports]
-        )
+        attrs["cache-imports"] = json.dumps(  # compact, as Go's encoding/json writes it
+            [{"Type": c.type, "Attrs": dict(c.attrs)} for c in inputs.cache_imports],
+            separators=(",", ":"))
     return attrs
 
 

@@ -54,6 +54,8 @@ from kubectl_build.run.layouts import (
 from kubectl_build.run.model import BuildInputs, SolveJob
 
 STATUS_DRAIN_TIMEOUT = 10.0
+NEVER_STARTED_WAIT = 0.5
+"""Seconds to wait for the progress of a build that sent none yet."""
 
 
 def shared_key(context_dir: str | None) -> str:
@@ -199,8 +201,10 @@ def solve_on(client: BuildKitClient, session: Session, prepared: PreparedSolve, 
         call = client.start_solve(request)
         console.trace_time("solve sent")
         status = _follow_status(client, ref, display, prefix)
+        done = False
         try:
             response = _wait(call, cancel)
+            done = True
             console.trace_time("solve done")
         except (JobCancelledError, BuildInterruptedError):
             raise
@@ -210,7 +214,7 @@ def solve_on(client: BuildKitClient, session: Session, prepared: PreparedSolve, 
                 raise
             raise better from err
         finally:
-            status.join(STATUS_DRAIN_TIMEOUT)
+            status.drain(failed=not done)
         console.trace_time("status drained")
         return dict(response.exporter_response)
 
@@ -230,13 +234,15 @@ def call_on(client: BuildKitClient, session: Session, prepared: PreparedSolve, w
     with session.open(client):
         solve = client.start_solve(request)
         status = _follow_status(client, ref, watch.display, watch.prefix)
+        done = False
         try:
             answer = client.frontend_call(ref, FRONTEND, attrs)
             _wait(solve)
+            done = True
         except KubectlBuildError as err:
             raise _auth_failure(session) or _failed(err, watch.display) from err
         finally:
-            status.join(STATUS_DRAIN_TIMEOUT)
+            status.drain(failed=not done)
     return {key: value.decode("utf-8", "replace") for key, value in answer.items()}
 
 
@@ -288,21 +294,37 @@ def _failed(error: KubectlBuildError, display: Display) -> KubectlBuildError:
     return error
 
 
-def _follow_status(client: BuildKitClient, ref: str, display: Display,
-                   prefix: str | None = None) -> threading.Thread:
-    lock = threading.Lock()
+class _StatusFollower(threading.Thread):
+    """The solve's progress into the display, on its own thread."""
 
-    def run() -> None:
+    def __init__(self, client: BuildKitClient, ref: str, display: Display, prefix: str | None) -> None:
+        super().__init__(name="kb-status", daemon=True)
+        self.client, self.ref, self.display, self.prefix = client, ref, display, prefix
+        self.seen = threading.Event()
+
+    def run(self) -> None:
         try:
-            for resp in client.follow_status(ref):
-                with lock:
-                    if prefix is None:
-                        display.update(resp)
-                    else:
-                        display.update(resp, prefix=prefix)
+            for resp in self.client.follow_status(self.ref):
+                self.seen.set()
+                if self.prefix is None:
+                    self.display.update(resp)
+                else:
+                    self.display.update(resp, prefix=self.prefix)
         except KubectlBuildError:
             pass  # the Solve result carries the real error
 
-    thread = threading.Thread(target=run, name="kb-status", daemon=True)
-    thread.start()
-    return thread
+    def drain(self, *, failed: bool) -> None:
+        """Wait for the last of the progress.
+
+        Not long for a failed build that sent none: the daemon refused the solve, and its
+        status would only end with the daemon's own wait for a build that never starts.
+        """
+        started = self.seen.is_set() or not failed
+        self.join(STATUS_DRAIN_TIMEOUT if started else NEVER_STARTED_WAIT)
+
+
+def _follow_status(client: BuildKitClient, ref: str, display: Display,
+                   prefix: str | None = None) -> _StatusFollower:
+    follower = _StatusFollower(client, ref, display, prefix)
+    follower.start()
+    return follower

@@ -3,7 +3,7 @@
 Any client (buildx through its remote driver, our CLI through --buildkit-host) talks to
 the proxy's unix socket; every call is forwarded byte for byte to the daemon, and the
 requests of Control.Solve and LLBBridge.Solve are kept, decoded with our own protos. In
-``record_only`` mode those calls are refused once recorded (nothing is built), for
+``record_only`` mode a solve is refused once recorded (nothing is built), for
 command lines whose outputs and registries do not exist here.
 
 Every method is forwarded as a stream-stream call: unary and streaming calls look the
@@ -84,8 +84,10 @@ class RecordingProxy(grpc.GenericRpcHandler):
                  context: grpc.ServicerContext) -> Iterator[bytes]:
         if method in (SOLVE, GATEWAY_SOLVE):
             first = next(requests)
-            self._record(method, first)
-            if self.record_only:
+            holds_gateway = self._record(method, first)
+            # A Solve that only holds a gateway build open goes through: the frontend
+            # attributes come in the gateway Solve that follows it.
+            if self.record_only and not holds_gateway:
                 context.abort(grpc.StatusCode.UNAVAILABLE, RECORDED)
             requests = _chain(first, requests)
         metadata = [(k, v) for k, v in context.invocation_metadata()
@@ -104,12 +106,15 @@ class RecordingProxy(grpc.GenericRpcHandler):
             context.set_trailing_metadata(err.trailing_metadata() or ())  # type: ignore[attr-defined]
             context.abort(err.code(), err.details() or "")  # type: ignore[attr-defined]
 
-    def _record(self, method: str, data: bytes) -> None:
+    def _record(self, method: str, data: bytes) -> bool:
+        """Keep a request; whether it is a Control.Solve holding a gateway build."""
         with self._lock:
             if method == SOLVE:
-                self._recording.control.append(control_pb2.SolveRequest.FromString(data))
-            else:
-                self._recording.gateway.append(gateway_pb2.SolveRequest.FromString(data))
+                solve = control_pb2.SolveRequest.FromString(data)
+                self._recording.control.append(solve)
+                return not solve.frontend and not solve.definition
+            self._recording.gateway.append(gateway_pb2.SolveRequest.FromString(data))
+            return False
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import json
-
 from kubectl_build.buildkit.solve import (
     CacheEntry,
     ExporterSpec,
@@ -25,12 +23,17 @@ def test_full_attrs() -> None:
         network="host", cache_imports=(CacheEntry("registry", {"ref": "r/c:1"}),),
     ))
     assert attrs["platform"] == "linux/amd64,linux/arm64"
-    assert attrs["multi-platform"] == "true"
+    assert "multi-platform" not in attrs  # several platforms make an index anyway, as buildx sends
     assert attrs["build-arg:A"] == "1" and attrs["label:org.x"] == "y"
     assert attrs["image-resolve-mode"] == "pull"
     assert attrs["add-hosts"] == "h=1.2.3.4"
     assert attrs["force-network-mode"] == "host"
-    assert json.loads(attrs["cache-imports"]) == [{"Type": "registry", "Attrs": {"ref": "r/c:1"}}]
+    assert attrs["cache-imports"] == '[{"Type":"registry","Attrs":{"ref":"r/c:1"}}]'  # Go's spelling
+
+
+def test_one_platform_index_is_asked_for() -> None:
+    attrs = frontend_attrs(FrontendInputs(platforms=("linux/arm64",), multi_platform=True))
+    assert attrs["multi-platform"] == "true"
 
 
 def test_no_cache_is_present_and_empty() -> None:
