@@ -39,6 +39,10 @@ def _dispatch(command_name: str, argv: Sequence[str], console: Console,
 
     command = cli.build if command_name == "build" else cli.buildkit
     prog = cli.BUILD_PROG if command_name == "build" else cli.BUILDKIT_PROG
+    if command_name == "build":
+        from kubectl_build.cli.compat import spell_switches
+
+        argv = spell_switches(list(argv))
     try:
         result = command.main(list(argv), prog_name=prog, standalone_mode=False, obj=invocation)
     except click.UsageError as err:

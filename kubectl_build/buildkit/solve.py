@@ -85,7 +85,8 @@ def frontend_attrs(inputs: FrontendInputs) -> dict[str, str]:
         attrs["target"] = inputs.target
     if inputs.platforms:
         attrs["platform"] = ",".join(inputs.platforms)
-    if inputs.multi_platform and len(inputs.platforms) < 2:
+    multi = inputs.build_args.get("BUILDKIT_MULTI_PLATFORM", "").lower() in ("1", "t", "true")
+    if (inputs.multi_platform or multi) and len(inputs.platforms) < 2:
         # an index for one platform; with several the frontend makes one anyway (and
         # buildx says nothing)
         attrs["multi-platform"] = "true"

@@ -26,3 +26,25 @@ COMPAT_OPTIONS = [
         for names in _IGNORED_VALUE_OPTIONS
     ),
 ]
+
+# Switches buildx (cobra) also takes as --push=true / --push=false, as CI files write them.
+BOOL_SWITCHES = ("--push", "--load", "--pull", "--no-cache", "--quiet", "--check", "--debug")
+_TRUE, _FALSE = ("1", "t", "true"), ("0", "f", "false")
+
+
+def spell_switches(argv: list[str]) -> list[str]:
+    """``--push=true`` as ``--push``, ``--push=false`` left out; other values stay for click's error.
+
+    Nothing after ``--`` is ours.
+    """
+    spelled: list[str] = []
+    for index, arg in enumerate(argv):
+        if arg == "--":
+            return spelled + argv[index:]
+        name, eq, value = arg.partition("=")
+        if eq and name in BOOL_SWITCHES and value.lower() in (*_TRUE, *_FALSE):
+            if value.lower() in _TRUE:
+                spelled.append(name)
+            continue
+        spelled.append(arg)
+    return spelled

@@ -123,6 +123,8 @@ def _scan(args: list[str]) -> tuple[str, list[str], list[str]]:
             i += 1 if eq else 2
             if flag in ("-f", "--file") and value != "-":
                 dockerfiles.append(value)
+            elif flag == "--build-context" and "://" not in value:
+                sources.append(value.split("=", 1)[1].rstrip("/") + "/file.txt")
             elif flag == "--secret":
                 sources += [f.split("=", 1)[1] for f in value.split(",") if f.startswith(("src=", "source="))]
             continue

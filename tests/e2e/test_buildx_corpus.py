@@ -57,6 +57,10 @@ def deliberate(theirs: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
         theirs["exporters"] = [("image", dict(ours_images[0]))]
         theirs["frontend_attrs"] = {k: v for k, v in theirs["frontend_attrs"].items()
                                     if k != "attest:provenance"}
+    if ours_images and "push" not in ours_images[0]:
+        # An image only stored by the builder: we drop attestations there (see the README).
+        theirs["frontend_attrs"] = {k: v for k, v in theirs["frontend_attrs"].items()
+                                    if k != "attest:provenance"}
     for kind, attrs in theirs["exporters"]:
         if kind == "image" and "oci-mediatypes" not in attrs:
             attrs["oci-mediatypes"] = "true"  # we ask for OCI types; the daemon's default

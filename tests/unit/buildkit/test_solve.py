@@ -34,6 +34,12 @@ def test_full_attrs() -> None:
 def test_one_platform_index_is_asked_for() -> None:
     attrs = frontend_attrs(FrontendInputs(platforms=("linux/arm64",), multi_platform=True))
     assert attrs["multi-platform"] == "true"
+    # buildx reads the build argument the frontend reads and asks for the index itself
+    def asked(value: str) -> dict[str, str]:
+        return frontend_attrs(FrontendInputs(build_args={"BUILDKIT_MULTI_PLATFORM": value}))
+
+    assert asked("1")["multi-platform"] == "true"
+    assert "multi-platform" not in asked("0")
 
 
 def test_no_cache_is_present_and_empty() -> None:
