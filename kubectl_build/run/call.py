@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from kubectl_build.errors import BuildFailedError
 from kubectl_build.options.call import CallFunc
@@ -68,18 +69,16 @@ def _with_path(findings: str, dockerfile: str) -> str:
     return re.sub(rf"(?m)^{re.escape(name)}:(\d+)$", lambda m: f"{dockerfile}:{m[1]}", findings)
 
 
-def _check_failed(failure: object, sources: list[object]) -> BuildFailedError:
+def _check_failed(failure: Any, sources: Any) -> BuildFailedError:
     """The Dockerfile could not be checked at all (a syntax error): where, and why."""
     message = failure.get("message") if isinstance(failure, dict) else str(failure)
-    where = ""
-    if isinstance(failure, dict) and sources and isinstance(sources[0], dict):
+    try:  # the frontend's shape: location.ranges[0].start.line into sources[sourceIndex]
         location = failure.get("location") or {}
-        ranges = location.get("ranges") or [{}] if isinstance(location, dict) else [{}]
-        line = (ranges[0].get("start") or {}).get("line") if isinstance(ranges[0], dict) else None
-        index = location.get("sourceIndex", 0) if isinstance(location, dict) else 0
-        source = sources[index] if isinstance(index, int) and index < len(sources) else sources[0]
-        name = source.get("filename", "") if isinstance(source, dict) else ""
-        where = f" ({name}:{line})" if name and line else f" ({name})" if name else ""
+        line = location["ranges"][0]["start"]["line"]
+        name = sources[location.get("sourceIndex", 0)]["filename"]
+        where = f" ({name}:{line})"
+    except (AttributeError, LookupError, TypeError):
+        where = ""
     return BuildFailedError(f"cannot check the Dockerfile{where}: {message or 'the frontend failed'}",
                             "fix that line and run the check again")
 

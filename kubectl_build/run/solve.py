@@ -12,11 +12,13 @@ import hashlib
 import os
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
+from kubectl_build._proto.control_pb2 import SolveRequest as ControlSolveRequest
 from kubectl_build._proto.control_pb2 import SolveResponse
 from kubectl_build.buildkit.client import BuildKitClient, SolveCall
 from kubectl_build.buildkit.session.auth import AuthService
@@ -53,6 +55,7 @@ from kubectl_build.run.layouts import (
 )
 from kubectl_build.run.model import BuildInputs, SolveJob
 
+_T = TypeVar("_T")
 STATUS_DRAIN_TIMEOUT = 10.0
 NEVER_STARTED_WAIT = 0.5
 """Seconds to wait for the progress of a build that sent none yet."""
@@ -193,30 +196,10 @@ def solve_on(client: BuildKitClient, session: Session, prepared: PreparedSolve, 
         watch: where progress goes.
         cancel: set when another job failed: the solve is cancelled in the daemon.
     """
-    display, console, prefix = watch.display, watch.console, watch.prefix
     _check_exporters(client, prepared)
-    ref = uuid.uuid4().hex[:25]
-    request = solve_request(prepared.spec, ref, session.id)
-    with session.open(client):
-        call = client.start_solve(request)
-        console.trace_time("solve sent")
-        status = _follow_status(client, ref, display, prefix)
-        done = False
-        try:
-            response = _wait(call, cancel)
-            done = True
-            console.trace_time("solve done")
-        except (JobCancelledError, BuildInterruptedError):
-            raise
-        except KubectlBuildError as err:
-            better = _auth_failure(session) or _failed(err, display)
-            if better is err:
-                raise
-            raise better from err
-        finally:
-            status.drain(failed=not done)
-        console.trace_time("status drained")
-        return dict(response.exporter_response)
+    request = solve_request(prepared.spec, uuid.uuid4().hex[:25], session.id)
+    response = _watched_solve(client, session, request, watch, lambda call: _wait(call, cancel))
+    return dict(response.exporter_response)
 
 
 def call_on(client: BuildKitClient, session: Session, prepared: PreparedSolve, watch: SolveWatch,
@@ -226,24 +209,48 @@ def call_on(client: BuildKitClient, session: Session, prepared: PreparedSolve, w
     A Solve without frontend holds the build (and its session) open while we, as the
     build's frontend, send the Dockerfile frontend the subrequest through the gateway.
     """
-    ref = uuid.uuid4().hex[:25]
-    request = solve_request(replace(prepared.spec, exporters=(), cache_exports=()), ref, session.id)
+    request = solve_request(replace(prepared.spec, exporters=(), cache_exports=()),
+                            uuid.uuid4().hex[:25], session.id)
     request.frontend = ""
     attrs = {**prepared.spec.frontend_attrs, "requestid": call.request_id,
              "frontend.caps": "moby.buildkit.frontend.subrequests+forward"}
+
+    def ask(solve: SolveCall) -> dict[str, bytes]:
+        answer = client.frontend_call(request.ref, FRONTEND, attrs)
+        _wait(solve)
+        return answer
+
+    answer = _watched_solve(client, session, request, watch, ask)
+    return {key: value.decode("utf-8", "replace") for key, value in answer.items()}
+
+
+def _watched_solve(client: BuildKitClient, session: Session, request: ControlSolveRequest,
+                   watch: SolveWatch, finish: Callable[[SolveCall], _T]) -> _T:
+    """Send ``request`` with its session open and its progress followed.
+
+    ``finish`` waits for the outcome. A failure is reported by its real cause (a failed
+    credential lookup, the failing step's exit code).
+    """
     with session.open(client):
-        solve = client.start_solve(request)
-        status = _follow_status(client, ref, watch.display, watch.prefix)
+        call = client.start_solve(request)
+        watch.console.trace_time("solve sent")
+        status = _follow_status(client, request.ref, watch.display, watch.prefix)
         done = False
         try:
-            answer = client.frontend_call(ref, FRONTEND, attrs)
-            _wait(solve)
+            outcome = finish(call)
             done = True
+            watch.console.trace_time("solve done")
+        except (JobCancelledError, BuildInterruptedError):
+            raise
         except KubectlBuildError as err:
-            raise _auth_failure(session) or _failed(err, watch.display) from err
+            better = _auth_failure(session) or _failed(err, watch.display)
+            if better is err:
+                raise
+            raise better from err
         finally:
             status.drain(failed=not done)
-    return {key: value.decode("utf-8", "replace") for key, value in answer.items()}
+        watch.console.trace_time("status drained")
+        return outcome
 
 
 def _auth_failure(session: Session) -> KubectlBuildError | None:

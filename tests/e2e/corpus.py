@@ -118,7 +118,7 @@ def _scan(args: list[str]) -> tuple[str, list[str], list[str]]:
     while i < len(args):
         arg = args[i]
         flag, eq, inline = arg.partition("=")
-        if flag in _VALUE_FLAGS and flag.startswith("--") or flag in ("-t", "-f", "-o"):
+        if flag in _VALUE_FLAGS:
             value = inline if eq else args[i + 1]
             i += 1 if eq else 2
             if flag in ("-f", "--file") and value != "-":
