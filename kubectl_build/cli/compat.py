@@ -28,14 +28,15 @@ COMPAT_OPTIONS = [
 ]
 
 # Switches buildx (cobra) also takes as --push=true / --push=false, as CI files write them.
-BOOL_SWITCHES = ("--push", "--load", "--pull", "--no-cache", "--quiet", "--check", "--debug")
+BOOL_SWITCHES = ("--push", "--load", "--pull", "--no-cache", "--quiet", "-q", "--check", "--debug")
 _TRUE, _FALSE = ("1", "t", "true"), ("0", "f", "false")
 
 
 def spell_switches(argv: list[str]) -> list[str]:
     """``--push=true`` as ``--push``, ``--push=false`` left out; other values stay for click's error.
 
-    Nothing after ``--`` is ours.
+    ``-t=NAME`` as ``-t NAME``: cobra reads a short option's ``=`` as the separator, click
+    as part of the value. Nothing after ``--`` is ours.
     """
     spelled: list[str] = []
     for index, arg in enumerate(argv):
@@ -45,6 +46,9 @@ def spell_switches(argv: list[str]) -> list[str]:
         if eq and name in BOOL_SWITCHES and value.lower() in (*_TRUE, *_FALSE):
             if value.lower() in _TRUE:
                 spelled.append(name)
+            continue
+        if eq and len(name) == 2 and name[0] == "-" and name[1].isalpha():
+            spelled += [name, value]
             continue
         spelled.append(arg)
     return spelled

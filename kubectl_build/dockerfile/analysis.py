@@ -88,9 +88,9 @@ class Analysis:
         return tuple(stage for stage in self.stages if stage.has_run)
 
     @property
-    def windows_run_stages(self) -> tuple[Stage, ...]:
-        """Built stages that would RUN on Windows, which no Linux builder can do."""
-        return tuple(stage for stage in self.run_stages if stage.platform.os == "windows")
+    def foreign_os_run_stages(self) -> tuple[Stage, ...]:
+        """Built stages that would RUN on another OS than Linux, which no Linux builder can do."""
+        return tuple(stage for stage in self.run_stages if stage.platform.os != "linux")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from kubectl_build.errors import UsageError
 from kubectl_build.platforms.platform import parse_platform
 
 TYPES = ("manifest", "manifest-descriptor", "index", "index-descriptor")
-_KEY = re.compile(r"^(?:([a-z-]+)(?:\[([A-Za-z0-9_/-]+)\])?:)?(\S+)$")
+_LEVEL = re.compile(r"^([a-z-]+)(?:\[([A-Za-z0-9_/-]+)\])?$")
 _FORMS = "use KEY=VALUE or TYPE[PLATFORM]:KEY=VALUE with TYPE one of " + ", ".join(TYPES)
 
 
@@ -41,16 +41,27 @@ class Annotation:
         return f"annotation-{self.type}{narrowed}.{self.key}"
 
 
-def parse_annotation(value: str) -> Annotation:
-    """One ``--annotation`` value."""
+def parse_annotation(value: str) -> tuple[Annotation, ...]:
+    """One ``--annotation`` value: ``LEVELS:KEY=VALUE`` gives one per comma-separated level."""
     key, sep, text = value.partition("=")
     if not sep:
         raise UsageError(f'invalid --annotation "{value}": expected KEY=VALUE', _FORMS)
-    match = _KEY.match(key)
+    levels, colon, name = key.partition(":")
+    if not colon:
+        levels, name = "", key
+    if not name or (colon and not levels) or any(c.isspace() for c in name):
+        raise UsageError(f'invalid --annotation "{value}": expected [TYPE[PLATFORM]:]KEY=VALUE', _FORMS)
+    if not levels:
+        return (Annotation("", None, name, text),)
+    return tuple(_level(value, level, name, text) for level in levels.split(","))
+
+
+def _level(value: str, level: str, name: str, text: str) -> Annotation:
+    match = _LEVEL.match(level)
     if match is None:
         raise UsageError(f'invalid --annotation "{value}": expected [TYPE[PLATFORM]:]KEY=VALUE', _FORMS)
-    kind, platform, name = match[1] or "", match[2], match[3]
-    if kind and kind not in TYPES:
+    kind, platform = match[1], match[2]
+    if kind not in TYPES:
         raise UsageError(f'invalid --annotation "{value}": unknown type "{kind}"', _FORMS)
     if platform is not None:
         try:
@@ -63,7 +74,7 @@ def parse_annotation(value: str) -> Annotation:
 
 def parse_annotations(values: Iterable[str]) -> tuple[Annotation, ...]:
     """Every ``--annotation``; the last value of one attribute wins."""
-    return tuple({a.attr: a for a in map(parse_annotation, values)}.values())
+    return tuple({a.attr: a for value in values for a in parse_annotation(value)}.values())
 
 
 def exporter_attrs(annotations: Sequence[Annotation]) -> dict[str, str]:

@@ -222,6 +222,7 @@ def _with_solve_fields(options: BuildOptions, flags: BuildFlags,
                        environ: Mapping[str, str]) -> BuildOptions:
     """What the solve is asked besides the context: steps, secrets, cache, output files."""
     mode, allow = network(flags)
+    exports = outputs(flags, options.tags)
     return replace(
         options,
         target=flags.target or None,
@@ -235,9 +236,9 @@ def _with_solve_fields(options: BuildOptions, flags: BuildFlags,
         build_contexts=unique_names(tuple(parse_build_context(v) for v in flags.build_context)),
         cache_from=tuple(parse_cache(v, export=False) for v in flags.cache_from),
         cache_to=cache_to(flags.cache_to, options.build_args),
-        outputs=outputs(flags, options.tags),
+        outputs=exports,
         push=flags.push,
-        load=flags.load,
+        load=flags.load or any(out.loads for out in exports),
         network=mode,
         add_hosts=parse_add_hosts(flags.add_host),
         shm_size=parse_shm_size(flags.shm_size) if flags.shm_size else 0,

@@ -161,6 +161,8 @@ class OutputSpec:
     """Exporter attributes (``name``, ``push``, ``compression``...), without type and dest."""
     dest: str | None
     """A directory for local, a file or ``-`` (stdout) for tar/oci/docker, else None."""
+    loads: bool = False
+    """Given as ``type=docker`` without dest: buildx's load into Docker, ours into the cluster."""
 
     @property
     def layout_dir(self) -> bool:
@@ -207,6 +209,10 @@ def parse_output(value: str) -> OutputSpec:
     if kind not in _OUTPUT_TYPES:
         why = f'unknown type "{kind}"' if kind else "missing type="
         raise UsageError(f'invalid --output "{value}": {why}', _OUTPUT_FORMS)
+    if kind == "docker" and not dest and attrs.get("tar", "true") not in GO_FALSE:
+        # buildx loads it into the local Docker engine; the engine here is the cluster's (--load)
+        kept = {k: v for k, v in attrs.items() if k not in ("context", "tar")}
+        return OutputSpec("image", MappingProxyType(kept), None, loads=True)
     if kind == "local" and dest in (None, "", "-"):
         raise UsageError(f'invalid --output "{value}": type=local needs dest=DIR', _OUTPUT_FORMS)
     if "tar" in attrs and (kind not in ("oci", "docker") or not _is_bool(attrs["tar"])):

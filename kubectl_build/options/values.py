@@ -111,7 +111,7 @@ def _merge_push(outputs: Sequence[OutputSpec], push: bool, tags: Sequence[str]) 
             attrs["push"] = "true"
         if out.type in ("image", "oci", "docker") and not attrs.get("name") and tags:
             attrs["name"] = ",".join(tags)
-        merged.append(OutputSpec(out.type, MappingProxyType(attrs), out.dest))
+        merged.append(OutputSpec(out.type, MappingProxyType(attrs), out.dest, out.loads))
     for out in merged:
         if out.pushes and not out.attrs.get("name"):
             raise UsageError(

@@ -274,11 +274,8 @@ def _run_why(analysis: Analysis, foreign: tuple[Platform, ...]) -> str:
 
 def _plan_one(platform: Platform, request: PlanRequest, cluster: Cluster) -> PlatformPlan | PlanFailure:
     builder = cluster.builder
-    if platform.os not in (BUILDER_OS, "windows"):
-        return PlanFailure(platform, f"no builder can produce {platform.os} images",
-                           "build for linux or windows platforms")
     analysis = _analysis(platform, builder.platform, request)
-    failure = _windows_failure(platform, analysis)
+    failure = _foreign_os_failure(platform, analysis)
     if failure is not None:
         return failure
     if worker_runs(builder.platform, builder.reported, platform):
@@ -295,14 +292,19 @@ def _plan_one(platform: Platform, request: PlanRequest, cluster: Cluster) -> Pla
     return _default_plan(platform, request, cluster, analysis)
 
 
-def _windows_failure(platform: Platform, analysis: Analysis) -> PlanFailure | None:
-    stages = analysis.windows_run_stages
+_OS_NAMES = {"windows": "Windows", "darwin": "macOS", "freebsd": "FreeBSD"}
+
+
+def _foreign_os_failure(platform: Platform, analysis: Analysis) -> PlanFailure | None:
+    """Linux builders produce other systems' images and files only by copying (cross-compiling)."""
+    stages = analysis.foreign_os_run_stages
     if not stages:
         return None
     lines = [str(line) for line in stages[0].run_lines]
     where = f"line{'s' if len(lines) > 1 else ''} {', '.join(lines)}"
+    system = _OS_NAMES.get(stages[0].platform.os, stages[0].platform.os)
     return PlanFailure(platform, f"stage {stages[0].label} runs RUN on {stages[0].platform} at {where}, "
-                       "but Linux builders can only copy files into Windows images",
+                       f"but Linux builders can only copy files into {system} images",
                        "build that stage FROM --platform=$BUILDPLATFORM, or drop RUN from it")
 
 

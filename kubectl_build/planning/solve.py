@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -59,6 +61,18 @@ def named_sources(options: BuildOptions) -> dict[str, str]:
     return sources
 
 
+def shared_key(directory: str, client_id: str) -> str:
+    """Stable per (client machine, directory): lets the daemon diff a rebuild's upload."""
+    digest = hashlib.sha256(f"{client_id}:{directory}".encode()).hexdigest()[:32]
+    return f"{os.path.basename(directory) or 'context'}:{digest}"
+
+
+def named_shared_keys(options: BuildOptions, client_id: str) -> dict[str, str]:
+    """``sharedkey:localdir:NAME`` per local named context, as buildx sends them."""
+    return {f"sharedkey:localdir:{ctx.name}": shared_key(os.path.abspath(ctx.value), client_id)
+            for ctx in options.build_contexts if ctx.kind == "local"}
+
+
 def layout_uses(options: BuildOptions) -> tuple[LayoutUse, ...]:
     """The layout directories of local caches and tar=false outputs, one per store id.
 
@@ -96,10 +110,11 @@ def _exporter(out: OutputSpec, annotations: Mapping[str, str]) -> ExporterSpec:
 def _default_outputs(options: BuildOptions) -> tuple[OutputSpec, ...]:
     if options.outputs:
         return options.outputs
-    if options.tags:
+    if options.tags or options.load:
         # Without --push the image stays in the builder's image store (the node's
-        # containerd with the containerd worker) under its names.
-        return (OutputSpec("image", {"name": ",".join(options.tags)}, None),)
+        # containerd with the containerd worker) under its names; --load without a tag
+        # stores it by digest, as buildx loads an untagged image.
+        return (OutputSpec("image", {"name": ",".join(options.tags)} if options.tags else {}, None),)
     return ()
 
 
@@ -126,8 +141,11 @@ def build_args(options: BuildOptions, environ: Mapping[str, str]) -> dict[str, s
 
 
 def prepare_solve(options: BuildOptions, sources: LocalSources,
-               environ: Mapping[str, str]) -> PreparedSolve:
-    """The SolveSpec for these options and local sources."""
+                  environ: Mapping[str, str], client_id: str = "") -> PreparedSolve:
+    """The SolveSpec for these options and local sources.
+
+    ``client_id`` names this client machine in the shared keys of named local contexts.
+    """
     imports = tuple(CacheEntry(c.type, dict(c.attrs)) for c in options.cache_from)
     inputs = FrontendInputs(
         dockerfile_name=sources.dockerfile_name,
@@ -163,7 +181,7 @@ def prepare_solve(options: BuildOptions, sources: LocalSources,
         entitlements.append("network.host")
     spec = SolveSpec(
         dockerfile_name=sources.dockerfile_name,
-        frontend_attrs=frontend_attrs(inputs),
+        frontend_attrs={**frontend_attrs(inputs), **named_shared_keys(options, client_id)},
         exporters=[ExporterSpec(e.type, e.attrs) for e in exporters],
         cache_imports=imports,
         cache_exports=tuple(CacheEntry(c.type, dict(c.attrs)) for c in options.cache_to),

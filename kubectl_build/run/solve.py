@@ -8,7 +8,6 @@ on one daemon.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import threading
 import uuid
@@ -44,7 +43,7 @@ from kubectl_build.errors import (
 from kubectl_build.ocilayout.store import LayoutStore
 from kubectl_build.options.build import BuildOptions
 from kubectl_build.options.call import CallFunc
-from kubectl_build.planning.solve import PreparedSolve, prepare_solve
+from kubectl_build.planning.solve import PreparedSolve, prepare_solve, shared_key
 from kubectl_build.progress.display import Display, select_display
 from kubectl_build.run.jobs import Job, JobCancelledError, run_jobs
 from kubectl_build.run.layouts import (
@@ -61,12 +60,9 @@ NEVER_STARTED_WAIT = 0.5
 """Seconds to wait for the progress of a build that sent none yet."""
 
 
-def shared_key(context_dir: str | None) -> str:
-    """Stable per (client machine, context dir): lets the daemon diff a rebuild."""
-    if context_dir is None:
-        return ""
-    digest = hashlib.sha256(f"{_client_id()}:{context_dir}".encode()).hexdigest()[:32]
-    return f"{os.path.basename(context_dir) or 'context'}:{digest}"
+def session_key(context_dir: str | None) -> str:
+    """The session's shared key: the context dir's, on this client machine."""
+    return "" if context_dir is None else shared_key(context_dir, _client_id())
 
 
 def _client_id() -> str:
@@ -158,13 +154,13 @@ def run_solves(jobs: Sequence[SolveJob], inputs: BuildInputs, console: Console,
 def _run_job(job: SolveJob, inputs: BuildInputs, display: Display, console: Console,
              cancel: threading.Event) -> dict[str, str]:
     options = resolve_named_contexts(resolve_cache_imports(job.options, console))
-    prepared = prepare_solve(options, inputs.local, inputs.environ)
+    prepared = prepare_solve(options, inputs.local, inputs.environ, _client_id())
     prepare_dirs(prepared)
     response: dict[str, str] = {}
     with ExitStack() as stack:
         for client in job.clients:
             services, filesync = session_services(options, inputs, prepared, stack)
-            session = Session(services, shared_key(inputs.local.context_dir))
+            session = Session(services, session_key(inputs.local.context_dir))
             watch = SolveWatch(display, console, job.label)
             response = solve_on(client, session, prepared, watch, cancel=cancel) \
                 if options.call is None else call_on(client, session, prepared, watch, options.call)
@@ -212,6 +208,7 @@ def call_on(client: BuildKitClient, session: Session, prepared: PreparedSolve, w
     request = solve_request(replace(prepared.spec, exporters=(), cache_exports=()),
                             uuid.uuid4().hex[:25], session.id)
     request.frontend = ""
+    request.internal = True  # a question, not a build: kept out of the build history, as buildx does
     attrs = {**prepared.spec.frontend_attrs, "requestid": call.request_id,
              "frontend.caps": "moby.buildkit.frontend.subrequests+forward"}
 

@@ -14,6 +14,9 @@ from kubectl_build.cli.compat import spell_switches
     ([".", "--push=maybe"], [".", "--push=maybe"]),  # click says it takes no value
     ([".", "--", "--push=true"], [".", "--", "--push=true"]),
     ([".", "--build-arg=A=true"], [".", "--build-arg=A=true"]),
+    ([".", "-t=r/a:1", "-f=Dockerfile.x"], [".", "-t", "r/a:1", "-f", "Dockerfile.x"]),  # cobra's short form
+    ([".", "-q=true", "-o=type=local,dest=o"], [".", "-q", "-o", "type=local,dest=o"]),
+    ([".", "-tr/a"], [".", "-tr/a"]),
 ])
 def test_switches_spelled_with_values(argv: list[str], expected: list[str]) -> None:
     assert spell_switches(argv) == expected

@@ -51,7 +51,7 @@ def test_cross_example_windows_target_copies_only() -> None:
     assert _summary(analysis) == [("build", "linux/amd64", True),
                                   ("release-windows", "windows/amd64", False),
                                   ("#3", "windows/amd64", False)]
-    assert analysis.windows_run_stages == ()
+    assert analysis.foreign_os_run_stages == ()
     assert analysis.stages[1].base == "mcr.microsoft.com/windows/nanoserver:ltsc2022"
 
 
@@ -215,7 +215,7 @@ def test_duplicate_stage_names_and_bad_from() -> None:
 def test_windows_stage_with_run_is_reported() -> None:
     analysis = _analyse("FROM mcr.microsoft.com/windows/servercore:ltsc2022\nRUN dir\n",
                         "windows/amd64")
-    assert [s.label for s in analysis.windows_run_stages] == ["#0"]
+    assert [s.label for s in analysis.foreign_os_run_stages] == ["#0"]
 
 
 # --- the reader ----------------------------------------------------------------------------

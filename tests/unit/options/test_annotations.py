@@ -18,7 +18,12 @@ from kubectl_build.options.annotations import exporter_attrs, parse_annotation, 
     ("index[linux/arm64]:k=v", "annotation-index.k"),  # an index has no platform
 ])
 def test_attribute_names(value: str, attr: str) -> None:
-    assert parse_annotation(value).attr == attr
+    assert [a.attr for a in parse_annotation(value)] == [attr]
+
+
+def test_several_levels_before_one_key() -> None:
+    assert [a.attr for a in parse_annotation("index,manifest[linux/arm64],manifest-descriptor:k=v")] == [
+        "annotation-index.k", "annotation-manifest[linux/arm64].k", "annotation-manifest-descriptor.k"]
 
 
 def test_values_keep_everything_after_the_first_equals_and_the_last_wins() -> None:
@@ -29,6 +34,8 @@ def test_values_keep_everything_after_the_first_equals_and_the_last_wins() -> No
 @pytest.mark.parametrize(("value", "why"), [
     ("novalue", "expected KEY=VALUE"), ("layer:k=v", 'unknown type "layer"'),
     ("manifest[linux/zz]:k=v", 'invalid platform "linux/zz"'), ("=v", "expected [TYPE[PLATFORM]:]KEY=VALUE"),
+    ("index,:k=v", "expected [TYPE[PLATFORM]:]KEY=VALUE"), ("index,layer:k=v", 'unknown type "layer"'),
+    (":k=v", "expected [TYPE[PLATFORM]:]KEY=VALUE"),
 ])
 def test_bad_annotations(value: str, why: str) -> None:
     with pytest.raises(UsageError) as failed:

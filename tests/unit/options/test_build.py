@@ -270,6 +270,15 @@ def test_parse_output(value: str, expected: OutputSpec) -> None:
     assert (got.type, dict(got.attrs), got.dest) == (expected.type, expected.attrs, expected.dest)
 
 
+def test_docker_output_without_dest_loads_into_the_cluster(context: Path) -> None:
+    got = parse_output("type=docker,context=desktop-linux,compression=zstd")
+    assert (got.type, dict(got.attrs), got.dest, got.loads) == ("image", {"compression": "zstd"}, None, True)
+    opts = options(tag=("r/a:1",), output=("type=docker",))
+    assert opts.load
+    assert [(o.type, dict(o.attrs)) for o in opts.outputs] == [("image", {"name": "r/a:1"})]
+    assert not options(tag=("r/a:1",), output=("type=docker,dest=d.tar",)).load
+
+
 def test_output_pushes() -> None:
     assert parse_output("type=registry").pushes
     assert not parse_output("type=image,name=a").pushes
@@ -291,7 +300,6 @@ OUTPUT_HINT = (
         ("type=local", "type=local needs dest=DIR"),
         ("type=local,dest=-", "type=local needs dest=DIR"),
         ("type=oci", "type=oci needs dest=FILE or dest=-"),
-        ("type=docker", "type=docker needs dest=FILE or dest=-"),
         ("type=tar,dest=", "type=tar needs dest=FILE or dest=-"),
         ("type=image,dest=x", "type=image takes no dest"),
         ("type=oci,dest", 'expected KEY=VALUE, got "dest"'),

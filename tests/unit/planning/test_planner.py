@@ -113,8 +113,11 @@ TABLE: list[tuple[str, Cluster, Dockerfile, Mode, str, list[str]]] = [
     ("a fixed-platform RUN stage", AMD_ONLY, FIXED_ARM_TOOL, "auto", "linux/amd64,linux/s390x", [
         "linux/amd64: native on node-a (amd64 node)",
         "linux/s390x: qemu on node-a (no s390x nodes; stage tool runs RUN on linux/arm64)"]),
-    ("unknown OS", AMD_ONLY, COPY_ONLY, "auto", "darwin/arm64", [
-        "darwin/arm64: cannot build (no builder can produce darwin images)"]),
+    ("macOS files cross-compiled", AMD_ONLY, COPY_ONLY, "auto", "darwin/arm64", [
+        "darwin/arm64: cross on node-a (no RUN for this platform)"]),
+    ("macOS RUN", AMD_ONLY, RUN_ON_TARGET, "auto", "darwin/arm64", [
+        "darwin/arm64: cannot build (stage #0 runs RUN on darwin/arm64 at line 2, "
+        "but Linux builders can only copy files into macOS images)"]),
     ("no emulator for the architecture", AMD_ONLY, RUN_ON_TARGET, "auto", "linux/mipsle", [
         "linux/mipsle: cannot build (Dockerfile runs RUN on the target platform, "
         "and no emulator exists for linux/mipsle)"]),

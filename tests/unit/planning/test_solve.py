@@ -81,6 +81,24 @@ def test_run_resources_and_named_contexts_are_frontend_attrs(tmp_path) -> None: 
     assert "shm-size" not in _plan(tmp_path).spec.frontend_attrs
 
 
+def test_named_local_contexts_get_a_shared_key_per_client_and_machine(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "src").mkdir()
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    contexts = (f"src={tmp_path / 'src'}", "img=docker-image://alpine")
+    options = build_options(BuildFlags(context=str(tmp_path), build_context=contexts), {})
+    local = LocalSources(str(tmp_path), str(tmp_path), "Dockerfile")
+
+    def keys(client: str) -> dict[str, str]:
+        attrs = prepare_solve(options, local, {}, client).spec.frontend_attrs
+        return {k: v for k, v in attrs.items() if k.startswith("sharedkey:")}
+
+    mine = keys("client-a")
+    assert list(mine) == ["sharedkey:localdir:src"]  # a docker-image context uploads nothing
+    assert mine["sharedkey:localdir:src"].startswith("src:")  # buildx's base name, then who sends it
+    assert keys("client-a") == mine
+    assert keys("client-b") != mine
+
+
 def test_default_provenance_where_buildx_adds_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
     def provenance(**flags):  # type: ignore[no-untyped-def]
         return _plan(tmp_path, **flags).spec.frontend_attrs.get("attest:provenance")
